@@ -1,0 +1,74 @@
+"""cnnzoo: the classic convolutional networks in PyTorch, exact and tested.
+
+The public names are imported lazily so that ``import cnnzoo`` stays light: it pulls in no
+plotting library, no Hub client and changes no global torch setting.
+
+Example:
+    >>> from cnnzoo import get_model
+    >>> model = get_model("lenet5", num_classes=10)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (relative to this package)
+_LAZY_ATTRIBUTES: dict[str, str] = {
+    "get_model": ".models",
+    "list_models": ".models",
+    "info": ".models",
+    "register": ".models",
+    "fit": ".training",
+    "evaluate": ".training",
+    "predict": ".training",
+    "History": ".training",
+    "save": ".checkpoint",
+    "load": ".checkpoint",
+    "load_weights": ".checkpoint",
+    "save_pretrained": ".hub",
+    "from_pretrained": ".hub",
+    "push_to_hub": ".hub",
+    "freeze": ".transfer",
+    "unfreeze": ".transfer",
+    "summary": ".summarize",
+    "count_parameters": ".summarize",
+}
+_LAZY_MODULES = (
+    "blocks",
+    "models",
+    "data",
+    "training",
+    "checkpoint",
+    "hub",
+    "summarize",
+    "transfer",
+)
+
+__all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import blocks, checkpoint, data, hub, models, summarize, training, transfer
+    from .checkpoint import load, load_weights, save
+    from .hub import from_pretrained, push_to_hub, save_pretrained
+    from .models import get_model, info, list_models, register
+    from .summarize import count_parameters, summary
+    from .training import History, evaluate, fit, predict
+    from .transfer import freeze, unfreeze
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_ATTRIBUTES:
+        module = importlib.import_module(_LAZY_ATTRIBUTES[name], __name__)
+        value = getattr(module, name)
+        globals()[name] = value  # cache: the next access skips __getattr__
+        return value
+    raise AttributeError(f"module 'cnnzoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
