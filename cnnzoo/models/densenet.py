@@ -1,0 +1,257 @@
+"""DenseNet-121 (Huang et al. 2017), compatible with torchvision.
+
+Module names, state-dict keys, parameter counts and initialisation are torchvision's. Old
+checkpoints (torchvision's ImageNet files among them) spell the dense-layer keys ``norm.1``,
+``conv.2``...; the model renames those on ``load_state_dict``, so they load with ``strict=True``
+too. ``small_input=True`` swaps the 7x7 stride-2 stem and its max pool for a 3x3 stride-1 conv,
+for 28x28 and 32x32 images.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint as checkpoint
+from torch import nn
+
+from .base import ZooModel
+from .registry import register
+
+__all__ = ["DenseNet", "densenet121"]
+
+# Keys such as "features.denseblock1.denselayer1.norm.1.weight" in pre-2019 checkpoints.
+_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"([12]\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
+)
+
+
+class _DenseLayer(nn.Module):
+    """BN-ReLU-Conv1x1 (to ``bn_size * growth_rate``), BN-ReLU-Conv3x3 (to ``growth_rate``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int,
+        drop_rate: float,
+        memory_efficient: bool,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_channels, bn_size * growth_rate, kernel_size=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(
+            bn_size * growth_rate, growth_rate, kernel_size=3, padding=1, bias=False
+        )
+        self.drop_rate = float(drop_rate)
+        self.memory_efficient = memory_efficient
+
+    def _bottleneck(self, *features: torch.Tensor) -> torch.Tensor:
+        return self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Map the block's feature maps so far to ``growth_rate`` new channels."""
+        if self.memory_efficient and any(f.requires_grad for f in features):
+            # Recompute the concatenation and bottleneck in the backward pass instead of storing
+            # them: memory grows linearly rather than quadratically with depth.
+            out = checkpoint.checkpoint(self._bottleneck, *features, use_reentrant=False)
+        else:
+            out = self._bottleneck(*features)
+        out = self.conv2(self.relu2(self.norm2(out)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        return out
+
+
+class _DenseBlock(nn.ModuleDict):
+    """``num_layers`` dense layers, each fed the concatenation of all earlier outputs."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        in_channels: int,
+        bn_size: int,
+        growth_rate: int,
+        drop_rate: float,
+        memory_efficient: bool,
+    ) -> None:
+        super().__init__()
+        for i in range(num_layers):
+            layer = _DenseLayer(
+                in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient
+            )
+            self.add_module(f"denselayer{i + 1}", layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, C, H, W)`` to ``(N, C + num_layers * growth_rate, H, W)``."""
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class _Transition(nn.Sequential):
+    """BN-ReLU-Conv1x1 then 2x2 average pool: halves the width and the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(in_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+
+
+class DenseNet(ZooModel):
+    """DenseNet-BC: stem, dense blocks joined by transitions, final norm, ``classifier``.
+
+    Args:
+        growth_rate: Channels each dense layer adds (``k`` in the paper).
+        block_config: Number of layers in each dense block.
+        num_init_features: Width of the stem conv.
+        bn_size: Bottleneck width factor (the 1x1 conv outputs ``bn_size * growth_rate``).
+        drop_rate: Dropout after each dense layer.
+        num_classes: Outputs of ``classifier``; 0 replaces it with ``nn.Identity``.
+        in_channels: Channels of the input images.
+        small_input: Use a 3x3 stride-1 stem conv and no max pool, for 28x28/32x32 images.
+        memory_efficient: Recompute the bottleneck inputs in the backward pass (gradient
+            checkpointing): much less memory, somewhat slower.
+    """
+
+    classifier_path = "classifier"
+
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config: tuple[int, ...] = (6, 12, 24, 16),
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        small_input: bool = False,
+        memory_efficient: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 0 or in_channels < 1:
+            raise ValueError(
+                f"need num_classes >= 0 and in_channels >= 1, got {num_classes} and {in_channels}"
+            )
+        if not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.small_input = small_input
+        self.input_size = (in_channels, 32, 32) if small_input else (in_channels, 224, 224)
+        # Each of the len(block_config) - 1 transitions needs at least 2x2 pixels; the stride-2
+        # stem and max pool divide the resolution by 4 first (rounding up).
+        min_after_stem = 2 ** (len(block_config) - 1)
+        min_size = min_after_stem if small_input else 4 * min_after_stem - 3
+        self.min_input_size = (min_size, min_size)
+
+        if small_input:
+            stem: list[tuple[str, nn.Module]] = [
+                ("conv0", nn.Conv2d(in_channels, num_init_features, 3, padding=1, bias=False)),
+                ("norm0", nn.BatchNorm2d(num_init_features)),
+                ("relu0", nn.ReLU(inplace=True)),
+                ("pool0", nn.Identity()),
+            ]
+        else:
+            stem = [
+                ("conv0", nn.Conv2d(in_channels, num_init_features, 7, 2, 3, bias=False)),
+                ("norm0", nn.BatchNorm2d(num_init_features)),
+                ("relu0", nn.ReLU(inplace=True)),
+                ("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+            ]
+        self.features = nn.Sequential(OrderedDict(stem))
+
+        width = num_init_features
+        for i, num_layers in enumerate(block_config):
+            block = _DenseBlock(
+                num_layers, width, bn_size, growth_rate, drop_rate, memory_efficient
+            )
+            self.features.add_module(f"denseblock{i + 1}", block)
+            width += num_layers * growth_rate
+            if i != len(block_config) - 1:
+                self.features.add_module(f"transition{i + 1}", _Transition(width, width // 2))
+                width //= 2
+        self.features.add_module("norm5", nn.BatchNorm2d(width))
+
+        self.num_features = width
+        self.classifier: nn.Module = (
+            nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+        )
+        self._init_weights()
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
+
+    def _init_weights(self) -> None:
+        # torchvision's initialisation.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.Linear):
+                nn.init.constant_(m.bias, 0)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the final ``(N, num_features, H/32, W/32)`` map, after norm5 and ReLU."""
+        return F.relu(self.features(x), inplace=True)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Average-pool and flatten to ``(N, num_features)``."""
+        return torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
+
+
+def _rename_legacy_keys(
+    module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any
+) -> None:
+    """Rename ``...denselayerN.norm.1.weight`` to ``...denselayerN.norm1.weight`` in place."""
+    for key in list(state_dict):
+        match = _LEGACY_KEY.match(key)
+        if key.startswith(prefix) and match:
+            state_dict[match.group(1) + match.group(2)] = state_dict.pop(key)
+
+
+@register(
+    family="densenet",
+    source="seed 000 (named as the next step); torchvision-compatible",
+    paper="Huang et al. 2017, Densely Connected Convolutional Networks",
+)
+def densenet121(
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    small_input: bool = False,
+    memory_efficient: bool = False,
+    drop_rate: float = 0.0,
+) -> DenseNet:
+    """DenseNet-121: growth rate 32, blocks [6, 12, 24, 16] (7,978,856 parameters at 1000 classes).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the input images.
+        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
+        memory_efficient: Gradient checkpointing in the dense layers: much less memory when
+            training, somewhat slower.
+        drop_rate: Dropout rate after each dense layer.
+
+    Returns:
+        The model, with torchvision's initialisation.
+    """
+    return DenseNet(
+        32,
+        (6, 12, 24, 16),
+        64,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        small_input=small_input,
+        memory_efficient=memory_efficient,
+        drop_rate=drop_rate,
+    )
