@@ -1,0 +1,213 @@
+"""AlexNet, twice: Krizhevsky's 2012 widths (seed 002) and torchvision's layout (seed 004).
+
+``alexnet_original`` is the network of the 2012 paper on one GPU's worth of layers, at the
+widths of the paper (96-256-384-384-256), for a fixed 227x227 input as seed 002 builds it; its
+attribute names are the seed's, so the seed's state dict loads with ``strict=True``.
+
+``alexnet`` is torchvision's model (widths 64-192-384-256-256 from Krizhevsky's 2014 "one weird
+trick" paper, an adaptive 6x6 pool before the classifier) with identical parameter names, so
+torchvision's ImageNet weights load strictly. ``small_input=True`` swaps the 11x11 stride-4 stem
+and its max-pool for a 3x3 stride-1 convolution and no pool, the usual CIFAR adaptation: a
+28x28 image then reaches the adaptive pool as exactly 6x6 instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import ZooModel
+from .registry import register
+
+__all__ = ["AlexNet", "AlexNetOriginal", "alexnet", "alexnet_original"]
+
+_KRIZHEVSKY_2012 = (
+    "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
+)
+_KRIZHEVSKY_2014 = (
+    "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"
+)
+
+
+def _final_layer(num_features: int, num_classes: int) -> nn.Module:
+    """The last classifier layer; ``num_classes=0`` leaves it out, as ``reset_classifier(0)``."""
+    return nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+class AlexNetOriginal(ZooModel):
+    """AlexNet at the widths of Krizhevsky et al. 2012, for a fixed 227x227 input.
+
+    Args:
+        num_classes: Outputs of the last layer; 0 leaves it out.
+        in_channels: Channels of the input images.
+        dropout: Dropout probability after each hidden fully connected layer.
+    """
+
+    fixed_input_size = True
+    classifier_path = "f3"
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.num_features = 4096
+        self.input_size = (in_channels, 227, 227)
+        self.min_input_size = (227, 227)
+
+        # 227 -> c1 55 -> s2 27 -> c3 27 -> s4 13 -> c5..c7 13 -> s8 6: a 256x6x6 map.
+        self.c1 = nn.Conv2d(in_channels, 96, kernel_size=11, stride=4)
+        self.act1 = nn.ReLU(inplace=True)
+        self.s2 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.c3 = nn.Conv2d(96, 256, kernel_size=5, padding=2)
+        self.act3 = nn.ReLU(inplace=True)
+        self.s4 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.c5 = nn.Conv2d(256, 384, kernel_size=3, padding=1)
+        self.act5 = nn.ReLU(inplace=True)
+        self.c6 = nn.Conv2d(384, 384, kernel_size=3, padding=1)
+        self.act6 = nn.ReLU(inplace=True)
+        self.c7 = nn.Conv2d(384, 256, kernel_size=3, padding=1)
+        self.act7 = nn.ReLU(inplace=True)
+        self.s8 = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.flatten = nn.Flatten()
+        self.f1 = nn.Linear(256 * 6 * 6, 4096)
+        self.act_f1 = nn.ReLU(inplace=True)
+        # Module dropout, not the seed's F.dropout(x, 0.5): that one stays on in eval mode.
+        self.drop1 = nn.Dropout(dropout)
+        self.f2 = nn.Linear(4096, 4096)
+        self.act_f2 = nn.ReLU(inplace=True)
+        self.drop2 = nn.Dropout(dropout)
+        self.f3 = _final_layer(4096, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ``(N, 256, 6, 6)`` map after the last max-pool."""
+        x = self.s2(self.act1(self.c1(x)))
+        x = self.s4(self.act3(self.c3(x)))
+        x = self.act5(self.c5(x))
+        x = self.act6(self.c6(x))
+        return self.s8(self.act7(self.c7(x)))
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Flatten and apply the two hidden fully connected layers: ``(N, 4096)``."""
+        x = self.drop1(self.act_f1(self.f1(self.flatten(x))))
+        return self.drop2(self.act_f2(self.f2(x)))
+
+
+class AlexNet(ZooModel):
+    """torchvision's AlexNet, parameter for parameter, with an optional small-image stem.
+
+    Args:
+        num_classes: Outputs of the last layer (``classifier.6``); 0 leaves it out.
+        in_channels: Channels of the input images.
+        dropout: Dropout probability in the classifier.
+        small_input: Use a 3x3 stride-1 stem and no first max-pool, for 28x28 and 32x32 images.
+            Only ``features.0`` changes shape; every parameter keeps its torchvision name.
+    """
+
+    classifier_path = "classifier.6"
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        small_input: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.num_features = 4096
+        self.small_input = small_input
+        if small_input:
+            stem: nn.Module = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1)
+            stem_pool: nn.Module = nn.Identity()  # keeps the later indices, hence the names
+            self.input_size = (in_channels, 32, 32)
+            # Two 3x3 stride-2 pools remain: 7 -> 3 -> 1 is the smallest path through them.
+            self.min_input_size = (7, 7)
+        else:
+            stem = nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2)
+            stem_pool = nn.MaxPool2d(kernel_size=3, stride=2)
+            self.input_size = (in_channels, 224, 224)
+            # 63 -> stem 15 -> 7 -> 3 -> 1 through the three 3x3 stride-2 pools (torchvision's
+            # documented minimum too).
+            self.min_input_size = (63, 63)
+
+        self.features = nn.Sequential(
+            stem,
+            nn.ReLU(inplace=True),
+            stem_pool,
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            _final_layer(4096, num_classes),
+        )
+        # No init loop: torchvision's AlexNet keeps PyTorch's default initialisation.
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ``(N, 256, H', W')`` map after the last max-pool."""
+        return self.features(x)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool to 6x6, flatten and apply the hidden classifier layers: ``(N, 4096)``."""
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in self.classifier[:-1]:
+            x = layer(x)
+        return x
+
+
+@register(family="alexnet", source="seed 002 (LeNet/AlexNet tutorial)", paper=_KRIZHEVSKY_2012)
+def alexnet_original(
+    num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5
+) -> AlexNetOriginal:
+    """AlexNet at Krizhevsky's 2012 widths for 227x227 images (58,299,082 parameters).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the input images (1, as the seed trains on Fashion-MNIST).
+        dropout: Dropout probability in the classifier.
+
+    Returns:
+        The model, with PyTorch's default initialisation (as in the seed).
+    """
+    return AlexNetOriginal(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+
+
+@register(
+    family="alexnet", source="torchvision (seed 004 transfer learning)", paper=_KRIZHEVSKY_2014
+)
+def alexnet(
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> AlexNet:
+    """AlexNet in torchvision's layout and names (61,100,840 parameters at 1000 classes).
+
+    Args:
+        num_classes: Number of classes.
+        in_channels: Channels of the input images.
+        dropout: Dropout probability in the classifier.
+        small_input: A 3x3 stride-1 stem without the first max-pool, so 28x28 and 32x32
+            images keep their resolution (minimum input 7x7 instead of 63x63).
+
+    Returns:
+        The model, initialised as torchvision initialises it.
+    """
+    return AlexNet(
+        num_classes=num_classes, in_channels=in_channels, dropout=dropout, small_input=small_input
+    )

@@ -1,0 +1,323 @@
+"""VGG-11/13/16/19, with and without BatchNorm (Simonyan & Zisserman 2014), as in torchvision.
+
+With the default ``small_input=False`` each model is torchvision's, parameter for parameter:
+the same names (``features.<i>``, ``classifier.{0,3,6}``), shapes and initialisation, so
+torchvision's ImageNet weights load with ``strict=True``.
+
+``small_input=True`` is the adaptation for 28x28 and 32x32 images. Five 2x2 max-pools would
+shrink a 28x28 image to nothing (28 -> 14 -> 7 -> 3 -> 1 -> 0), so the fourth and fifth pools
+become ``nn.Identity``: the last two convolution blocks run at 3x3 (28x28 input) or 4x4 (32x32)
+and every convolution keeps its torchvision name and shape. A 25088-wide head over a 7x7 copy of
+such a small map would be 120M parameters of redundancy, so the head becomes a global average
+pool and a 512-512-512 classifier (same names ``classifier.{0,3,6}``, hence the same
+``reset_classifier`` behaviour) whose two hidden layers are He-initialised, since torchvision's
+N(0, 0.01) would all but silence a 512-wide layer; the smallest accepted image is then 8x8.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import ZooModel
+from .registry import register
+
+__all__ = [
+    "VGG",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+]
+
+_POOL = "M"
+# Convolution widths per depth ("M" is a 2x2 max-pool): the paper's configurations A, B, D, E.
+_CONFIGS: dict[int, list[int | str]] = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [
+        64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+        512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+    ],
+}  # fmt: skip
+_SMALL_INPUT_POOLS = 3  # max-pools kept with small_input=True
+_SMALL_INPUT_HIDDEN = 512  # hidden width of the small-input classifier
+
+_SOURCE = "torchvision (seed 004 transfer learning)"
+_PAPER = (
+    "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
+)
+_PAPER_BN = _PAPER + "; Ioffe & Szegedy 2015, Batch normalization"
+
+
+def _make_features(
+    config: list[int | str], in_channels: int, batch_norm: bool, pools_kept: int
+) -> nn.Sequential:
+    """Build torchvision's ``features`` stack; pools past ``pools_kept`` become ``nn.Identity``.
+
+    The Identity placeholders keep every later index, so the parameter names do not move.
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    pools_seen = 0
+    for item in config:
+        if item == _POOL:
+            pools_seen += 1
+            keep = pools_seen <= pools_kept
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2) if keep else nn.Identity())
+            continue
+        width = int(item)
+        layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.ReLU(inplace=True))
+        channels = width
+    return nn.Sequential(*layers)
+
+
+class VGG(ZooModel):
+    """VGG with torchvision's parameter names and initialisation.
+
+    Args:
+        depth: 11, 13, 16 or 19 weight layers.
+        batch_norm: Put a BatchNorm after every convolution (the ``_bn`` variants).
+        num_classes: Outputs of the last layer (``classifier.6``); 0 leaves it out.
+        in_channels: Channels of the input images.
+        dropout: Dropout probability in the classifier.
+        small_input: Adapt to 28x28 and 32x32 images: keep only the first three max-pools and
+            use a global-average-pool, 512-wide classifier (see the module docstring).
+
+    Raises:
+        ValueError: ``depth`` is not one of 11, 13, 16, 19.
+    """
+
+    classifier_path = "classifier.6"
+
+    def __init__(
+        self,
+        depth: int = 16,
+        batch_norm: bool = False,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        small_input: bool = False,
+    ) -> None:
+        super().__init__()
+        if depth not in _CONFIGS:
+            raise ValueError(f"VGG depth must be one of {sorted(_CONFIGS)}, got {depth!r}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.small_input = small_input
+        self.depth = depth
+        self.batch_norm = batch_norm
+
+        config = _CONFIGS[depth]
+        total_pools = config.count(_POOL)
+        pools_kept = _SMALL_INPUT_POOLS if small_input else total_pools
+        self.features = _make_features(config, in_channels, batch_norm, pools_kept)
+        # Each kept 2x2 pool halves (flooring) the map, which must stay at least 1 pixel wide.
+        side = 2**pools_kept
+        self.min_input_size = (side, side)
+        if small_input:
+            self.input_size = (in_channels, 32, 32)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            pooled, hidden = 512, _SMALL_INPUT_HIDDEN
+        else:
+            self.input_size = (in_channels, 224, 224)
+            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+            pooled, hidden = 512 * 7 * 7, 4096
+        self.num_features = hidden
+        self.classifier = nn.Sequential(
+            nn.Linear(pooled, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity(),
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """Torchvision's VGG initialisation, with a rescaled small-input head.
+
+        Convolutions are Kaiming-normal, BatchNorms the identity, linears N(0, 0.01).
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.constant_(module.bias, 0)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+            elif isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, 0, 0.01)
+                nn.init.constant_(module.bias, 0)
+        if self.small_input:
+            # N(0, 0.01) suits torchvision's 25088- and 4096-wide inputs; on the 512-wide
+            # hidden layers it would shrink the signal ~5x per layer (logits ~200x smaller than
+            # the full-size model's). He initialisation keeps their scale; the last layer keeps
+            # N(0, 0.01), so the first logits stay small.
+            for layer in (self.classifier[0], self.classifier[3]):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ``(N, 512, H', W')`` map after the last convolution block."""
+        return self.features(x)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool, flatten and apply the hidden classifier layers: ``(N, num_features)``."""
+        x = torch.flatten(self.avgpool(x), 1)
+        for layer in self.classifier[:-1]:
+            x = layer(x)
+        return x
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER)
+def vgg11(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-11 (configuration A), torchvision-compatible (132,863,336 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        11,
+        batch_norm=False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
+def vgg11_bn(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-11 with BatchNorm, torchvision-compatible (132,868,840 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        11,
+        batch_norm=True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER)
+def vgg13(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-13 (configuration B), torchvision-compatible (133,047,848 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        13,
+        batch_norm=False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
+def vgg13_bn(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-13 with BatchNorm, torchvision-compatible (133,053,736 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        13,
+        batch_norm=True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER)
+def vgg16(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-16 (configuration D), torchvision-compatible (138,357,544 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        16,
+        batch_norm=False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
+def vgg16_bn(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-16 with BatchNorm, torchvision-compatible (138,365,992 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        16,
+        batch_norm=True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER)
+def vgg19(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-19 (configuration E), torchvision-compatible (143,667,240 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        19,
+        batch_norm=False,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
+
+
+@register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
+def vgg19_bn(
+    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
+    """VGG-19 with BatchNorm, torchvision-compatible (143,678,248 parameters at 1000 classes).
+
+    The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    """
+    return VGG(
+        19,
+        batch_norm=True,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        small_input=small_input,
+    )
