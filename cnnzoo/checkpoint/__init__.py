@@ -1,0 +1,28 @@
+"""Checkpoints without pickle: model weights, rebuildable models and resumable training state.
+
+- ``save`` / ``load`` / ``load_weights``: safetensors files holding a model's weights and the
+  configuration that rebuilds it.
+- ``save_training_state`` / ``load_training_state``: everything ``fit`` needs to resume an
+  interrupted run exactly.
+
+Every reader validates files before use and raises ``FileNotFoundError`` or ``ValueError``
+naming the file and the problem; ``torch.load`` is only ever called with ``weights_only=True``.
+"""
+
+from ._io import read_state_dict, resolve_device
+from ._state import TrainingState, load_training_state, save_training_state
+from ._tensors import LoadResult
+from ._weights import load, load_weights, model_config, save
+
+__all__ = [
+    "LoadResult",
+    "TrainingState",
+    "load",
+    "load_training_state",
+    "load_weights",
+    "model_config",
+    "read_state_dict",
+    "resolve_device",
+    "save",
+    "save_training_state",
+]

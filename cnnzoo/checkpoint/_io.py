@@ -1,0 +1,346 @@
+"""Safe file I/O for checkpoints: atomic writes, device checks and validated, pickle-free reads.
+
+Every reader here either returns plain tensors or raises ``FileNotFoundError`` / ``ValueError``
+with a message that names the file and what is wrong with it. A safetensors file is validated
+byte-for-byte against its header *before* the safetensors library sees it, so a truncated,
+mutated or foreign file can never surface as a raw library error (or a Rust panic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = [
+    "atomic_write",
+    "read_safetensors",
+    "read_state_dict",
+    "read_torch_state_dict",
+    "resolve_device",
+    "write_json_atomic",
+    "write_safetensors_atomic",
+]
+
+PathLike = str | os.PathLike
+
+# safetensors' own limit on the JSON header (100 MB); a larger length means "not safetensors".
+_MAX_HEADER_BYTES = 100_000_000
+_DTYPE_SIZES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+# -- writing --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success, fsync it and rename it over ``path``.
+
+    A crash or exception part-way leaves ``path`` untouched (old content or absent), never half
+    written: readers see either the previous file or the complete new one.
+
+    Args:
+        path: Destination file; its parent directories are created.
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+
+    Yields:
+        The open temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_safetensors_atomic(
+    path: PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> None:
+    """Write ``tensors`` and string ``metadata`` to a safetensors file, atomically.
+
+    The tensors must be contiguous CPU tensors that share no memory (see ``_tensors``).
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(dict(tensors), tmp_name, metadata=dict(metadata))
+        with open(tmp_name, "rb+") as f:  # save_file does not fsync; make the data durable
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_json_atomic(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
+    with atomic_write(path, "w") as f:
+        f.write(text)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable on POSIX; not possible (nor needed) on Windows.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# -- devices --------------------------------------------------------------------------------------
+def resolve_device(device: str | int | torch.device) -> torch.device:
+    """Turn ``"cpu"``, ``"cuda:1"``, ``1`` or a ``torch.device`` into a device that exists here.
+
+    Raises:
+        ValueError: Not a device name, or a device this machine does not have.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"invalid device {device!r}; use 'cpu', 'cuda', 'cuda:<index>' or a torch.device"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(dev)!r} was requested but CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); load with device='cpu'"
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"device {str(dev)!r} was requested but this machine has {count} CUDA "
+                f"device(s) (cuda:0 to cuda:{count - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {str(dev)!r} was requested but MPS is not available on this machine; "
+            "load with device='cpu'"
+        )
+    return dev
+
+
+# -- reading --------------------------------------------------------------------------------------
+def _existing_file(path: PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        hint = (
+            " It looks like a save_pretrained directory: use cnnzoo.from_pretrained(directory)."
+            if (path / "model.safetensors").is_file()
+            else ""
+        )
+        raise IsADirectoryError(f"{str(path)!r} is a directory, not a weights file.{hint}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such weights file: {str(path)!r}")
+    return path
+
+
+def _invalid(path: Path, problem: str) -> ValueError:
+    return ValueError(f"cannot read {str(path)!r}: {problem}")
+
+
+def inspect_safetensors(path: PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """Validate a safetensors file's structure without loading its tensors.
+
+    Args:
+        path: The file.
+
+    Returns:
+        ``(entries, metadata)``: the header's tensor entries and its string metadata.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is truncated, corrupted or not a safetensors file (the message
+            says which).
+    """
+    path = _existing_file(path)
+    size = path.stat().st_size
+    not_safetensors = "it is not a safetensors file (or its first bytes are corrupted)"
+    if size < 8:
+        raise _invalid(path, f"the file is only {size} bytes long: it is empty or truncated")
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        if header_len == 0 or header_len > _MAX_HEADER_BYTES:
+            raise _invalid(path, not_safetensors)
+        if header_len > size - 8:
+            raise _invalid(
+                path,
+                f"the file is truncated: its header alone should be {header_len} bytes but only "
+                f"{size - 8} follow",
+            )
+        raw_header = f.read(header_len)
+    try:
+        header = json.loads(raw_header.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _invalid(path, f"its header is not valid JSON: {not_safetensors}") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, f"its header is not a JSON object: {not_safetensors}")
+
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise _invalid(path, "its __metadata__ is not a mapping of strings to strings")
+
+    data_len = size - 8 - header_len
+    spans = []
+    for name, entry in header.items():
+        spans.append((*_checked_span(path, name, entry), name))
+    expected_start = 0
+    for begin, end, name in sorted(spans):
+        if begin != expected_start:
+            raise _invalid(path, f"tensor {name!r} overlaps another or leaves a gap: corrupted")
+        expected_start = end
+    if expected_start > data_len:
+        raise _invalid(
+            path,
+            f"the file is truncated: its header describes {expected_start} bytes of tensor data "
+            f"but only {data_len} are present",
+        )
+    if expected_start < data_len:
+        raise _invalid(
+            path, f"{data_len - expected_start} unexpected bytes follow the tensor data: corrupted"
+        )
+    return header, metadata
+
+
+def _checked_span(path: Path, name: str, entry: Any) -> tuple[int, int]:
+    """Check one header entry (dtype, shape, offsets agree) and return its byte span."""
+    bad = _invalid(path, f"the header entry for tensor {name!r} is malformed: corrupted file")
+    if not isinstance(entry, dict):
+        raise bad
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _DTYPE_SIZES:
+        raise _invalid(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise bad
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_count, offsets)):
+        raise bad
+    begin, end = offsets
+    if end < begin or end - begin != math.prod(shape) * _DTYPE_SIZES[dtype]:
+        raise bad
+    return begin, end
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_safetensors(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file into CPU tensors after validating it.
+
+    Returns:
+        ``(tensors, metadata)``.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is not a valid, complete safetensors file.
+    """
+    from safetensors.torch import load_file
+
+    path = _existing_file(path)
+    _, metadata = inspect_safetensors(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as err:  # already validated; anything left is still the file's fault
+        raise _invalid(path, f"safetensors could not decode it ({err})") from None
+    except BaseException as err:  # a Rust panic (pyo3's PanicException) is a BaseException
+        if type(err).__name__ != "PanicException":
+            raise
+        raise _invalid(path, "safetensors could not decode it: corrupted file") from None
+    return tensors, metadata
+
+
+def read_torch_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
+    """Read a PyTorch ``.pth``/``.pt`` state dict with ``torch.load(weights_only=True)``.
+
+    Accepts a flat mapping of names to tensors, or such a mapping under a ``"state_dict"`` key
+    (the layout of many training checkpoints). Nothing is ever unpickled beyond tensors and
+    plain containers.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is not a readable PyTorch file, or does not hold a state dict.
+    """
+    path = _existing_file(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _invalid(
+            path,
+            "it is not a readable PyTorch state dict (torch.load with weights_only=True failed: "
+            f"{reason}). cnnzoo never unpickles arbitrary objects; save plain state dicts "
+            "(torch.save(model.state_dict(), path)) or use cnnzoo.save",
+        ) from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise _invalid(
+            path,
+            "it does not hold a state dict (a mapping of parameter names to tensors); save "
+            "model.state_dict(), not the model or a training checkpoint",
+        )
+    return dict(obj)
+
+
+def read_state_dict(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read weights from a safetensors file or a PyTorch state-dict file.
+
+    The format is chosen by suffix (``.pt``, ``.pth``, ``.bin``, ``.ckpt`` are PyTorch files),
+    otherwise by content (a zip archive is a PyTorch file).
+
+    Returns:
+        ``(tensors, metadata)``; PyTorch files carry no metadata (an empty dict).
+    """
+    path = _existing_file(path)
+    if path.suffix.lower() in _TORCH_SUFFIXES:
+        return read_torch_state_dict(path), {}
+    if path.suffix.lower() != ".safetensors":
+        with open(path, "rb") as f:
+            if f.read(4) == _ZIP_MAGIC:
+                return read_torch_state_dict(path), {}
+    return read_safetensors(path)

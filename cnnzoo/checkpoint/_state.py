@@ -1,0 +1,350 @@
+"""Complete, pickle-free training state for resuming an interrupted ``fit``.
+
+A state directory holds two kinds of file:
+
+- ``training_state-<epoch>-<token>.safetensors``: every tensor (model weights, optimizer
+  moments, RNG states), each under a flat name;
+- ``training_state.json``: the manifest, written last and atomically, holding everything else
+  as JSON and naming the tensor file it goes with.
+
+The manifest is the commit point: a process killed at any moment leaves either the previous
+complete state or the new one, never a mix. Non-tensor values travel through a small tagged JSON
+encoding (``{"__tensor__": name}``, ``{"__tuple__": [...]}``, ``{"__dict__": [[key, value],
+...]}`` for non-string keys), so optimizer and scheduler state dicts round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import numbers
+import random
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._io import PathLike, read_safetensors, write_json_atomic, write_safetensors_atomic
+from ._tensors import drop_aliases, load_checked, own_storage
+from ._weights import model_config
+
+__all__ = ["MANIFEST_NAME", "TrainingState", "load_training_state", "save_training_state"]
+
+MANIFEST_NAME = "training_state.json"
+_FORMAT = "cnnzoo.training_state"
+_FORMAT_VERSION = 1
+_TENSOR_PREFIX = "training_state-"
+_MARKERS = ("__tensor__", "__tuple__", "__dict__", "__dtype__", "__device__")
+
+
+@dataclass
+class TrainingState:
+    """What ``load_training_state`` restored besides the objects it filled in place.
+
+    Attributes:
+        epoch: The last finished epoch, 0-based (resume at ``epoch + 1``).
+        history: Metric name to one value per finished epoch.
+        extra: Whatever the trainer stored in ``extra`` (data order, best score, ...).
+    """
+
+    epoch: int
+    history: dict[str, list[Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- tagged JSON encoding -------------------------------------------------------------------------
+class _Encoder:
+    """Turns nested state into JSON-able values, moving tensors into a flat dict."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def encode(self, obj: Any, where: str) -> Any:
+        if isinstance(obj, torch.Tensor):
+            name = f"{where.split('.')[0]}/{len(self.tensors)}"
+            self.tensors[name] = obj
+            return {"__tensor__": name}
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, numbers.Integral):  # also numpy integers
+            return int(obj)
+        if isinstance(obj, numbers.Real):
+            return float(obj)
+        if isinstance(obj, torch.dtype):
+            return {"__dtype__": str(obj).removeprefix("torch.")}
+        if isinstance(obj, torch.device):
+            return {"__device__": str(obj)}
+        if isinstance(obj, list):
+            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):  # also torch.Size
+            return {"__tuple__": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) for k in obj) and not set(obj) & set(_MARKERS):
+                return {k: self.encode(v, f"{where}.{k}") for k, v in obj.items()}
+            return {
+                "__dict__": [
+                    [self.encode(k, f"{where}<key>"), self.encode(v, f"{where}[{k!r}]")]
+                    for k, v in obj.items()
+                ]
+            }
+        if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # ndarray
+            return self.encode(obj.tolist(), where)
+        raise ValueError(
+            f"cannot store {where} = {obj!r} ({type(obj).__name__}) in a training state: only "
+            "tensors, numbers, strings, booleans, None, lists, tuples and dicts can be saved "
+            "without pickle"
+        )
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if len(obj) == 1:
+        ((tag, value),) = obj.items()
+        if tag == "__tensor__":
+            if value not in tensors:
+                raise KeyError(value)
+            return tensors[value]
+        if tag == "__tuple__":
+            return tuple(_decode(v, tensors) for v in value)
+        if tag == "__dict__":
+            return {_hashable(_decode(k, tensors)): _decode(v, tensors) for k, v in value}
+        if tag == "__dtype__":
+            return getattr(torch, value)
+        if tag == "__device__":
+            return torch.device(value)
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if isinstance(key, list) else key
+
+
+# -- random number generators ---------------------------------------------------------------------
+def _capture_rng() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    numpy = sys.modules.get("numpy")  # only if the program uses numpy already
+    if numpy is not None:
+        state["numpy"] = numpy.random.get_state()
+    return state
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+    if "numpy" in state:
+        import numpy
+
+        name, keys, position, has_gauss, cached = state["numpy"]
+        numpy.random.set_state(
+            (name, numpy.asarray(keys, dtype=numpy.uint32), position, has_gauss, cached)
+        )
+
+
+# -- saving ---------------------------------------------------------------------------------------
+def save_training_state(
+    directory: PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
+    scaler: Any = None,
+    epoch: int,
+    history: dict[str, list[Any]],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write the complete training state to ``directory``, atomically.
+
+    Captures the model, optimizer, learning-rate scheduler and gradient scaler state dicts,
+    the RNG states (torch CPU, CUDA when in use, Python ``random``, NumPy when imported), the
+    epoch, the history and ``extra``, with no pickle: tensors go to a safetensors file,
+    everything else to a JSON manifest written last.
+
+    Args:
+        directory: The state directory (created if needed). Older states in it are replaced.
+        model: The model being trained.
+        optimizer: Its optimizer.
+        scheduler: Its learning-rate scheduler (anything with ``state_dict``), if any.
+        scaler: Its ``torch.amp.GradScaler``, if any.
+        epoch: The epoch just finished, 0-based.
+        history: Metric name to one value per finished epoch.
+        extra: More state to keep (tensors, numbers, strings, lists, dicts), e.g. the data
+            order generator's state or the best score so far.
+
+    Raises:
+        ValueError: Some state cannot be stored without pickle (the message names it).
+    """
+    from .. import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    encoder = _Encoder()
+    manifest: dict[str, Any] = {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "cnnzoo_version": __version__,
+        "epoch": int(epoch),
+        "model": {"config": model_config(model), "class": type(model).__name__},
+        "optimizer": {
+            "class": type(optimizer).__name__,
+            "state": encoder.encode(optimizer.state_dict(), "optimizer"),
+        },
+        "scheduler": _component(scheduler, "scheduler", encoder),
+        "scaler": _component(scaler, "scaler", encoder),
+        "rng": encoder.encode(_capture_rng(), "rng"),
+        "history": encoder.encode(dict(history), "history"),
+        "extra": encoder.encode(dict(extra or {}), "extra"),
+    }
+    model_tensors = {f"model/{k}": v for k, v in drop_aliases(model.state_dict()).items()}
+    tensors = own_storage({**model_tensors, **encoder.tensors})
+
+    tensor_file = f"{_TENSOR_PREFIX}{int(epoch):05d}-{secrets.token_hex(4)}.safetensors"
+    write_safetensors_atomic(directory / tensor_file, tensors, {"format": "pt"})
+    manifest["tensors_file"] = tensor_file
+    write_json_atomic(directory / MANIFEST_NAME, manifest)  # the commit point
+    _remove_stale_files(directory, keep=tensor_file)
+
+
+def _component(obj: Any, what: str, encoder: _Encoder) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    if not hasattr(obj, "state_dict"):
+        raise ValueError(f"the {what} ({type(obj).__name__}) has no state_dict() to save")
+    return {"class": type(obj).__name__, "state": encoder.encode(obj.state_dict(), what)}
+
+
+def _remove_stale_files(directory: Path, keep: str) -> None:
+    """Delete superseded tensor files and temporary files left by interrupted writes."""
+    for path in directory.iterdir():
+        stale_tensors = path.name.startswith(_TENSOR_PREFIX) and path.name != keep
+        leftover = path.name.startswith((f".{_TENSOR_PREFIX}", f".{MANIFEST_NAME}."))
+        if stale_tensors or (leftover and path.name.endswith(".tmp")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+# -- loading --------------------------------------------------------------------------------------
+def load_training_state(
+    directory: PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
+    scaler: Any = None,
+    map_location: str | torch.device | None = None,
+) -> TrainingState | None:
+    """Restore a training state written by ``save_training_state``, in place.
+
+    Fills the model, optimizer (with its per-parameter state), scheduler and scaler, and sets
+    the RNGs back to where they were when the state was saved.
+
+    Args:
+        directory: The state directory.
+        model: The model, built exactly as when the state was saved.
+        optimizer: A fresh optimizer of the same type over the same parameters.
+        scheduler: The scheduler, when one was saved.
+        scaler: The gradient scaler; its state is restored when one was saved.
+        map_location: Unused for placement (tensors are copied onto the model's and
+            optimizer's own devices); accepted for symmetry with ``torch.load``.
+
+    Returns:
+        The epoch, history and extra state, or ``None`` when ``directory`` holds no state.
+
+    Raises:
+        ValueError: The state is corrupted, or does not match the model, optimizer or
+            scheduler given (the message says which, and how to start over).
+    """
+    del map_location  # load_state_dict already moves every tensor where it belongs
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return None
+    manifest = _read_manifest(manifest_path)
+    start_over = f" To start over, delete {str(directory)!r} or use another checkpoint directory."
+    tensor_path = directory / manifest["tensors_file"]
+    if not tensor_path.is_file():
+        raise ValueError(
+            f"the training state in {str(directory)!r} is incomplete: its manifest names "
+            f"{manifest['tensors_file']!r}, which is missing.{start_over}"
+        )
+    tensors, _ = read_safetensors(tensor_path)
+    try:
+        decoded = {
+            key: _decode(manifest[key], tensors)
+            for key in ("optimizer", "scheduler", "scaler", "rng", "history", "extra")
+        }
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(
+            f"the training state in {str(directory)!r} is corrupted: its manifest and tensor "
+            f"file do not agree.{start_over}"
+        ) from None
+
+    model_tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    saved_config = manifest["model"].get("config")
+    hint = (f"It was saved from {saved_config}." if saved_config else "") + start_over
+    load_checked(
+        model, model_tensors, source=f"the training state in {str(directory)!r}", hint=hint
+    )
+    _load_component(optimizer, decoded["optimizer"], "optimizer", directory, start_over)
+    _load_component(scheduler, decoded["scheduler"], "scheduler", directory, start_over)
+    if scaler is not None and decoded["scaler"] is not None:
+        _load_component(scaler, decoded["scaler"], "scaler", directory, start_over)
+    _restore_rng(decoded["rng"])
+    return TrainingState(
+        epoch=int(manifest["epoch"]), history=decoded["history"], extra=decoded["extra"]
+    )
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None
+    required = ("epoch", "tensors_file", "model", "optimizer", "rng", "history", "extra")
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != _FORMAT
+        or not all(key in manifest for key in required)
+        or not isinstance(manifest["tensors_file"], str)
+        or "/" in manifest["tensors_file"]
+        or "\\" in manifest["tensors_file"]
+    ):
+        raise ValueError(f"{str(path)!r} is not a valid cnnzoo training-state manifest")
+    if manifest.get("format_version", 0) > _FORMAT_VERSION:
+        raise ValueError(
+            f"{str(path)!r} was written by a newer cnnzoo ({manifest.get('cnnzoo_version')}); "
+            "upgrade cnnzoo to resume from it"
+        )
+    return manifest
+
+
+def _load_component(
+    obj: Any, saved: dict[str, Any] | None, what: str, directory: Path, start_over: str
+) -> None:
+    where = f"the training state in {str(directory)!r}"
+    if obj is None and saved is None:
+        return
+    if obj is None or saved is None:
+        had = "has" if saved is not None else "has no"
+        given = "none was given" if obj is None else f"a {type(obj).__name__} was given"
+        raise ValueError(f"{where} {had} {what} state but {given}.{start_over}")
+    if saved["class"] != type(obj).__name__:
+        raise ValueError(
+            f"{where} holds a {saved['class']} {what} state but a {type(obj).__name__} was "
+            f"given.{start_over}"
+        )
+    try:
+        obj.load_state_dict(saved["state"])
+    except (ValueError, KeyError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{where} does not match the {what} given ({err}).{start_over}") from None

@@ -1,0 +1,228 @@
+"""``save``, ``load`` and ``load_weights``: model weights in safetensors files, no pickle.
+
+A file written by ``save`` holds the weights and, in the safetensors metadata, the registry
+configuration needed to rebuild the model (``cnnzoo.config``, JSON) and the cnnzoo version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._io import PathLike, read_safetensors, read_state_dict, resolve_device
+from ._io import write_safetensors_atomic as _write
+from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
+
+__all__ = ["CONFIG_KEY", "VERSION_KEY", "load", "load_weights", "model_config", "save"]
+
+CONFIG_KEY = "cnnzoo.config"
+VERSION_KEY = "cnnzoo.version"
+
+
+def model_config(model: nn.Module) -> dict[str, Any] | None:
+    """The registry configuration that rebuilds ``model`` with ``cnnzoo.models.get(**config)``.
+
+    It is the ``cnnzoo_config`` recorded by ``get``, with ``num_classes`` and ``in_channels``
+    read from the model itself, since ``reset_classifier`` or an adapted first convolution
+    change them after building.
+
+    Returns:
+        The configuration, or ``None`` for a model not built by ``cnnzoo.models.get``.
+    """
+    config = getattr(model, "cnnzoo_config", None)
+    if not isinstance(config, dict) or "name" not in config:
+        return None
+    config = dict(config)
+    for attribute in ("num_classes", "in_channels"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            config[attribute] = value
+    return config
+
+
+def config_to_json(config: dict[str, Any]) -> str:
+    """Encode a model configuration as JSON, naming any option that JSON cannot hold."""
+    for key, value in config.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"cannot record option {key}={value!r} of model {config.get('name')!r}: a "
+                "checkpoint stores options as JSON (numbers, strings, booleans, None, lists, "
+                "dicts). Build the model with JSON-friendly options, or save the weights alone "
+                "with cnnzoo.save(model, path, include_config=False)"
+            ) from None
+    return json.dumps(config, sort_keys=True)
+
+
+def save(
+    model: nn.Module,
+    path: PathLike,
+    *,
+    metadata: dict[str, str] | None = None,
+    include_config: bool = True,
+) -> Path:
+    """Save a model's weights, and what rebuilds it, to a safetensors file.
+
+    The write is atomic: the file appears complete or not at all. Tied weights are stored once.
+
+    Args:
+        model: Any ``nn.Module``. Models from ``cnnzoo.models.get`` also record their
+            configuration, so ``cnnzoo.load(path)`` can rebuild them; other modules are saved
+            as weights only, for ``cnnzoo.load_weights``.
+        path: Destination file (conventionally ``*.safetensors``); parent folders are created.
+        metadata: Extra string metadata to store (for example metrics, a dataset name).
+        include_config: Record the model configuration (turn off to save weights only).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: A model option that cannot be stored as JSON, or a metadata value that is
+            not a string.
+
+    Example:
+        >>> model = cnnzoo.get_model("lenet5")
+        >>> cnnzoo.save(model, "lenet5.safetensors")
+        >>> same = cnnzoo.load("lenet5.safetensors")
+    """
+    from .. import __version__
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"save expects an nn.Module, got {type(model).__name__}")
+    header = {"format": "pt", VERSION_KEY: __version__}
+    config = model_config(model) if include_config else None
+    if config is not None:
+        header[CONFIG_KEY] = config_to_json(config)
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(
+                f"metadata must map strings to strings (safetensors stores text); got "
+                f"{key!r}: {value!r}. Encode other values, e.g. with json.dumps"
+            )
+        if key in header:
+            raise ValueError(f"metadata key {key!r} is reserved by cnnzoo")
+        header[key] = value
+    path = Path(path)
+    _write(path, own_storage(drop_aliases(model.state_dict())), header)
+    return path
+
+
+def read_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]:
+    """The model configuration stored in a file's metadata, validated.
+
+    Raises:
+        ValueError: The file holds no cnnzoo configuration, or an unreadable one.
+    """
+    if CONFIG_KEY not in metadata:
+        raise ValueError(
+            f"{str(path)!r} holds weights but no cnnzoo model configuration (it was saved from "
+            "a model not built by cnnzoo.models.get, or by another tool), so cnnzoo.load cannot "
+            "rebuild the model. Build the model yourself and use "
+            "cnnzoo.load_weights(model, path)"
+        )
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise ValueError(f"{str(path)!r} has a corrupted cnnzoo configuration in its metadata")
+    return config
+
+
+def build_from_config(config: dict[str, Any], source: str) -> nn.Module:
+    """Rebuild a model through the registry, with errors that name where the config came from."""
+    from ..models import get
+
+    options = dict(config)
+    name = options.pop("name")
+    try:
+        return get(name, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"cannot rebuild the model stored in {source} (model {name!r}, options {options}): "
+            f"{err}. If it is your own model, register it with cnnzoo.models.register before "
+            "loading"
+        ) from None
+
+
+def describe_config(config: dict[str, Any] | None) -> str:
+    """One sentence saying what a file was saved from, for error messages."""
+    if not config:
+        return ""
+    options = ", ".join(f"{k}={v!r}" for k, v in sorted(config.items()) if k != "name")
+    return f"The file was saved from {config['name']}({options})."
+
+
+def load(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by ``cnnzoo.save`` and load its weights strictly.
+
+    Args:
+        path: A file written by ``cnnzoo.save``.
+        device: Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``.
+
+    Returns:
+        The model, in evaluation mode, on ``device``.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Not a valid safetensors file (truncated, corrupted), no cnnzoo
+            configuration in it, weights that do not fit the configuration, or a device this
+            machine does not have.
+    """
+    target = resolve_device(device)  # fail before reading a large file
+    tensors, metadata = read_safetensors(path)
+    config = read_config(path, metadata)
+    source = repr(str(path))
+    model = build_from_config(config, source)
+    hint = describe_config(config) + " The file contradicts its own configuration."
+    load_checked(model, tensors, source=source, hint=hint)
+    return model.to(target).eval()
+
+
+def load_weights(
+    model: nn.Module,
+    path: PathLike,
+    device: str | torch.device | None = None,
+    strict: bool = True,
+) -> LoadResult:
+    """Load weights from a file into an existing model, in place.
+
+    Works for any ``nn.Module``, including your own. Reads safetensors files and PyTorch
+    state-dict files (``.pth``/``.pt``, with ``torch.load(weights_only=True)``).
+
+    Args:
+        model: The module to fill.
+        path: A ``.safetensors`` file, or a PyTorch state dict.
+        device: Move the model here first; ``None`` keeps it where it is.
+        strict: Require the names and shapes to match exactly. With ``False``, missing,
+            unexpected and shape-mismatched names are skipped (and returned), which is how to
+            load a backbone whose head differs.
+
+    Returns:
+        A ``LoadResult`` listing what was skipped (all empty when ``strict``).
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: An unreadable file, weights that do not fit (``strict``), or a device this
+            machine does not have.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"load_weights expects an nn.Module, got {type(model).__name__}")
+    target = resolve_device(device) if device is not None else None
+    tensors, metadata = read_state_dict(path)
+    stored = None
+    if CONFIG_KEY in metadata:
+        try:
+            stored = read_config(path, metadata)
+        except ValueError:
+            stored = None  # only used to word an error; the weights themselves are validated
+    if target is not None:
+        model.to(target)
+    hint = describe_config(stored) + " Build the model to match, or pass strict=False to load "
+    hint += "only the parts that fit."
+    return load_checked(model, tensors, source=repr(str(path)), strict=strict, hint=hint)

@@ -1,0 +1,369 @@
+"""The Hugging Face Hub: ``save_pretrained``, ``from_pretrained`` and ``push_to_hub``.
+
+A pretrained directory (or Hub repository) holds ``config.json`` (the registry configuration
+that rebuilds the model), ``model.safetensors`` (the weights, written by ``cnnzoo.save``) and a
+``README.md`` model card. Unlike ``huggingface_hub.PyTorchModelHubMixin``, whose
+``from_pretrained`` defaults to ``strict=False`` and so "loads" a wrong architecture silently,
+loading here is always strict.
+
+``huggingface_hub`` is imported inside the functions only, so ``import cnnzoo`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint._io import read_safetensors, resolve_device, write_json_atomic
+from .checkpoint._tensors import load_checked
+from .checkpoint._weights import build_from_config, describe_config, model_config, save
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "from_pretrained", "push_to_hub", "save_pretrained"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+
+
+# -- saving ---------------------------------------------------------------------------------------
+def save_pretrained(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """Write a model as ``config.json``, ``model.safetensors`` and a ``README.md`` model card.
+
+    Args:
+        model: A model built by ``cnnzoo.models.get`` (its configuration is what
+            ``from_pretrained`` rebuilds).
+        directory: Destination folder, created if needed; files in it are replaced.
+        metrics: Evaluation results to record in the config and the model card, e.g.
+            ``{"test_accuracy": 0.91}``.
+        repo_id: The Hub repository the folder is meant for, used in the card's usage example.
+
+    Returns:
+        The directory.
+
+    Raises:
+        ValueError: The model was not built by ``cnnzoo.models.get``, or ``metrics`` holds
+            non-numbers.
+    """
+    from . import __version__
+
+    config = model_config(model)
+    if config is None:
+        raise ValueError(
+            f"save_pretrained needs a model built by cnnzoo.models.get: it records the registry "
+            f"configuration that from_pretrained rebuilds, and this {type(model).__name__} has "
+            "none. Register your builder with cnnzoo.models.register and build through "
+            "cnnzoo.models.get, or save the weights with cnnzoo.save"
+        )
+    metrics = _checked_metrics(metrics)
+    directory = Path(directory)
+    summary = _summary(model, config)
+    save(model, directory / WEIGHTS_NAME)
+    write_json_atomic(
+        directory / CONFIG_NAME,
+        {"library_name": "cnnzoo", "cnnzoo_version": __version__, "model": config, **summary}
+        | ({"metrics": metrics} if metrics else {}),
+    )
+    card = _model_card(config, summary, metrics, repo_id or str(directory))
+    card.save(directory / CARD_NAME)
+    return directory
+
+
+def _checked_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    checked = {}
+    for name, value in (metrics or {}).items():
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (is_number or (isinstance(value, torch.Tensor) and value.numel() == 1)):
+            raise ValueError(f"metric {name!r} must be a number, got {value!r}")
+        checked[str(name)] = float(value)
+    return checked
+
+
+def _summary(model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {"num_parameters": sum(p.numel() for p in model.parameters())}
+    for attribute in ("input_size", "min_input_size", "num_features"):
+        value = getattr(model, attribute, None)
+        if value is not None:
+            summary[attribute] = list(value) if isinstance(value, tuple) else value
+    return summary
+
+
+def _model_card(
+    config: dict[str, Any], summary: dict[str, Any], metrics: dict[str, float], where: str
+) -> Any:
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from .models import info
+
+    name = config["name"]
+    try:
+        model_info = info(name)
+        family, paper = model_info.family, model_info.paper
+    except ValueError:  # not registered here any more; the card is still useful without it
+        family, paper = name, ""
+    data = ModelCardData(
+        library_name="cnnzoo",
+        pipeline_tag="image-classification",
+        tags=sorted({"cnnzoo", "pytorch", "image-classification", family}),
+    )
+    options = ", ".join(
+        f"{k}={v!r}" for k, v in sorted(config.items()) if k not in ("name", "num_classes")
+    )
+    rows = [
+        ("Architecture", f"`{name}` ({family})" + (f", {paper}" if paper else "")),
+        ("Classes", str(config.get("num_classes", "?"))),
+        ("Input size (C×H×W)", "×".join(map(str, summary.get("input_size", []))) or "?"),
+        ("Minimum input (H×W)", "×".join(map(str, summary.get("min_input_size", []))) or "?"),
+        ("Parameters", f"{summary['num_parameters']:,}"),
+        ("Options", options or "none"),
+    ]
+    lines = [
+        f"# {name}",
+        "",
+        f"A `{name}` image classifier saved with [cnnzoo](https://pypi.org/project/cnnzoo/).",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in rows),
+        "",
+    ]
+    if metrics:
+        lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4g} |" for key, value in metrics.items()]
+        lines.append("")
+    lines += [
+        "## Usage",
+        "",
+        "```python",
+        "import cnnzoo",
+        "",
+        f'model = cnnzoo.from_pretrained("{where}")',
+        "```",
+        "",
+        "`config.json` holds the configuration that rebuilds the model through the cnnzoo "
+        "registry; `model.safetensors` holds the weights. Loading is strict: a file that does "
+        "not fit the configuration is refused.",
+        "",
+    ]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+# -- loading --------------------------------------------------------------------------------------
+def from_pretrained(
+    repo_id_or_directory: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+) -> nn.Module:
+    """Load a model written by ``save_pretrained``, from a local folder or the Hub.
+
+    Loading is strict: every weight must fit the configuration exactly.
+
+    Args:
+        repo_id_or_directory: A local directory, or a Hub repository id (``"user/name"``).
+        device: Where to put the model.
+        revision: Hub branch, tag or commit (default ``"main"``).
+        cache_dir: Hub cache folder (default: huggingface_hub's).
+        token: Hub token for private repositories.
+        force_download: Download again even if cached.
+        local_files_only: Use only the local Hub cache (as ``HF_HUB_OFFLINE=1`` does).
+
+    Returns:
+        The model, in evaluation mode, on ``device``.
+
+    Raises:
+        FileNotFoundError: No such directory, repository, revision or file; or, offline, a
+            repository that is not in the cache.
+        ValueError: An invalid repository id, an unreadable configuration, weights that do not
+            fit it, or a device this machine does not have.
+    """
+    target = resolve_device(device)
+    local = Path(repo_id_or_directory).expanduser()
+    if local.is_dir():
+        config_path, weights_path = local / CONFIG_NAME, local / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{str(local)!r} is not a cnnzoo pretrained directory: {path.name} is "
+                    "missing (save_pretrained writes config.json and model.safetensors)"
+                )
+    elif local.is_file():
+        raise ValueError(
+            f"{str(local)!r} is a file; from_pretrained takes a directory or a Hub repo id. "
+            "Load single weight files with cnnzoo.load"
+        )
+    else:
+        repo_id = str(repo_id_or_directory)
+        config_path, weights_path = (
+            _hub_file(repo_id, name, revision, cache_dir, token, force_download, local_files_only)
+            for name in (CONFIG_NAME, WEIGHTS_NAME)
+        )
+    config = _read_config(config_path)
+    source = repr(str(weights_path))
+    model = build_from_config(config, repr(str(config_path)))
+    tensors, _ = read_safetensors(weights_path)
+    hint = describe_config(config) + " The weights do not fit the configuration beside them."
+    load_checked(model, tensors, source=source, hint=hint)
+    return model.to(target).eval()
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from None
+    config = content.get("model") if isinstance(content, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise ValueError(
+            f'{str(path)!r} is not a cnnzoo config: it needs a "model" object with the '
+            'registry "name" and options (write it with cnnzoo.save_pretrained)'
+        )
+    return config
+
+
+def _hub_file(
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    cache_dir: str | os.PathLike | None,
+    token: str | bool | None,
+    force_download: bool,
+    local_files_only: bool,
+) -> Path:
+    """Download (or find in the cache) one file of a Hub repository, with clear errors."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from . import __version__
+
+    where = f"{repo_id!r}" + (f" (revision {revision!r})" if revision else "")
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id,
+                filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                token=token,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                library_name="cnnzoo",
+                library_version=__version__,
+            )
+        )
+    except HFValidationError as err:
+        raise ValueError(
+            f"{str(repo_id)!r} is neither an existing directory nor a valid Hub repo id "
+            f"('user/name'): {err}"
+        ) from None
+    except LocalEntryNotFoundError:
+        cache = str(cache_dir or constants.HF_HUB_CACHE)
+        if constants.is_offline_mode() or local_files_only:
+            reason = (
+                "HF_HUB_OFFLINE=1 forbids downloading it"
+                if constants.is_offline_mode()
+                else "local_files_only=True forbids downloading it"
+            )
+            raise FileNotFoundError(
+                f"{filename} of Hub repo {where} is not in the Hugging Face cache ({cache!r}) "
+                f"and {reason}. Download it once while online (cnnzoo.from_pretrained or "
+                f"`hf download {repo_id}`), or unset HF_HUB_OFFLINE. (No local directory "
+                f"{repo_id!r} exists either.)"
+            ) from None
+        raise FileNotFoundError(
+            f"could not reach the Hugging Face Hub to download {filename} of {where}, and it is "
+            f"not in the cache ({cache!r}); no local directory {repo_id!r} exists either. Check "
+            "the connection, or pass a local directory"
+        ) from None
+    except GatedRepoError:
+        raise FileNotFoundError(
+            f"Hub repo {where} is gated: accept its conditions on huggingface.co and pass token=..."
+        ) from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"Hub repo {where} does not exist, or is private (pass token=... for private "
+            "repos); a local directory of that name does not exist either"
+        ) from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(f"Hub repo {repo_id!r} has no revision {revision!r}") from None
+    except EntryNotFoundError:
+        raise FileNotFoundError(
+            f"Hub repo {where} has no {filename}: it was not written by cnnzoo.save_pretrained"
+        ) from None
+
+
+# -- uploading ------------------------------------------------------------------------------------
+def push_to_hub(
+    model: nn.Module,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+    metrics: Mapping[str, float] | None = None,
+) -> Any:
+    """Upload a model to a Hub repository (created if needed) as ``save_pretrained`` writes it.
+
+    Args:
+        model: A model built by ``cnnzoo.models.get``.
+        repo_id: ``"user/name"`` or ``"organisation/name"``.
+        private: Make a newly created repository private (``None``: the account's default).
+        token: Hub token (default: the logged-in one, or ``HF_TOKEN``).
+        revision: Branch to commit to (default ``"main"``).
+        commit_message: Commit message.
+        create_pr: Open a pull request instead of committing directly.
+        metrics: Evaluation results to record in the config and model card.
+
+    Returns:
+        huggingface_hub's ``CommitInfo`` (its ``commit_url`` links the commit).
+
+    Raises:
+        ValueError: An invalid repo id, or a model not built by ``cnnzoo.models.get``.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"invalid Hub repo id {repo_id!r}: {err}") from None
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="cnnzoo-push-") as folder:
+        save_pretrained(model, folder, metrics=metrics, repo_id=repo_id)  # fail before the Hub
+        api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+        name = model_config(model)["name"]  # type: ignore[index]
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message or f"Upload {name} with cnnzoo",
+            revision=revision,
+            create_pr=create_pr,
+            token=token,
+        )
