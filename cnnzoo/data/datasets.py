@@ -1,0 +1,332 @@
+"""Image classification datasets held in memory as ``uint8`` tensors.
+
+``load_dataset("fashion-mnist")`` returns an :class:`ImageTensorDataset`: the whole split as one
+``uint8`` tensor ``(N, C, H, W)`` plus its labels, class names and normalisation statistics. The
+training engine moves those tensors to the device once and draws batches by index; the object is
+also an ordinary ``Dataset`` yielding normalised ``(float image, label)`` pairs, so it works with a
+``DataLoader`` like any torchvision dataset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["DATASETS", "DatasetSpec", "ImageTensorDataset", "load_dataset", "search_paths"]
+
+# Debian's ``dataset-fashion-mnist`` package installs the four IDX files here.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What cnnzoo knows about a named dataset.
+
+    Attributes:
+        name: cnnzoo's name for it ("fashion-mnist").
+        torchvision_class: The torchvision dataset class that downloads it.
+        classes: Class names, index order.
+        mean: Per-channel mean of the training images, in [0, 1] units.
+        std: Per-channel standard deviation of the training images, in [0, 1] units.
+        extra_dirs: Directories searched after the usual ones (system packages).
+    """
+
+    name: str
+    torchvision_class: str
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    extra_dirs: tuple[Path, ...] = ()
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "fashion-mnist": DatasetSpec(
+        "fashion-mnist",
+        "FashionMNIST",
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        (0.2860,),
+        (0.3530,),
+        (DEBIAN_FASHION_MNIST,),
+    ),
+    "mnist": DatasetSpec("mnist", "MNIST", tuple(str(d) for d in range(10)), (0.1307,), (0.3081,)),
+    "cifar10": DatasetSpec(
+        "cifar10",
+        "CIFAR10",
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    ),
+}
+_ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+}
+
+
+class ImageTensorDataset(Dataset):
+    """A labelled image dataset held in memory as one ``uint8`` tensor.
+
+    Indexing yields ``(image, label)`` with ``image`` a float tensor ``(C, H, W)`` normalised
+    with ``mean`` and ``std`` (what ``ToTensor`` then ``Normalize`` would give), so the object
+    drops into a ``DataLoader``. ``cnnzoo.fit`` instead reads ``images`` and ``labels`` directly
+    and normalises whole batches on the device.
+
+    Attributes:
+        images: ``uint8`` tensor ``(N, C, H, W)``.
+        labels: ``int64`` tensor ``(N,)``.
+        classes: Class names, index order.
+        mean: Per-channel mean used for normalisation, in [0, 1] units.
+        std: Per-channel standard deviation used for normalisation, in [0, 1] units.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(
+                f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} "
+                f"{tuple(images.shape)}"
+            )
+        if labels.dim() != 1 or len(labels) != len(images):
+            raise ValueError(
+                f"labels must be a 1-D tensor with one label per image; got shape "
+                f"{tuple(labels.shape)} for {len(images)} images"
+            )
+        channels = images.shape[1]
+        if len(mean) != channels or len(std) != channels:
+            raise ValueError(f"mean and std need one value per channel ({channels})")
+        self.images = images
+        self.labels = labels.long()
+        self.classes = list(classes)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        mean = torch.tensor(self.mean).view(-1, 1, 1)
+        std = torch.tensor(self.std).view(-1, 1, 1)
+        image = (self.images[index].float() / 255 - mean) / std
+        return image, int(self.labels[index])
+
+    def __repr__(self) -> str:
+        c, h, w = self.images.shape[1:]
+        return f"{type(self).__name__}({len(self)} images {c}x{h}x{w}, {len(self.classes)} classes)"
+
+
+def search_paths(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The directories ``load_dataset`` looks in for ``name``, in order.
+
+    Args:
+        name: A dataset name from ``DATASETS``.
+        root: The directory the caller passed, searched first.
+
+    Returns:
+        ``root``, ``$CNNZOO_DATA``, ``~/.cache/cnnzoo``, then system directories for ``name``.
+    """
+    spec = _spec(name)
+    places: list[Path] = []
+    if root is not None:
+        places.append(Path(root).expanduser())
+    if os.environ.get("CNNZOO_DATA"):
+        places.append(Path(os.environ["CNNZOO_DATA"]).expanduser())
+    places.append(_cache_dir())
+    places.extend(spec.extra_dirs)
+    return places
+
+
+def load_dataset(
+    name: str | os.PathLike,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+) -> ImageTensorDataset:
+    """Load a dataset split into memory.
+
+    Named datasets ("fashion-mnist", "mnist", "cifar10") are looked for in ``root``,
+    ``$CNNZOO_DATA``, ``~/.cache/cnnzoo`` and, for Fashion-MNIST, Debian's
+    ``/usr/share/datasets/fashion-mnist``; each directory may hold the raw files directly or in
+    torchvision's layout. When none has them, torchvision downloads them into ``root`` (or
+    ``~/.cache/cnnzoo``).
+
+    A directory path instead loads an ImageFolder tree (``<dir>/<split>/<class>/<image>``, or
+    ``<dir>/<class>/<image>`` when there is no ``<split>`` folder).
+
+    Args:
+        name: "fashion-mnist", "mnist", "cifar10", or an ImageFolder directory.
+        split: "train" or "test".
+        root: Directory to look in first and to download into.
+        download: Download with torchvision when the files are nowhere on disk.
+        image_size: ImageFolder only: resize every image to this size (needed when the images
+            differ in size). ``mean`` and ``std`` of an ImageFolder are measured on its
+            ``train`` split.
+
+    Returns:
+        The split, in memory.
+
+    Raises:
+        ValueError: Unknown name or split.
+        FileNotFoundError: The data is nowhere on disk and could not be downloaded; the message
+            names every place looked and how to get the data.
+
+    Example:
+        >>> train = load_dataset("fashion-mnist", "train")
+        >>> train.images.shape, train.classes[0]
+        (torch.Size([60000, 1, 28, 28]), 'T-shirt/top')
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+    if isinstance(name, os.PathLike) or (isinstance(name, str) and Path(name).is_dir()):
+        from .folder import load_image_folder  # PIL is only needed here
+
+        return load_image_folder(Path(name), split, image_size=image_size)
+    spec = _spec(str(name))
+    places = search_paths(spec.name, root)
+    for place in places:
+        found = _read_from(spec, place, split)
+        if found is not None:
+            return _as_dataset(spec, *found)
+    download_error = None
+    if download:
+        target = Path(root).expanduser() if root is not None else _cache_dir()
+        try:
+            found = _download(spec, target, split)
+        except Exception as error:  # offline, proxy, disk full: report it with the places looked
+            download_error = error
+        else:
+            return _as_dataset(spec, *found)
+    raise FileNotFoundError(_missing_message(spec, split, places, download, download_error))
+
+
+# -- finding and reading the files -----------------------------------------------------------
+def _spec(name: str) -> DatasetSpec:
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or pass the path of an "
+            "ImageFolder directory"
+        )
+    return DATASETS[key]
+
+
+def _cache_dir() -> Path:
+    return Path("~/.cache/cnnzoo").expanduser()
+
+
+def _read_from(
+    spec: DatasetSpec, place: Path, split: str
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if spec.name == "cifar10":
+        return _read_cifar(place, split)
+    prefix = "train" if split == "train" else "t10k"
+    # Debian's flat layout first, then torchvision's ``<root>/<Class>/raw``.
+    for folder in (place, place / spec.torchvision_class / "raw"):
+        images = _find_file(folder, f"{prefix}-images-idx3-ubyte")
+        labels = _find_file(folder, f"{prefix}-labels-idx1-ubyte")
+        if images is not None and labels is not None:
+            return read_idx(images).unsqueeze(1), read_idx(labels).long()
+    return None
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read an IDX file (the MNIST format), gzipped or not, into a ``uint8`` tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as file:
+        data = file.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    expected = int(np.prod(shape))
+    if len(data) - offset != expected:
+        raise ValueError(f"{path} is truncated: expected {expected} values for shape {shape}")
+    array = np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+    return torch.from_numpy(array.copy())
+
+
+def _read_cifar(place: Path, split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if not (place / "cifar-10-batches-py").is_dir():
+        return None
+    from torchvision.datasets import CIFAR10
+
+    try:
+        data = CIFAR10(str(place), train=split == "train", download=False)
+    except RuntimeError:  # folder present but incomplete or corrupt
+        return None
+    images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(data.targets, dtype=torch.long)
+
+
+def _download(spec: DatasetSpec, target: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets
+
+    target.mkdir(parents=True, exist_ok=True)
+    dataset_class = getattr(torchvision.datasets, spec.torchvision_class)
+    dataset_class(str(target), train=split == "train", download=True)
+    found = _read_from(spec, target, split)
+    if found is None:
+        raise FileNotFoundError(
+            f"torchvision downloaded {spec.name} but its files are not in {target}"
+        )
+    return found
+
+
+def _as_dataset(
+    spec: DatasetSpec, images: torch.Tensor, labels: torch.Tensor
+) -> ImageTensorDataset:
+    return ImageTensorDataset(images, labels, spec.classes, spec.mean, spec.std)
+
+
+def _missing_message(
+    spec: DatasetSpec, split: str, places: list[Path], download: bool, error: Exception | None
+) -> str:
+    looked = "\n".join(f"  - {p}" for p in places)
+    lines = [f"cannot find the {spec.name} {split} split. Looked in:", looked]
+    if error is not None:
+        lines.append(f"Downloading with torchvision failed: {type(error).__name__}: {error}")
+    elif not download:
+        lines.append("Downloading was turned off (download=False).")
+    lines.append(
+        f"To fix: connect to the internet and call load_dataset({spec.name!r}) again, or copy "
+        f"the files (torchvision's {spec.torchvision_class} raw files) into one of the "
+        "directories above or set CNNZOO_DATA to their directory."
+    )
+    if spec.name == "fashion-mnist":
+        lines.append("On Debian or Ubuntu: sudo apt-get install dataset-fashion-mnist")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The pieces ``fit`` assembles from its arguments: device, precision, optimizer, schedule."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DEFAULT_LR",
+    "autocast",
+    "make_optimizer",
+    "make_scheduler",
+    "resolve_device",
+    "resolve_precision",
+]
+
+# Peak learning rates that train the zoo's nets well under the default one-cycle schedule
+# (measured on Fashion-MNIST; see benchmarks/README.md).
+DEFAULT_LR = {"adamw": 1e-2, "adam": 1e-2, "sgd": 0.05}
+DEFAULT_WEIGHT_DECAY = {"adamw": 5e-4, "adam": 0.0, "sgd": 5e-4}
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+OptimizerArg = (
+    str | torch.optim.Optimizer | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> cuda, then mps, then cpu; anything else as ``torch.device`` reads it."""
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use device='auto' or 'cpu'")
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
+
+    ``"auto"`` is bf16 autocast on CUDA GPUs that support it and fp32 elsewhere (on CPU, bf16
+    autocast is slower than fp32 for these small nets unless the CPU has AMX).
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """An autocast context for ``dtype``, or a no-op one for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_optimizer(
+    optimizer: OptimizerArg, model: nn.Module, lr: float | None, weight_decay: float | None
+) -> torch.optim.Optimizer:
+    """Build the optimizer ``fit`` was asked for.
+
+    Args:
+        optimizer: "adamw", "adam", "sgd" (Nesterov momentum 0.9), a built optimizer, or a
+            callable ``params -> optimizer``.
+        model: Whose trainable parameters to optimise.
+        lr: Peak learning rate; None picks :data:`DEFAULT_LR` for the named optimizers.
+        weight_decay: None picks the optimizer's default (5e-4 for adamw and sgd, 0 for adam).
+            Biases and normalisation weights are never decayed.
+
+    Returns:
+        The optimizer.
+    """
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if lr is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return optimizer
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the model has no trainable parameters (all frozen?); unfreeze some")
+    if callable(optimizer):
+        built = optimizer(trainable)
+        if lr is not None:
+            for group in built.param_groups:
+                group["lr"] = lr
+        return built
+    name = str(optimizer).lower()
+    if name not in DEFAULT_LR:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; use 'adamw', 'adam', 'sgd', a torch.optim "
+            "optimizer, or a callable that takes the parameters and returns one"
+        )
+    lr = DEFAULT_LR[name] if lr is None else lr
+    decay = DEFAULT_WEIGHT_DECAY[name] if weight_decay is None else weight_decay
+    # Decay weight matrices and kernels only: decaying biases and BN scales just hurts.
+    groups = [
+        {"params": [p for p in trainable if p.dim() > 1], "weight_decay": decay},
+        {"params": [p for p in trainable if p.dim() <= 1], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def make_scheduler(
+    schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Build the per-step learning-rate schedule.
+
+    Args:
+        schedule: "onecycle" (warm up over the first 25% of steps to the peak ``lr``, then
+            anneal to near zero), "cosine" (cosine decay from ``lr`` to zero), None (constant),
+            or a callable ``(optimizer, total_steps) -> LRScheduler`` stepped every batch.
+        optimizer: The optimizer; its learning rates are the peaks.
+        total_steps: Optimizer steps in the whole run.
+
+    Returns:
+        The scheduler, or None.
+    """
+    if schedule is None:
+        return None
+    if callable(schedule) and not isinstance(schedule, str):
+        return schedule(optimizer, total_steps)
+    name = str(schedule).lower().replace("-", "").replace("_", "")
+    # One spare step: OneCycleLR extrapolates (to a negative rate) past its last step, and
+    # fit steps the scheduler after the final batch too.
+    total_steps = max(1, total_steps) + 1
+    if name == "onecycle":
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=peaks,
+            total_steps=total_steps,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+            div_factor=10.0,
+            final_div_factor=100.0,
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    raise ValueError(
+        f"unknown schedule {schedule!r}; use 'onecycle', 'cosine', None, or a callable "
+        "(optimizer, total_steps) -> LRScheduler"
+    )

@@ -1,0 +1,106 @@
+"""``History``: what ``fit`` returns, in the shape Keras users know."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+__all__ = ["History"]
+
+
+class History:
+    """The per-epoch record of a training run.
+
+    Attributes:
+        history: Metric name -> one value per epoch: ``loss``, ``accuracy``, ``val_loss`` and
+            ``val_accuracy`` (with validation data), ``lr`` (learning rate at the epoch's end) and
+            ``epoch_seconds`` (wall time of the epoch, validation included).
+        epoch: The epoch numbers recorded, 0-based.
+        params: The run's settings (epochs, batch size, optimizer, device, ...).
+        stopped_epoch: The epoch training stopped at early (early stopping, a callback), or None.
+        best_epoch: The epoch of the best ``monitor`` value when one was tracked, else None.
+    """
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict[str, Any] = dict(params or {})
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        """Record one epoch's metrics."""
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def state_dict(self) -> dict[str, list[float]]:
+        """Plain data for checkpoints: the ``history`` dict plus the ``epoch`` list."""
+        return {"epoch": [float(e) for e in self.epoch], **self.history}
+
+    def load_state_dict(self, state: dict[str, list[float]]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        state = dict(state)
+        self.epoch = [int(e) for e in state.pop("epoch", [])]
+        self.history = {key: [float(v) for v in values] for key, values in state.items()}
+        if not self.epoch and self.history:
+            self.epoch = list(range(len(next(iter(self.history.values())))))
+
+    def plot(self, path: str | os.PathLike, *, title: str | None = None) -> None:
+        """Write a PNG of the loss and accuracy curves (training and validation).
+
+        Needs matplotlib (``pip install cnnzoo[plot]``), imported only here.
+
+        Args:
+            path: File to write, e.g. ``"curves.png"``.
+            title: Figure title.
+
+        Raises:
+            ImportError: matplotlib is not installed (the message says how to install it).
+            ValueError: Nothing recorded yet.
+        """
+        if not self.epoch:
+            raise ValueError("History is empty: nothing to plot (fit has not run an epoch)")
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg", force=False)  # no display needed to write a file
+            import matplotlib.pyplot as plt
+        except ImportError as error:
+            raise ImportError(
+                "History.plot needs matplotlib: pip install 'cnnzoo[plot]'"
+            ) from error
+
+        epochs = [e + 1 for e in self.epoch]
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+            for key, style, label in ((metric, "o-", "train"), (f"val_{metric}", "s-", "val")):
+                values = self.history.get(key)
+                if values:
+                    axis.plot(epochs, values, style, label=label)
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(metric)
+            axis.grid(alpha=0.3)
+            axis.legend()
+        if title:
+            figure.suptitle(title)
+        figure.tight_layout()
+        figure.savefig(os.fspath(path), dpi=100)
+        plt.close(figure)
+
+    def __repr__(self) -> str:
+        last = ", ".join(
+            f"{key}={values[-1]:.4g}" for key, values in self.history.items() if values
+        )
+        return f"History({len(self.epoch)} epochs{': ' + last if last else ''})"
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def best(self, monitor: str = "val_accuracy") -> float:
+        """The best value of ``monitor`` (max for accuracies, min otherwise)."""
+        values = [v for v in self.history.get(monitor, []) if not math.isnan(v)]
+        if not values:
+            raise KeyError(f"no values recorded for {monitor!r}; have {sorted(self.history)}")
+        return max(values) if "acc" in monitor else min(values)
