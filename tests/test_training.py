@@ -187,6 +187,27 @@ def test_best_checkpoint_restore_best_and_patience(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_checkpoint_dir_alone_keeps_the_best_weights(tmp_path):
+    snapshots = []
+
+    class Snapshot:
+        def on_epoch_end(self, epoch, logs):
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    model = tiny_net()
+    history = cnnzoo.fit(
+        model, stripes(), val_data=0.25, checkpoint_dir=tmp_path, monitor="val_loss",
+        callbacks=[Snapshot()], **{**QUICK, "epochs": 4, "lr": 2.0},
+    )  # fmt: skip
+    losses = history.history["val_loss"]
+    best_epoch = min(range(len(losses)), key=losses.__getitem__)
+    assert best_epoch < len(losses) - 1  # the rate is too high on purpose: best is not last
+    saved = tiny_net()
+    cnnzoo.load_weights(saved, tmp_path / "best.safetensors")
+    for name, tensor in saved.state_dict().items():
+        torch.testing.assert_close(tensor, snapshots[best_epoch][name])
+
+
 def test_early_stopping_stops_when_the_metric_stalls():
     # lr=0 and no BatchNorm statistics: nothing changes, so val_loss never improves again.
     history = cnnzoo.fit(

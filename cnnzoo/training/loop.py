@@ -116,8 +116,9 @@ def fit(
             better).
         restore_best: Load the best weights back into the model at the end.
         patience: Stop after this many epochs without improvement of ``monitor``.
-        checkpoint_dir: Directory for the full training state, written after every epoch so
-            an interrupted run can resume.
+        checkpoint_dir: Directory for the full training state, written atomically after every
+            epoch so an interrupted run can resume; without ``checkpoint`` it also keeps the best
+            weights (by ``monitor``) as ``best.safetensors``.
         resume: Continue from the state in ``checkpoint_dir`` if there is one.
         num_workers: DataLoader workers for datasets that are not held in memory.
 
@@ -406,10 +407,12 @@ class _Run:
     # -- best model, state, schedule -----------------------------------------------------------
     def _track_best(self, epoch: int, logs: dict[str, float]) -> bool:
         best = self.best
-        tracking = self.checkpoint is not None or self.restore_best or self.patience is not None
-        if not tracking:
+        asked = self.checkpoint is not None or self.restore_best or self.patience is not None
+        if not asked and self.checkpoint_dir is None:
             return False
         if best.monitor not in logs:
+            if not asked:  # checkpoint_dir alone: keep the best weights only when rankable
+                return False
             raise ValueError(
                 f"monitor={best.monitor!r} is not a recorded metric; choose one of {sorted(logs)}"
             )
@@ -421,7 +424,7 @@ class _Run:
                     from ..checkpoint import save
 
                     save(self.model, self.checkpoint)
-                elif self.checkpoint_dir is not None and self.restore_best:
+                elif self.checkpoint_dir is not None:  # the state directory keeps the best too
                     from ..checkpoint import save
 
                     save(self.model, self._best_file())
@@ -443,7 +446,7 @@ class _Run:
             self.model.load_state_dict(self.best.weights)
 
     def _best_file(self) -> Path:
-        """Where restore_best keeps the best weights when resuming needs them on disk."""
+        """Where a run with ``checkpoint_dir`` and no ``checkpoint`` keeps its best weights."""
         return Path(self.checkpoint_dir) / "best.safetensors"
 
     def _save_state(self, epoch: int) -> None:
