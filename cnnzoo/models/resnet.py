@@ -133,14 +133,7 @@ def resnet18(
 ) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2] (11,689,512 parameters at 1000 classes).
 
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the input images.
-        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
-        zero_init_residual: Zero-initialise the last norm layer of each residual branch.
-
-    Returns:
-        The model, with torchvision's initialisation.
+    The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
         BasicBlock, [2, 2, 2, 2], num_classes, in_channels, small_input, zero_init_residual
@@ -156,14 +149,7 @@ def resnet34(
 ) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3] (21,797,672 parameters at 1000 classes).
 
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the input images.
-        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
-        zero_init_residual: Zero-initialise the last norm layer of each residual branch.
-
-    Returns:
-        The model, with torchvision's initialisation.
+    The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
         BasicBlock, [3, 4, 6, 3], num_classes, in_channels, small_input, zero_init_residual
@@ -179,14 +165,7 @@ def resnet50(
 ) -> ResNet:
     """ResNet-50: bottleneck blocks [3, 4, 6, 3] (25,557,032 parameters at 1000 classes).
 
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the input images.
-        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
-        zero_init_residual: Zero-initialise the last norm layer of each residual branch.
-
-    Returns:
-        The model, with torchvision's initialisation.
+    The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
         Bottleneck, [3, 4, 6, 3], num_classes, in_channels, small_input, zero_init_residual
@@ -202,14 +181,7 @@ def resnet101(
 ) -> ResNet:
     """ResNet-101: bottleneck blocks [3, 4, 23, 3] (44,549,160 parameters at 1000 classes).
 
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the input images.
-        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
-        zero_init_residual: Zero-initialise the last norm layer of each residual branch.
-
-    Returns:
-        The model, with torchvision's initialisation.
+    The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
         Bottleneck, [3, 4, 23, 3], num_classes, in_channels, small_input, zero_init_residual
@@ -225,14 +197,7 @@ def resnet152(
 ) -> ResNet:
     """ResNet-152: bottleneck blocks [3, 8, 36, 3] (60,192,808 parameters at 1000 classes).
 
-    Args:
-        num_classes: Number of classes.
-        in_channels: Channels of the input images.
-        small_input: 3x3 stride-1 stem without max pool, for 28x28 and 32x32 images.
-        zero_init_residual: Zero-initialise the last norm layer of each residual branch.
-
-    Returns:
-        The model, with torchvision's initialisation.
+    The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
         Bottleneck, [3, 8, 36, 3], num_classes, in_channels, small_input, zero_init_residual

@@ -187,14 +187,7 @@ def vgg11(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        11,
-        batch_norm=False,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(11, False, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
@@ -205,14 +198,7 @@ def vgg11_bn(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        11,
-        batch_norm=True,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(11, True, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
@@ -223,14 +209,7 @@ def vgg13(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        13,
-        batch_norm=False,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(13, False, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
@@ -241,14 +220,7 @@ def vgg13_bn(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        13,
-        batch_norm=True,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(13, True, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
@@ -259,14 +231,7 @@ def vgg16(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        16,
-        batch_norm=False,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(16, False, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
@@ -277,14 +242,7 @@ def vgg16_bn(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        16,
-        batch_norm=True,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(16, True, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
@@ -295,14 +253,7 @@ def vgg19(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        19,
-        batch_norm=False,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(19, False, num_classes, in_channels, dropout, small_input)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
@@ -313,11 +264,4 @@ def vgg19_bn(
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
-    return VGG(
-        19,
-        batch_norm=True,
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        small_input=small_input,
-    )
+    return VGG(19, True, num_classes, in_channels, dropout, small_input)
