@@ -62,12 +62,6 @@ def add_training_commands(
     p.set_defaults(run=_cmd_predict)
 
 
-def _device(name: str) -> torch.device:
-    from .training.components import resolve_device
-
-    return resolve_device(name)
-
-
 def _print_metrics(metrics: dict[str, Any], classes: list[str]) -> None:
     print(f"test accuracy: {metrics['accuracy']:.4f}   test loss: {metrics['loss']:.4f}")
     width = max(len(c) for c in classes) + 2
@@ -78,6 +72,7 @@ def _print_metrics(metrics: dict[str, Any], classes: list[str]) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from . import checkpoint, training
+    from .checkpoint._io import write_json_atomic
     from .data import load_dataset
     from .models import get
 
@@ -123,8 +118,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     model_path = checkpoint.save(
         model, args.out / "model.safetensors", metadata={_METADATA_KEY: json.dumps(data_info)}
     )
-    (args.out / "history.json").write_text(json.dumps(history.history, indent=2))
-    (args.out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2))
+    write_json_atomic(args.out / "history.json", history.history)
+    write_json_atomic(args.out / "metrics.json", _jsonable(metrics))
     try:
         history.plot(args.out / "curves.png", title=f"{args.name} on {args.data}")
         curves = f", curves {args.out / 'curves.png'}"

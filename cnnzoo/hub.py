@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint._io import read_safetensors, resolve_device, write_json_atomic
+from .checkpoint._io import read_safetensors, write_json_atomic
 from .checkpoint._tensors import load_checked
 from .checkpoint._weights import build_from_config, describe_config, model_config, save
+from .devices import resolve_device
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "from_pretrained", "push_to_hub", "save_pretrained"]
 

@@ -9,7 +9,8 @@ Every reader validates files before use and raises ``FileNotFoundError`` or ``Va
 naming the file and the problem; ``torch.load`` is only ever called with ``weights_only=True``.
 """
 
-from ._io import read_state_dict, resolve_device
+from ..devices import resolve_device
+from ._io import read_state_dict
 from ._state import TrainingState, load_training_state, save_training_state
 from ._tensors import LoadResult
 from ._weights import load, load_weights, model_config, save

@@ -25,7 +25,6 @@ __all__ = [
     "read_safetensors",
     "read_state_dict",
     "read_torch_state_dict",
-    "resolve_device",
     "write_json_atomic",
     "write_safetensors_atomic",
 ]
@@ -57,11 +56,31 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 # -- writing --------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success, fsync it and rename it over ``path``.
+def _atomic_replace(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success, fsync it and rename it over ``path``.
 
     A crash or exception part-way leaves ``path`` untouched (old content or absent), never half
     written: readers see either the previous file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp_name)
+        with open(tmp_name, "rb+") as f:  # writers such as safetensors do not fsync
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a file that replaces ``path`` atomically once the ``with`` block succeeds.
 
     Args:
         path: Destination file; its parent directories are created.
@@ -70,20 +89,9 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     Yields:
         The open temporary file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(path.parent)
+    encoding = {} if "b" in mode else {"encoding": "utf-8"}
+    with _atomic_replace(path) as tmp, open(tmp, mode, **encoding) as f:
+        yield f
 
 
 def write_safetensors_atomic(
@@ -95,20 +103,8 @@ def write_safetensors_atomic(
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(dict(tensors), tmp_name, metadata=dict(metadata))
-        with open(tmp_name, "rb+") as f:  # save_file does not fsync; make the data durable
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(path.parent)
+    with _atomic_replace(path) as tmp:
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata))
 
 
 def write_json_atomic(path: PathLike, obj: Any) -> None:
@@ -129,38 +125,6 @@ def _fsync_directory(directory: Path) -> None:
 
 
 # -- devices --------------------------------------------------------------------------------------
-def resolve_device(device: str | int | torch.device) -> torch.device:
-    """Turn ``"cpu"``, ``"cuda:1"``, ``1`` or a ``torch.device`` into a device that exists here.
-
-    Raises:
-        ValueError: Not a device name, or a device this machine does not have.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"invalid device {device!r}; use 'cpu', 'cuda', 'cuda:<index>' or a torch.device"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {str(dev)!r} was requested but CUDA is not available on this machine "
-                "(torch.cuda.is_available() is False); load with device='cpu'"
-            )
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(
-                f"device {str(dev)!r} was requested but this machine has {count} CUDA "
-                f"device(s) (cuda:0 to cuda:{count - 1})"
-            )
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(
-            f"device {str(dev)!r} was requested but MPS is not available on this machine; "
-            "load with device='cpu'"
-        )
-    return dev
-
-
 # -- reading --------------------------------------------------------------------------------------
 def _existing_file(path: PathLike) -> Path:
     path = Path(path)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._io import PathLike, read_safetensors, read_state_dict, resolve_device
+from ..devices import resolve_device
+from ._io import PathLike, read_safetensors, read_state_dict
 from ._io import write_safetensors_atomic as _write
 from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["AlexNet", "AlexNetOriginal", "alexnet", "alexnet_original"]
@@ -27,11 +27,6 @@ _KRIZHEVSKY_2012 = (
 _KRIZHEVSKY_2014 = (
     "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"
 )
-
-
-def _final_layer(num_features: int, num_classes: int) -> nn.Module:
-    """The last classifier layer; ``num_classes=0`` leaves it out, as ``reset_classifier(0)``."""
-    return nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 class AlexNetOriginal(ZooModel):
@@ -76,7 +71,7 @@ class AlexNetOriginal(ZooModel):
         self.f2 = nn.Linear(4096, 4096)
         self.act_f2 = nn.ReLU(inplace=True)
         self.drop2 = nn.Dropout(dropout)
-        self.f3 = _final_layer(4096, num_classes)
+        self.f3 = classifier_head(4096, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 256, 6, 6)`` map after the last max-pool."""
@@ -154,7 +149,7 @@ class AlexNet(ZooModel):
             nn.Dropout(p=dropout),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
-            _final_layer(4096, num_classes),
+            classifier_head(4096, num_classes),
         )
         # No init loop: torchvision's AlexNet keeps PyTorch's default initialisation.
 

@@ -15,7 +15,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ZooModel"]
+__all__ = ["ZooModel", "classifier_head"]
+
+
+def classifier_head(num_features: int, num_classes: int) -> nn.Module:
+    """The final classifier: ``nn.Linear(num_features, num_classes)``.
+
+    ``num_classes=0`` gives ``nn.Identity``, so the model returns its ``(N, num_features)``
+    features: what ``reset_classifier(0)`` does, and what building with ``num_classes=0`` does.
+    """
+    return nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 class ZooModel(nn.Module):
@@ -97,9 +106,7 @@ class ZooModel(nn.Module):
         """
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        head: nn.Module = (
-            nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        )
+        head = classifier_head(self.num_features, num_classes)
         old = self.get_classifier()
         if isinstance(old, nn.Linear):  # keep the device and dtype the model already lives on
             head = head.to(device=old.weight.device, dtype=old.weight.dtype)

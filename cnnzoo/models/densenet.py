@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as checkpoint
 from torch import nn
 
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["DenseNet", "densenet121"]
@@ -184,9 +184,7 @@ class DenseNet(ZooModel):
         self.features.add_module("norm5", nn.BatchNorm2d(width))
 
         self.num_features = width
-        self.classifier: nn.Module = (
-            nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
-        )
+        self.classifier = classifier_head(width, num_classes)
         self._init_weights()
         self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..blocks import ConvBNAct, Inception
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["GoogLeNet", "googlenet"]
@@ -63,7 +63,7 @@ class InceptionAux(nn.Module):
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(dropout)
-        self.fc2: nn.Module = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc2 = classifier_head(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map an ``(N, in_channels, H, W)`` map to ``(N, num_classes)`` logits."""
@@ -141,7 +141,7 @@ class GoogLeNet(ZooModel):
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
-        self.fc: nn.Module = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = classifier_head(1024, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -209,7 +209,7 @@ class GoogLeNet(ZooModel):
         super().reset_classifier(num_classes)
         for aux in (self.aux1, self.aux2):
             if aux is not None:
-                aux.fc2 = nn.Linear(1024, num_classes) if num_classes > 0 else nn.Identity()
+                aux.fc2 = classifier_head(1024, num_classes)
                 aux.fc2.to(device=aux.fc1.weight.device, dtype=aux.fc1.weight.dtype)
 
 

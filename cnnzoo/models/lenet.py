@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["LeNet5", "lenet5"]
@@ -51,7 +51,7 @@ class LeNet5(ZooModel):
         self.act5 = nn.Sigmoid()
         self.f6 = nn.Linear(120, 84)
         self.act6 = nn.Sigmoid()
-        self.f7: nn.Module = nn.Linear(84, num_classes) if num_classes > 0 else nn.Identity()
+        self.f7 = classifier_head(84, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 16, 5, 5)`` map after S4."""

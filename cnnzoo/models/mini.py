@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..blocks import InceptionA, ResidualBlock
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["MiniInception", "MiniResNet", "mini_inception", "mini_resnet"]
@@ -41,9 +41,7 @@ class _MiniNet(ZooModel):
         self.input_size = (in_channels, 28, 28)
         self.min_input_size = (28, 28)
         self.features = features
-        self.fc: nn.Module = (
-            nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
-        )
+        self.fc = classifier_head(num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the last feature map of the trunk."""

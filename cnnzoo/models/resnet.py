@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -91,9 +91,7 @@ class ResNet(ZooModel):
         self.layer3 = _make_stage(block, 128 * block.expansion, 256, layers[2], stride=2)
         self.layer4 = _make_stage(block, 256 * block.expansion, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc: nn.Module = (
-            nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        )
+        self.fc = classifier_head(self.num_features, num_classes)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:

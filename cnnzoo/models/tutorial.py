@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["CifarCNN", "NetworkBN", "NetworkBNv2", "cifar_cnn", "network_bn", "network_bn_v2"]
@@ -20,11 +20,6 @@ _BATCH_NORM = (
     "Ioffe & Szegedy 2015, Batch normalization: accelerating deep network training by "
     "reducing internal covariate shift"
 )
-
-
-def _final_layer(num_features: int, num_classes: int) -> nn.Module:
-    """The classifier layer; ``num_classes=0`` leaves it out, as ``reset_classifier(0)``."""
-    return nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -74,7 +69,7 @@ class NetworkBN(ZooModel):
         self.relu5 = nn.ReLU(inplace=True)
         self.pool2 = nn.MaxPool2d(2, 2)
         self.flatten = nn.Flatten()
-        self.fc1 = _final_layer(self.num_features, num_classes)
+        self.fc1 = classifier_head(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 24, 50, 50)`` map after the second max-pool."""
@@ -120,7 +115,7 @@ class NetworkBNv2(ZooModel):
             *_conv_bn_relu(24, 48),
             nn.MaxPool2d(2, 2),
         )
-        self.classifier = _final_layer(self.num_features, num_classes)
+        self.classifier = classifier_head(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 48, 23, 23)`` map after the third max-pool."""
@@ -173,7 +168,7 @@ class CifarCNN(ZooModel):
         self.fc2 = nn.Linear(256, 128)
         self.relu2 = nn.ReLU(inplace=True)
         self.dropout2 = nn.Dropout(dropout)
-        self.fc3 = _final_layer(128, num_classes)
+        self.fc3 = classifier_head(128, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 128, 4, 4)`` map after the third block."""

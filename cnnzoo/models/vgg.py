@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel
+from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = [
@@ -139,7 +139,7 @@ class VGG(ZooModel):
             nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
-            nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity(),
+            classifier_head(hidden, num_classes),
         )
         self._init_weights()
 

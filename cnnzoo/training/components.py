@@ -14,7 +14,6 @@ __all__ = [
     "autocast",
     "make_optimizer",
     "make_scheduler",
-    "resolve_device",
     "resolve_precision",
 ]
 
@@ -27,22 +26,6 @@ _PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OptimizerArg = (
     str | torch.optim.Optimizer | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 )
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> cuda, then mps, then cpu; anything else as ``torch.device`` reads it."""
-    if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use device='auto' or 'cpu'")
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batches, make_batches, resolve
-from .components import autocast, resolve_device, resolve_precision
+from ..devices import resolve_device
+from .components import autocast, resolve_precision
 
 __all__ = ["check_label_range", "evaluate", "infer_num_classes", "model_device", "predict"]
 

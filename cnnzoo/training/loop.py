@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batches, make_augment, make_batches, resolve, split
+from ..devices import resolve_device
 from . import distributed
 from .callbacks import CallbackList, ProgressBar
 from .components import (
@@ -27,7 +28,6 @@ from .components import (
     autocast,
     make_optimizer,
     make_scheduler,
-    resolve_device,
     resolve_precision,
 )
 from .evaluation import accumulate, infer_num_classes, summarize
