@@ -194,14 +194,22 @@ def test_checkpoint_dir_alone_keeps_the_best_weights(tmp_path):
         def on_epoch_end(self, epoch, logs):
             snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
 
+    class SpoilLastEpoch:
+        """Make the last epoch the worst by construction, not by a diverging learning rate."""
+
+        def on_epoch_begin(self, epoch, logs):
+            if epoch == 3:
+                with torch.no_grad():  # confidently wrong: the few small steps left cannot undo it
+                    model[-1].weight.mul_(-50.0)
+
     model = tiny_net()
     history = cnnzoo.fit(
         model, stripes(), val_data=0.25, checkpoint_dir=tmp_path, monitor="val_loss",
-        callbacks=[Snapshot()], **{**QUICK, "epochs": 4, "lr": 2.0},
+        callbacks=[SpoilLastEpoch(), Snapshot()], **{**QUICK, "epochs": 4},
     )  # fmt: skip
     losses = history.history["val_loss"]
     best_epoch = min(range(len(losses)), key=losses.__getitem__)
-    assert best_epoch < len(losses) - 1  # the rate is too high on purpose: best is not last
+    assert best_epoch < 3 and losses[3] > 2 * max(losses[:3])
     saved = tiny_net()
     cnnzoo.load_weights(saved, tmp_path / "best.safetensors")
     for name, tensor in saved.state_dict().items():
