@@ -1,0 +1,83 @@
+"""``cnnzoo list``, ``cnnzoo info`` and ``cnnzoo summary``: looking at the zoo without training."""
+
+from __future__ import annotations
+
+import argparse
+
+from .errors import CommandError
+
+__all__ = ["add_browse_commands", "add_model_options"]
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add the model-building options shared by ``summary`` and ``train``."""
+    parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
+    parser.add_argument(
+        "--small-input",
+        action="store_true",
+        help="adapt an ImageNet model's stem to 28x28 / 32x32 images",
+    )
+
+
+def add_browse_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``list``, ``info`` and ``summary`` to the ``cnnzoo`` parser."""
+    p = sub.add_parser("list", help="list the registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    p.set_defaults(run=_cmd_list)
+
+    p = sub.add_parser("info", help="describe one model")
+    p.add_argument("name")
+    p.set_defaults(run=_cmd_info)
+
+    p = sub.add_parser("summary", help="layer-by-layer table of one model")
+    p.add_argument("name")
+    p.add_argument(
+        "--input-size", type=int, nargs=3, metavar=("C", "H", "W"), help="one image's size"
+    )
+    add_model_options(p)
+    p.set_defaults(run=_cmd_summary)
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from ..models import info, list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise CommandError(f"no model matches {args.pattern!r}; try 'cnnzoo list' for all")
+    width = max(len(n) for n in names) + 2
+    print(f"{'name':<{width}}{'params':>14}  {'input':<12}family")
+    for name in names:
+        meta = info(name)
+        size = "x".join(map(str, meta.input_size))
+        print(f"{name:<{width}}{meta.num_params:>14,}  {size:<12}{meta.family}")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from ..models import info
+
+    meta = info(args.name)
+    minimum = "x".join(map(str, meta.min_input_size))
+    rows = [
+        ("name", meta.name),
+        ("description", meta.description),
+        ("family", meta.family),
+        ("parameters", f"{meta.num_params:,} (at {meta.num_classes} classes)"),
+        ("input size", "x".join(map(str, meta.input_size)) + " (C x H x W)"),
+        ("minimum input", minimum + (" (fixed size)" if meta.fixed_input_size else "")),
+        ("classes", str(meta.num_classes)),
+        ("in_channels", str(meta.in_channels)),
+        ("source", meta.source),
+        ("paper", meta.paper),
+    ]
+    for key, value in rows:
+        print(f"{key + ':':<15}{value}")
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from ..models import get
+    from ..summarize import summary
+
+    options = {"small_input": True} if args.small_input else {}
+    in_channels = args.input_size[0] if args.input_size else None
+    model = get(args.name, num_classes=args.num_classes, in_channels=in_channels, **options)
+    print(summary(model, args.input_size))

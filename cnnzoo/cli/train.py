@@ -1,0 +1,107 @@
+"""``cnnzoo train``: train a model on a dataset and write checkpoint, curves and metrics.
+
+``train`` writes everything a later ``eval`` or ``predict`` needs into one safetensors file: the
+weights, the model configuration and, in the metadata, the dataset's class names, normalisation
+and image size, so a checkpoint is self-describing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .browse import add_model_options
+from .inference import DATA_HELP, METADATA_KEY, print_metrics
+
+__all__ = ["add_training_commands"]
+
+
+def add_training_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``train`` to the ``cnnzoo`` parser."""
+    p = sub.add_parser("train", help="train a model and write checkpoint, curves and metrics")
+    p.add_argument("name", help="registered model name, e.g. mini_resnet")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
+    p.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "none"])
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--augment", nargs="*", default=None, help="batch augmentations: flip crop")
+    p.add_argument("--val", type=float, default=0.1, help="share of train held out (0 for none)")
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience")
+    p.add_argument("--image-size", type=int, default=None, help="ImageFolder: resize to this")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    add_model_options(p)
+    p.set_defaults(run=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .. import checkpoint, training
+    from ..checkpoint._io import write_json_atomic
+    from ..data import load_dataset
+    from ..models import get
+
+    if not 0 <= args.val < 1:
+        raise ValueError(f"--val must be in [0, 1), got {args.val}")
+    train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
+    test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
+    channels, height, width = train.images.shape[1:]
+    options = {"small_input": True} if args.small_input else {}
+    num_classes = args.num_classes or len(train.classes)
+    model = get(args.name, num_classes=num_classes, in_channels=channels, **options)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = training.fit(
+        model,
+        train,
+        args.val or None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        schedule=None if args.schedule == "none" else args.schedule,
+        label_smoothing=args.label_smoothing,
+        augment=args.augment or None,
+        device=args.device,
+        seed=args.seed,
+        patience=args.patience,
+        checkpoint=args.out / "best.safetensors" if args.val else None,
+        monitor="val_accuracy" if args.val else "loss",
+        restore_best=bool(args.val),
+        checkpoint_dir=args.out / "state",
+        resume=args.resume,
+    )
+    metrics = training.evaluate(model, test, device=args.device)
+    data_info = {
+        "dataset": str(args.data),
+        "classes": train.classes,
+        "mean": list(train.mean),
+        "std": list(train.std),
+        "image_size": [height, width],
+        "test_accuracy": metrics["accuracy"],
+    }
+    model_path = checkpoint.save(
+        model, args.out / "model.safetensors", metadata={METADATA_KEY: json.dumps(data_info)}
+    )
+    write_json_atomic(args.out / "history.json", history.history)
+    write_json_atomic(args.out / "metrics.json", _jsonable(metrics))
+    try:
+        history.plot(args.out / "curves.png", title=f"{args.name} on {args.data}")
+        curves = f", curves {args.out / 'curves.png'}"
+    except ImportError as error:
+        curves = f" (no curves: {error})"
+    print_metrics(metrics, train.classes)
+    print(f"wrote checkpoint {model_path}{curves}")
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
