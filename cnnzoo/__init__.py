@@ -25,6 +25,9 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "evaluate": ".training",
     "predict": ".training",
     "History": ".training",
+    "ModelCheckpoint": ".training",
+    "EarlyStopping": ".training",
+    "BackupAndRestore": ".training",
     "save": ".checkpoint",
     "load": ".checkpoint",
     "load_weights": ".checkpoint",
@@ -55,7 +58,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .hub import from_pretrained, push_to_hub, save_pretrained
     from .models import get_model, info, list_models, register
     from .summarize import count_parameters, summary
-    from .training import History, evaluate, fit, predict
+    from .training import (
+        BackupAndRestore,
+        EarlyStopping,
+        History,
+        ModelCheckpoint,
+        evaluate,
+        fit,
+        predict,
+    )
     from .transfer import freeze, unfreeze
 
 

@@ -1,4 +1,4 @@
-"""cnnzoo.data: dataset loading, splits, on-device batches, batch augmentation."""
+"""cnnzoo.data (dataset loading, batch augmentation) and the trainer's feed (splits, batches)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from torch.utils.data import DataLoader
 
 from cnnzoo.data import (
     DATASETS,
-    DeviceBatches,
     ImageTensorDataset,
-    InMemory,
-    LoaderBatches,
-    Shard,
-    epoch_order,
     hflip,
     load_dataset,
     make_augment,
     random_crop,
     read_idx,
+)
+from cnnzoo.training.feed import (
+    DeviceBatches,
+    InMemory,
+    LoaderBatches,
+    Shard,
+    epoch_order,
     resolve,
     split,
 )

@@ -1,4 +1,7 @@
-"""Data for cnnzoo: in-memory datasets, splits, on-device batches and batch augmentation.
+"""Public datasets for cnnzoo: named datasets and image folders in memory, batch augmentations.
+
+How ``fit`` feeds them to the device (validation splits, on-device batches, DataLoaders) is the
+trainer's business, not this package's.
 
 Example:
     >>> from cnnzoo.data import load_dataset
@@ -8,36 +11,20 @@ Example:
     (['T-shirt/top', 'Trouser'], (0.286,), (0.353,))
 """
 
-from .augment import AUGMENTATIONS, hflip, make_augment, random_crop
-from .batches import Batches, DeviceBatches, LoaderBatches, Shard, epoch_order, make_batches
-from .datasets import (
-    DATASETS,
-    DatasetSpec,
-    ImageTensorDataset,
-    load_dataset,
-    read_idx,
-    search_paths,
-)
-from .sources import InMemory, resolve, split
+from .augment import AUGMENTATIONS, BatchAugment, hflip, make_augment, random_crop
+from .datasets import DATASETS, DatasetSpec, load_dataset, read_idx, search_paths
+from .tensors import ImageTensorDataset
 
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
-    "Batches",
+    "BatchAugment",
     "DatasetSpec",
-    "DeviceBatches",
     "ImageTensorDataset",
-    "InMemory",
-    "LoaderBatches",
-    "Shard",
-    "epoch_order",
     "hflip",
     "load_dataset",
     "make_augment",
-    "make_batches",
     "random_crop",
     "read_idx",
-    "resolve",
     "search_paths",
-    "split",
 ]

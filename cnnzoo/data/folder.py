@@ -1,4 +1,8 @@
-"""ImageFolder trees (``<dir>/<split>/<class>/<image>``, seed 004's layout) loaded into memory."""
+"""ImageFolder trees loaded into memory.
+
+The layout is the transfer-learning tutorial's: ``<dir>/<split>/<class>/<image>``, or
+``<dir>/<class>/<image>`` when there is no split folder.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .datasets import ImageTensorDataset
+from .tensors import ImageTensorDataset
 
 __all__ = ["load_image_folder"]
 

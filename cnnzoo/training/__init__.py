@@ -1,16 +1,37 @@
-"""Training: ``fit``, ``evaluate``, ``predict``, ``History`` and callbacks.
+"""Training: ``fit``, ``evaluate``, ``predict``, ``History`` and Keras-style callbacks.
 
 Example:
     >>> import cnnzoo
     >>> from cnnzoo.data import load_dataset
+    >>> from cnnzoo.training import EarlyStopping
     >>> model = cnnzoo.get_model("lenet5")
-    >>> history = cnnzoo.fit(model, load_dataset("fashion-mnist"), val_data=0.1, epochs=5)
+    >>> history = cnnzoo.fit(
+    ...     model,
+    ...     load_dataset("fashion-mnist"),
+    ...     val_data=0.1,
+    ...     epochs=5,
+    ...     callbacks=[EarlyStopping("val_loss", patience=2, restore_best_weights=True)],
+    ... )  # doctest: +SKIP
     >>> cnnzoo.evaluate(model, load_dataset("fashion-mnist", "test"))["accuracy"]  # doctest: +SKIP
 """
 
-from .callbacks import StopTraining
+from .callbacks import BackupAndRestore, EarlyStopping, ModelCheckpoint
 from .evaluation import evaluate, predict
 from .history import History
+from .hooks import StopTraining
 from .loop import fit
+from .monitor import Monitor
+from .run import Run
 
-__all__ = ["History", "StopTraining", "evaluate", "fit", "predict"]
+__all__ = [
+    "BackupAndRestore",
+    "EarlyStopping",
+    "History",
+    "ModelCheckpoint",
+    "Monitor",
+    "Run",
+    "StopTraining",
+    "evaluate",
+    "fit",
+    "predict",
+]

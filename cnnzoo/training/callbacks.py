@@ -1,7 +1,8 @@
-"""Callbacks: plain objects with any of Keras's hook names, and the progress display.
+"""Callbacks: Keras's hooks and its ``ModelCheckpoint``, ``EarlyStopping``, ``BackupAndRestore``.
 
 A callback needs no base class. ``fit`` calls whichever of these methods it has::
 
+    set_run(run)                  (before training: the Run, see below)
     on_train_begin(logs)          on_train_end(logs)
     on_epoch_begin(epoch, logs)   on_epoch_end(epoch, logs)
     on_batch_begin(batch, logs)   on_batch_end(batch, logs)
@@ -10,122 +11,307 @@ A callback needs no base class. ``fit`` calls whichever of these methods it has:
 val_accuracy, lr, epoch_seconds); at ``on_batch_end`` it holds the batch's ``loss`` (asking for
 per-batch logs costs one device sync per batch, so define ``on_batch_end`` only when needed).
 
+A callback that needs the trainer defines ``set_run(run)``: ``run`` is the
+:class:`~cnnzoo.training.Run` of the call (model, optimizer, scheduler, history, device, the
+``torchrun`` rank, ...). Keras-style ``set_model(model)`` is called too.
+
 To stop training, raise :class:`StopTraining` from any hook, or set ``model.stop_training =
-True`` as in Keras (``fit`` calls ``set_model(model)`` on callbacks that define it).
+True`` as in Keras (for callbacks that define ``set_model``).
+
+A callback with ``state_dict()`` and ``load_state_dict(state)`` has its state kept by
+:class:`BackupAndRestore`, so a resumed run carries on exactly; fit runs a ``BackupAndRestore``
+after every such callback, wherever it stands in the list.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CallbackList", "ProgressBar", "StopTraining"]
+import torch
 
-HOOKS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_batch_begin",
-    "on_batch_end",
-)
+from ..checkpoint import load_training_state, save, save_training_state
+from .hooks import StopTraining, has_state
+from .monitor import Monitor
+from .run import Run
 
-
-class StopTraining(Exception):
-    """Raise from a callback to end training cleanly after the current step."""
-
-
-class CallbackList:
-    """Dispatches each hook to the callbacks that define it."""
-
-    def __init__(self, callbacks: Iterable[Any] | None) -> None:
-        self.callbacks = list(callbacks or [])
-        for callback in self.callbacks:
-            if not any(callable(getattr(callback, hook, None)) for hook in HOOKS):
-                raise TypeError(
-                    f"callback {callback!r} has none of the hook methods {', '.join(HOOKS)}"
-                )
-        self.wants_batch_logs = any(hasattr(c, "on_batch_end") for c in self.callbacks)
-
-    def set_model(self, model: Any) -> None:
-        """Give Keras-style callbacks the model (they may set ``model.stop_training``)."""
-        for callback in self.callbacks:
-            if callable(getattr(callback, "set_model", None)):
-                callback.set_model(model)
-
-    def call(self, hook: str, *args: Any) -> bool:
-        """Run ``hook`` on every callback; True when one raised :class:`StopTraining`."""
-        stop = False
-        for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is None:
-                continue
-            try:
-                method(*args)
-            except StopTraining:
-                stop = True
-        return stop
+__all__ = [
+    "BackupAndRestore",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "StopTraining",
+    "in_call_order",
+]
 
 
-class ProgressBar:
-    """Per-epoch progress: a tqdm bar on a terminal, one line per epoch otherwise.
+class _UsesRun:
+    """Keeps the :class:`~cnnzoo.training.Run` that ``fit`` gives through ``set_run``."""
+
+    _run: Run | None = None
+
+    def set_run(self, run: Run) -> None:
+        """Keep ``run`` (``fit`` calls this before ``on_train_begin``)."""
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        """The run in progress."""
+        if self._run is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is used outside fit: fit calls set_run(run) before "
+                "training starts"
+            )
+        return self._run
+
+
+class ModelCheckpoint(_UsesRun):
+    """Save the model with :func:`cnnzoo.save` when ``monitor`` improves (Keras's callback).
+
+    The file is written atomically (complete or not at all) and, under ``torchrun``, by rank 0
+    only. The best value survives across ``fit`` calls with the same callback, as in Keras, so
+    a later call overwrites the file only with a better model.
 
     Args:
-        verbose: 0 silent; 1 a bar on a terminal, a line per epoch when the output is a file or
-            pipe; 2 a line per epoch always.
-        epochs: Total epochs, for the "epoch 3/10" label.
-        enabled: False on ranks other than 0.
+        filepath: Where to write the ``.safetensors`` file. It may hold Keras-style fields
+            filled at each save, ``{epoch}`` (1-based) and the epoch's metrics, e.g.
+            ``"ck-{epoch:02d}-{val_loss:.3f}.safetensors"``.
+        monitor: The metric that ranks epochs.
+        mode: "min", "max", or "auto" (see :class:`~cnnzoo.training.Monitor`).
+        save_best_only: Save only when ``monitor`` improves; False saves after every epoch.
+
+    Attributes:
+        best: The best value of ``monitor`` so far (NaN before the first).
+        best_epoch: The epoch of ``best`` (0-based), -1 before the first.
     """
 
-    def __init__(self, verbose: int, epochs: int, enabled: bool = True) -> None:
-        self.verbose = verbose if enabled else 0
-        self.epochs = epochs
-        self.use_bar = self.verbose == 1 and _is_terminal()
-        self._bar = None
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_accuracy",
+        mode: str = "auto",
+        save_best_only: bool = True,
+    ) -> None:
+        self.filepath = filepath
+        self.monitor = Monitor(monitor, mode)
+        self.save_best_only = save_best_only
+        self.best = float("nan")
+        self.best_epoch = -1
 
-    def start_epoch(self, epoch: int, steps: int) -> None:
-        """Open the bar for ``epoch``."""
-        if self.use_bar:
-            from tqdm.auto import tqdm
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Refuse a validation metric when the run has no validation data."""
+        if self.save_best_only:
+            _check_available(self.monitor, self.run, type(self).__name__)
 
-            self._bar = tqdm(
-                total=steps, desc=f"epoch {epoch + 1}/{self.epochs}", leave=True, unit="step"
-            )
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Save the model if ``monitor`` improved (or always, without ``save_best_only``)."""
+        run = self.run
+        if self.save_best_only:
+            value = self.monitor.read(logs)
+            if not self.monitor.improved(value, self.best):
+                return
+            self.best, self.best_epoch = value, epoch
+        if run.dist.is_main:
+            save(run.model, _fill(self.filepath, epoch, logs))
 
-    def update(self, steps: int, loss: float, accuracy: float) -> None:
-        """Advance the bar by ``steps`` and show the running loss and accuracy."""
-        if self._bar is not None:
-            self._bar.update(steps)
-            self._bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.4f}", refresh=False)
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        """Record the best epoch in the run's history."""
+        if self.save_best_only and self.best_epoch >= 0:
+            self.run.history.best_epoch = self.best_epoch
 
-    def end_epoch(self, epoch: int, logs: dict[str, float]) -> None:
-        """Close the bar (with the validation metrics) or print the epoch's line."""
-        summary = "  ".join(_format(key, value) for key, value in logs.items())
-        if self._bar is not None:
-            self._bar.set_postfix_str(summary, refresh=True)
-            self._bar.close()
-            self._bar = None
-        elif self.verbose:
-            print(f"epoch {epoch + 1}/{self.epochs}  {summary}", flush=True)
+    def state_dict(self) -> dict[str, Any]:
+        """The best value and epoch so far (for :class:`BackupAndRestore`)."""
+        return {"best": self.best, "best_epoch": self.best_epoch}
 
-    def close(self) -> None:
-        """Close a bar left open by an error."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def _format(key: str, value: float) -> str:
-    if key == "lr":
-        return f"lr={value:.2e}"
-    if key == "epoch_seconds":
-        return f"time={value:.1f}s"
-    return f"{key}={value:.4f}"
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
 
 
-def _is_terminal() -> bool:
+class EarlyStopping(_UsesRun):
+    """Stop when ``monitor`` has stopped improving; optionally restore the best weights (Keras's).
+
+    Args:
+        monitor: The metric that ranks epochs.
+        patience: Epochs without improvement to allow before stopping (0: stop at the first);
+            None never stops, for a run that only tracks (and restores) the best weights.
+        mode: "min", "max", or "auto" (see :class:`~cnnzoo.training.Monitor`).
+        min_delta: The smallest change that counts as an improvement.
+        restore_best_weights: Load the best epoch's weights back into the model when training
+            ends (they are kept as a CPU copy meanwhile).
+
+    Attributes:
+        best: The best value so far (NaN before the first).
+        best_epoch: The epoch of ``best`` (0-based), -1 before the first.
+        wait: Epochs since the last improvement.
+        stopped_epoch: The epoch at which it stopped training, or None.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int | None = 0,
+        mode: str = "auto",
+        min_delta: float = 0.0,
+        restore_best_weights: bool = False,
+    ) -> None:
+        if patience is not None and (not isinstance(patience, int) or patience < 0):
+            raise ValueError(f"patience must be None or an integer >= 0, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        self.monitor = Monitor(monitor, mode)
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best = float("nan")
+        self.best_epoch = -1
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Start afresh, as Keras does (a BackupAndRestore restores the state after this)."""
+        _check_available(self.monitor, self.run, type(self).__name__)
+        self._reset()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Track the best epoch; stop training once ``patience`` epochs brought nothing better."""
+        value = self.monitor.read(logs)
+        if self.monitor.improved(value, self.best, self.min_delta):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = _cpu_copy(self.run.model.state_dict())
+            return
+        self.wait += 1
+        if self.patience is not None and self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            raise StopTraining
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        """Restore the best weights if asked; record the best epoch in the run's history."""
+        run = self.run
+        if self.restore_best_weights and self.best_weights is not None:
+            run.model.load_state_dict(self.best_weights)
+        if self.best_epoch >= 0:
+            run.history.best_epoch = self.best_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Best value and epoch, wait, and the best weights when kept."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "best_weights": self.best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait = int(state["wait"])
+        self.best_weights = state.get("best_weights")
+
+
+class BackupAndRestore(_UsesRun):
+    """Keep the complete training state in a directory so an interrupted run can resume (Keras's).
+
+    After every epoch (rank 0 under ``torchrun``) it writes, atomically, with
+    :func:`cnnzoo.checkpoint.save_training_state`: the model, optimizer, scheduler, gradient
+    scaler, RNG states, history and the state of every other callback with ``state_dict``. At
+    the start of training it restores them when the directory holds a state, and the run goes
+    on from the next epoch, ending as the uninterrupted run would have.
+
+    Args:
+        backup_dir: The state directory (created when first written).
+        resume: Restore from ``backup_dir`` at the start; False starts afresh (and replaces the
+            state there after the first epoch).
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, resume: bool = True) -> None:
+        self.backup_dir = Path(backup_dir)
+        self.resume = resume
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Restore the state in ``backup_dir``, if there is one and ``resume`` is on."""
+        if not self.resume:
+            return
+        run = self.run
+        state = load_training_state(
+            self.backup_dir,
+            model=run.model,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            scaler=run.scaler,
+            map_location=run.device,
+        )
+        if state is None:
+            return
+        run.initial_epoch = state.epoch + 1
+        run.history.load_state_dict(state.history)
+        saved = (state.extra or {}).get("callbacks", {})
+        for key, callback in run.callbacks.stateful().items():
+            if key in saved:  # a callback new to the resumed run starts afresh
+                callback.load_state_dict(saved[key])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Write the state after ``epoch`` (rank 0 only)."""
+        run = self.run
+        if not run.dist.is_main:
+            return
+        states = {key: callback.state_dict() for key, callback in run.callbacks.stateful().items()}
+        save_training_state(
+            self.backup_dir,
+            model=run.model,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            scaler=run.scaler,
+            epoch=epoch,
+            history=run.history.state_dict(),
+            extra={"callbacks": states},
+        )
+
+
+def in_call_order(callbacks: Iterable[Any]) -> list[Any]:
+    """The callbacks in the order ``fit`` calls them.
+
+    As given, but with each :class:`BackupAndRestore` right after the last callback that has
+    state, so that its backup holds their state after the epoch and its restore comes after
+    their ``on_train_begin`` reset.
+    """
+    callbacks = list(callbacks)
+    backups = [c for c in callbacks if isinstance(c, BackupAndRestore)]
+    others = [c for c in callbacks if not isinstance(c, BackupAndRestore)]
+    after = max((i + 1 for i, c in enumerate(others) if has_state(c)), default=0)
+    return [*others[:after], *backups, *others[after:]]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _check_available(monitor: Monitor, run: Run, who: str) -> None:
+    """Refuse a ``val_`` metric without validation data before the first epoch, not after."""
+    if monitor.name.startswith("val_") and not run.has_validation:
+        raise ValueError(
+            f"{who} monitors {monitor.name!r}, which needs validation data; pass val_data "
+            "(e.g. val_data=0.1) or monitor a training metric (monitor='loss')"
+        )
+
+
+def _fill(filepath: str | os.PathLike, epoch: int, logs: dict[str, float]) -> str:
+    """Keras's filepath fields: ``{epoch}`` (1-based) and the epoch's metrics."""
+    path = os.fspath(filepath)
+    if "{" not in path:
+        return path
     try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+        return path.format(epoch=epoch + 1, **logs)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"cannot fill the checkpoint path {path!r} ({error!r}): its fields may be {{epoch}} "
+            f"and the metrics {sorted(logs)}"
+        ) from None
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict (the in-memory best weights)."""
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..data import Shard
+from .feed import Shard
 
 __all__ = ["Distributed", "setup"]
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import Batches, make_batches, resolve
 from ..devices import resolve_device
-from .components import autocast, resolve_precision
+from .feed import Batches, make_batches, resolve
+from .precision import autocast, resolve_precision
 
 __all__ = ["check_label_range", "evaluate", "infer_num_classes", "model_device", "predict"]
 

@@ -6,6 +6,8 @@ import math
 import os
 from typing import Any
 
+from .monitor import Monitor
+
 __all__ = ["History"]
 
 
@@ -19,7 +21,10 @@ class History:
         epoch: The epoch numbers recorded, 0-based.
         params: The run's settings (epochs, batch size, optimizer, device, ...).
         stopped_epoch: The epoch training stopped at early (early stopping, a callback), or None.
-        best_epoch: The epoch of the best ``monitor`` value when one was tracked, else None.
+        best_epoch: The epoch of the best monitored value, as found by the run's
+            :class:`~cnnzoo.training.ModelCheckpoint` or
+            :class:`~cnnzoo.training.EarlyStopping` (fit's ``checkpoint``, ``restore_best``,
+            ``patience`` and ``checkpoint_dir`` build them), else None.
     """
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
@@ -98,9 +103,19 @@ class History:
     def __len__(self) -> int:
         return len(self.epoch)
 
-    def best(self, monitor: str = "val_accuracy") -> float:
-        """The best value of ``monitor`` (max for accuracies, min otherwise)."""
-        values = [v for v in self.history.get(monitor, []) if not math.isnan(v)]
-        if not values:
+    def best(self, monitor: str = "val_accuracy", mode: str = "auto") -> float:
+        """The best recorded value of ``monitor``.
+
+        Args:
+            monitor: A key of ``history``.
+            mode: "min", "max", or "auto" (max for accuracies, min for losses; other metrics
+                need "min" or "max"), as in :class:`~cnnzoo.training.Monitor`.
+
+        Raises:
+            KeyError: No value of ``monitor`` was recorded (NaN values do not count).
+            ValueError: ``mode="auto"`` for a metric whose direction is not known.
+        """
+        value = Monitor(monitor, mode).best(self.history.get(monitor, []))
+        if math.isnan(value):  # nothing but NaN, or nothing at all
             raise KeyError(f"no values recorded for {monitor!r}; have {sorted(self.history)}")
-        return max(values) if "acc" in monitor else min(values)
+        return value

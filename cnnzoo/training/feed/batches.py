@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .augment import BatchAugment
+from ...data import BatchAugment
 from .sources import InMemory, Source
 
 __all__ = ["Batches", "DeviceBatches", "LoaderBatches", "Shard", "epoch_order", "make_batches"]
@@ -269,7 +269,7 @@ def make_batches(
     """Pick the fastest way to serve ``source``: in-memory on the device, or a DataLoader.
 
     Args:
-        source: From :func:`cnnzoo.data.sources.resolve`.
+        source: From :func:`cnnzoo.training.feed.resolve`.
         device: Where the batches go.
         batch_size: Samples per batch (ignored for a user's DataLoader).
         train: Shuffle, pad shards to equal size, drop a last partial batch and augment.

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .datasets import ImageTensorDataset
+from ...data import ImageTensorDataset
 
 __all__ = ["InMemory", "Source", "resolve", "split"]
 

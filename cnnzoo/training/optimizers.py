@@ -1,8 +1,7 @@
-"""The pieces ``fit`` assembles from its arguments: device, precision, optimizer, schedule."""
+"""The optimizer and learning-rate schedule ``fit`` builds from its arguments, with defaults."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,45 +10,20 @@ from torch import nn
 
 __all__ = [
     "DEFAULT_LR",
-    "autocast",
+    "DEFAULT_WEIGHT_DECAY",
+    "OptimizerArg",
     "make_optimizer",
     "make_scheduler",
-    "resolve_precision",
 ]
 
 # Peak learning rates that train the zoo's nets well under the default one-cycle schedule
 # (measured on Fashion-MNIST; see benchmarks/README.md).
 DEFAULT_LR = {"adamw": 1e-2, "adam": 1e-2, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 5e-4, "adam": 0.0, "sgd": 5e-4}
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 OptimizerArg = (
     str | torch.optim.Optimizer | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 )
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``, or None for plain fp32.
-
-    ``"auto"`` is bf16 autocast on CUDA GPUs that support it and fp32 elsewhere (on CPU, bf16
-    autocast is slower than fp32 for these small nets unless the CPU has AMX).
-    """
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision='fp16' needs a GPU; use 'bf16' or 'fp32' on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """An autocast context for ``dtype``, or a no-op one for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def make_optimizer(

@@ -1,0 +1,71 @@
+"""``Run``: one call of ``fit`` as its loop and its callbacks see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .arguments import FitConfig
+from .distributed import Distributed
+from .feed import Batches
+from .history import History
+from .hooks import CallbackList
+from .progress import ProgressBar
+
+__all__ = ["Run"]
+
+
+@dataclass
+class Run:
+    """One call of :func:`cnnzoo.fit` in progress.
+
+    ``fit`` gives it to every callback that defines ``set_run(run)``, before ``on_train_begin``.
+    Callbacks read it; the fields they may change are noted.
+
+    Attributes:
+        config: The options of the call.
+        model: The model being trained (not wrapped): save, copy or load its weights here.
+        train_model: The model as the steps call it: wrapped in DDP and/or compiled.
+        optimizer: The optimizer.
+        scheduler: The per-step learning-rate scheduler, or None.
+        scaler: The gradient scaler of fp16 runs, or None.
+        history: The :class:`~cnnzoo.training.History` being recorded (restorable).
+        device: Where training runs.
+        dtype: The autocast dtype, or None for fp32.
+        dist: This process's place in a ``torchrun`` run (``dist.is_main`` on rank 0).
+        train_batches: The training data feed.
+        val_batches: The validation data feed, or None.
+        num_classes: The width of the model's output.
+        callbacks: Every callback of the run, in call order.
+        progress: The progress display.
+        initial_epoch: The first epoch to run (0-based); a callback restoring an interrupted run
+            at ``on_train_begin`` moves it on.
+    """
+
+    config: FitConfig
+    model: nn.Module
+    train_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler | None
+    history: History
+    device: torch.device
+    dtype: torch.dtype | None
+    dist: Distributed
+    train_batches: Batches
+    val_batches: Batches | None
+    num_classes: int
+    callbacks: CallbackList
+    progress: ProgressBar
+    initial_epoch: int = 0
+
+    @property
+    def has_validation(self) -> bool:
+        """True when the run has validation data (``val_loss``/``val_accuracy`` are recorded)."""
+        return self.val_batches is not None
+
+    def current_lr(self) -> float:
+        """The learning rate of the optimizer's first parameter group now."""
+        return float(self.optimizer.param_groups[0]["lr"])
