@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it (relative to this package)
 _LAZY_ATTRIBUTES: dict[str, str] = {
@@ -26,7 +26,7 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "predict": ".training",
     "History": ".training",
     "save": ".checkpoint",
-    "load": ".checkpoint",
+    "load": ".models",
     "load_weights": ".checkpoint",
     "save_pretrained": ".hub",
     "from_pretrained": ".hub",
@@ -51,9 +51,9 @@ __all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import blocks, checkpoint, data, hub, models, summarize, training, transfer
-    from .checkpoint import load, load_weights, save
+    from .checkpoint import load_weights, save
     from .hub import from_pretrained, push_to_hub, save_pretrained
-    from .models import get_model, info, list_models, register
+    from .models import get_model, info, list_models, load, register
     from .summarize import count_parameters, summary
     from .training import History, evaluate, fit, predict
     from .transfer import freeze, unfreeze
