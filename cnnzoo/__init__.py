@@ -29,7 +29,7 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "EarlyStopping": ".training",
     "BackupAndRestore": ".training",
     "save": ".checkpoint",
-    "load": ".checkpoint",
+    "load": ".models",
     "load_weights": ".checkpoint",
     "save_pretrained": ".hub",
     "from_pretrained": ".hub",
@@ -54,9 +54,9 @@ __all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import blocks, checkpoint, data, hub, models, summarize, training, transfer
-    from .checkpoint import load, load_weights, save
+    from .checkpoint import load_weights, save
     from .hub import from_pretrained, push_to_hub, save_pretrained
-    from .models import get_model, info, list_models, register
+    from .models import get_model, info, list_models, load, register
     from .summarize import count_parameters, summary
     from .training import (
         BackupAndRestore,

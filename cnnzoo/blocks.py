@@ -4,9 +4,10 @@ Every block takes its input width (``in_channels``) and its other widths as expl
 and exposes the width it produces as ``out_channels``, so blocks stack without guesswork:
 
 - ``ConvBNAct``: convolution, normalisation, activation; the brick the others are made of.
-- ``InceptionA``: the small Inception module of seed 003 (88 output channels by default).
+- ``InceptionA``: the advanced-CNN tutorial's small Inception module (88 output channels).
 - ``Inception``: GoogLeNet's module (Szegedy et al. 2014), with a real 5x5 branch.
-- ``ResidualBlock``: seed 003's residual block (projection shortcut when the width changes).
+- ``ResidualBlock``: the advanced-CNN tutorial's residual block (projection shortcut when the
+  width changes).
 - ``BasicBlock``, ``Bottleneck``: ResNet's blocks, parameter names identical to torchvision's.
 
 All blocks map ``(N, in_channels, H, W)`` to ``(N, out_channels, H', W')``; only the ResNet
@@ -113,12 +114,12 @@ class ConvBNAct(nn.Sequential):
 
 
 class InceptionA(nn.Module):
-    """The Inception module of seed 003, four parallel branches concatenated on channels.
+    """The advanced-CNN tutorial's Inception module: four branches concatenated on channels.
 
     Branches, in concatenation order: 1x1 conv; 1x1 then 5x5 conv; 1x1 then two 3x3 convs;
     3x3 average pool (stride 1, padding 1) then 1x1 conv. Input ``(N, in_channels, H, W)``,
     output ``(N, out_channels, H, W)`` with ``out_channels = ch1x1 + ch5x5 + ch3x3 + pool_proj``
-    (88 by default). As in the seed, the convolutions are plain (with bias, no activation)
+    (88 by default). As in the tutorial, the convolutions are plain (with bias, no activation)
     unless ``norm_layer`` or ``act_layer`` is given.
 
     Args:
@@ -130,7 +131,7 @@ class InceptionA(nn.Module):
         ch3x3: Width of both 3x3 convs.
         pool_proj: Width of the 1x1 conv after the average pool.
         norm_layer: Normalisation after each conv (``None``: none, convs have a bias).
-        act_layer: Activation after each conv (``None``: none, as in the seed).
+        act_layer: Activation after each conv (``None``: none, as in the tutorial).
     """
 
     def __init__(
@@ -241,18 +242,18 @@ class Inception(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Seed 003's residual block: ``relu(shortcut(x) + conv2(relu(conv1(x))))``.
+    """The advanced-CNN tutorial's residual block: ``relu(shortcut(x) + conv2(relu(conv1(x))))``.
 
     ``conv1`` is a 3x3 conv ``in_channels -> in_channels``, ``conv2`` a 3x3 conv
     ``in_channels -> out_channels``. The shortcut is the identity when the widths are equal and a
-    3x3 projection conv otherwise (as in the seed). Input ``(N, in_channels, H, W)``, output
+    3x3 projection conv otherwise (as in the tutorial). Input ``(N, in_channels, H, W)``, output
     ``(N, out_channels, H, W)``.
 
     Args:
         in_channels: Channels of the input.
         out_channels: Channels of the output.
-        norm_layer: Normalisation after each conv (``None``, the seed's choice: plain convs with
-            a bias).
+        norm_layer: Normalisation after each conv (``None``, the tutorial's choice: plain convs
+            with a bias).
     """
 
     def __init__(

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._version import __version__
 from .checkpoint._io import read_safetensors, write_json_atomic
-from .checkpoint._tensors import load_checked
-from .checkpoint._weights import build_from_config, describe_config, model_config, save
+from .checkpoint._weights import model_config, save
 from .devices import resolve_device
+from .models import factory, info
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "from_pretrained", "push_to_hub", "save_pretrained"]
 
@@ -59,8 +60,6 @@ def save_pretrained(
         ValueError: The model was not built by ``cnnzoo.models.get``, or ``metrics`` holds
             non-numbers.
     """
-    from . import __version__
-
     config = model_config(model)
     if config is None:
         raise ValueError(
@@ -106,8 +105,6 @@ def _model_card(
     config: dict[str, Any], summary: dict[str, Any], metrics: dict[str, float], where: str
 ) -> Any:
     from huggingface_hub import ModelCard, ModelCardData
-
-    from .models import info
 
     name = config["name"]
     try:
@@ -217,12 +214,14 @@ def from_pretrained(
             for name in (CONFIG_NAME, WEIGHTS_NAME)
         )
     config = _read_config(config_path)
-    source = repr(str(weights_path))
-    model = build_from_config(config, repr(str(config_path)))
     tensors, _ = read_safetensors(weights_path)
-    hint = describe_config(config) + " The weights do not fit the configuration beside them."
-    load_checked(model, tensors, source=source, hint=hint)
-    return model.to(target).eval()
+    return factory.rebuild(
+        config,
+        tensors,
+        source=repr(str(weights_path)),
+        config_source=repr(str(config_path)),
+        device=target,
+    )
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -258,8 +257,6 @@ def _hub_file(
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-
-    from . import __version__
 
     where = f"{repo_id!r}" + (f" (revision {revision!r})" if revision else "")
     try:

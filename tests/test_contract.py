@@ -12,6 +12,7 @@ from torch import nn
 
 from cnnzoo import count_parameters
 from cnnzoo.models import get, info, list_models
+from cnnzoo.models.registry import lookup
 
 MODEL_NAMES = list_models()
 
@@ -106,3 +107,24 @@ def test_non_default_in_channels_and_wrong_channels_error(name):
         ValueError, match=rf"expects {channels} input channel\(s\), got {channels + 1}"
     ):
         model(wrong)
+
+
+BAD_SIZES = [
+    ("num_classes", -1),
+    ("num_classes", True),
+    ("num_classes", 2.0),
+    ("in_channels", 0),
+    ("in_channels", True),
+]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize(("argument", "bad"), BAD_SIZES)
+def test_bad_sizes_are_refused_naming_the_model(name, argument, bad):
+    low = 0 if argument == "num_classes" else 1
+    with pytest.raises(ValueError, match=rf"^{argument} must be an integer >= {low} for {name},"):
+        get(name, **{argument: bad})
+    # The family's own class refuses it too (ZooModel validates), with no factory in front.
+    builder = lookup(name)[1].builder
+    with torch.device("meta"), pytest.raises(ValueError, match=rf"^{argument} must be an integer"):
+        builder(**{argument: bad})

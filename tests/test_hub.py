@@ -173,3 +173,26 @@ def test_push_to_hub_fails_before_contacting_the_hub(model, monkeypatch):
         cnnzoo.push_to_hub(model, "not a//valid id")
     with pytest.raises(ValueError, match=r"built by cnnzoo\.models\.get"):
         cnnzoo.push_to_hub(nn.Linear(2, 2), "someone/linear")
+
+
+def test_load_and_from_pretrained_rebuild_through_the_one_factory(model, tmp_path, monkeypatch):
+    from cnnzoo.models import factory
+
+    file = cnnzoo.save(model, tmp_path / "lenet5.safetensors")
+    folder = cnnzoo.save_pretrained(model, tmp_path / "lenet5")
+    calls = []
+    real_rebuild = factory.rebuild
+
+    def recording_rebuild(config, tensors, **options):
+        calls.append((config["name"], options["source"]))
+        return real_rebuild(config, tensors, **options)
+
+    monkeypatch.setattr(factory, "rebuild", recording_rebuild)
+    from_file, from_folder = cnnzoo.load(file), cnnzoo.from_pretrained(folder)
+    assert calls == [
+        ("lenet5", repr(str(file))),
+        ("lenet5", repr(str(folder / "model.safetensors"))),
+    ]
+    for loaded in (from_file, from_folder):
+        assert not loaded.training
+        _same(loaded, model)

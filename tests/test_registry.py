@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +14,9 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo import models
-from cnnzoo.models import ZooModel
+from cnnzoo.models import ZooModel, registry
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_get_model_is_models_get():
@@ -72,8 +76,8 @@ def test_config_records_defaults_and_rebuilds_the_same_model():
 
 class _TinyNet(ZooModel):
     def __init__(self, num_classes: int = 4, in_channels: int = 1) -> None:
-        super().__init__()
-        self.num_classes, self.in_channels, self.num_features = num_classes, in_channels, 8
+        super().__init__(num_classes, in_channels)
+        self.num_features = 8
         self.input_size, self.min_input_size = (in_channels, 8, 8), (4, 4)
         self.classifier_path = "fc"
         self.conv = nn.Conv2d(in_channels, 8, 3, padding=1)
@@ -86,7 +90,25 @@ class _TinyNet(ZooModel):
         return x.mean((2, 3))
 
 
-def test_users_can_register_their_own_model():
+@pytest.fixture
+def scratch_registry():
+    """Let a test register models without leaving them behind (the README table lists all)."""
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    registry.info.cache_clear()
+
+
+def test_zoo_model_validates_and_records_the_sizes():
+    net = _TinyNet(num_classes=3, in_channels=2)
+    assert (net.num_classes, net.in_channels, net.model_name) == (3, 2, "_tinynet")
+    for bad in ({"num_classes": -1}, {"in_channels": 0}, {"in_channels": True}):
+        with pytest.raises(ValueError, match=r"must be an integer >= \d for _tinynet, got"):
+            _TinyNet(**bad)
+
+
+def test_users_can_register_their_own_model(scratch_registry):
     @models.register("user_tiny_net", family="custom", source="tests", paper="none")
     def user_tiny_net(num_classes: int = 4, in_channels: int = 1) -> _TinyNet:
         """A tiny test network."""
@@ -122,3 +144,30 @@ def test_import_is_light_and_silent():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert out.stderr == ""
+
+
+def _cnnzoo_imports(path: Path) -> set[str]:
+    """The cnnzoo modules a source file imports, at any depth (inside functions too)."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            found.add(".".join((*base, *([node.module] if node.module else []))))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cnnzoo"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("cnnzoo"))
+    return found
+
+
+def test_registry_is_a_leaf_and_the_lower_layers_do_not_import_the_models():
+    assert _cnnzoo_imports(ROOT / "cnnzoo" / "models" / "registry.py") == set()
+    above = ("cnnzoo.models", "cnnzoo.training", "cnnzoo.hub", "cnnzoo.cli")
+    lower = [ROOT / "cnnzoo" / "pretrained.py", ROOT / "cnnzoo" / "transfer.py"]
+    for path in [*lower, *sorted((ROOT / "cnnzoo" / "checkpoint").glob("*.py"))]:
+        bad = sorted(m for m in _cnnzoo_imports(path) if m.startswith(above))
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+    # the two siblings under the factory do not lean on each other either
+    assert not any(m.startswith("cnnzoo.transfer") for m in _cnnzoo_imports(lower[0]))
+    assert not any(m.startswith("cnnzoo.pretrained") for m in _cnnzoo_imports(lower[1]))

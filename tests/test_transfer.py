@@ -218,3 +218,17 @@ def test_docs_example_runs(resnet18_file, tmp_path, monkeypatch):
     assert 0.0 <= accuracy <= 1.0
     reloaded = cnnzoo.from_pretrained(tmp_path / "resnet18-finetuned")
     assert reloaded.num_classes == 2
+
+
+def test_pretrained_loads_at_the_shape_of_the_weights_and_leaves_adapting_to_the_factory(
+    resnet18_file,
+):
+    from cnnzoo.models.registry import lookup
+    from cnnzoo.pretrained import load_pretrained
+
+    reference, path = resnet18_file
+    builder = lookup("resnet18")[1].builder
+    loaded = load_pretrained("resnet18", builder, {}, path)
+    assert (loaded.num_classes, loaded.in_channels) == (1000, 3)
+    assert loaded.model.fc.out_features == 1000 and loaded.model.model_name == "resnet18"
+    assert torch.equal(loaded.model.conv1.weight, reference.conv1.weight)

@@ -1,7 +1,8 @@
 """Checkpoints without pickle: model weights, rebuildable models and resumable training state.
 
-- ``save`` / ``load`` / ``load_weights``: safetensors files holding a model's weights and the
-  configuration that rebuilds it.
+- ``save`` / ``load_weights``: safetensors files holding a model's weights and the
+  configuration that rebuilds it (``cnnzoo.load``, which rebuilds through the registry, lives
+  in ``cnnzoo.models``: this file layer imports nothing of the models).
 - ``save_training_state`` / ``load_training_state``: everything ``fit`` needs to resume an
   interrupted run exactly.
 
@@ -13,12 +14,11 @@ from ..devices import resolve_device
 from ._io import read_state_dict
 from ._state import TrainingState, load_training_state, save_training_state
 from ._tensors import LoadResult
-from ._weights import load, load_weights, model_config, save
+from ._weights import load_weights, model_config, save
 
 __all__ = [
     "LoadResult",
     "TrainingState",
-    "load",
     "load_training_state",
     "load_weights",
     "model_config",

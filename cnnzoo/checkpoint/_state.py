@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._version import __version__
 from ._io import PathLike, read_safetensors, write_json_atomic, write_safetensors_atomic
 from ._tensors import drop_aliases, load_checked, own_storage
 from ._weights import model_config
@@ -185,8 +186,6 @@ def save_training_state(
     Raises:
         ValueError: Some state cannot be stored without pickle (the message names it).
     """
-    from .. import __version__
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     encoder = _Encoder()

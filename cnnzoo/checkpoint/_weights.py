@@ -1,7 +1,9 @@
-"""``save``, ``load`` and ``load_weights``: model weights in safetensors files, no pickle.
+"""``save`` and ``load_weights``: model weights in safetensors files, no pickle.
 
 A file written by ``save`` holds the weights and, in the safetensors metadata, the registry
 configuration needed to rebuild the model (``cnnzoo.config``, JSON) and the cnnzoo version.
+Rebuilding a model from that configuration needs the registry, so ``cnnzoo.load`` lives with it
+in ``cnnzoo.models``; this file layer only reads and writes.
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._version import __version__
 from ..devices import resolve_device
-from ._io import PathLike, read_safetensors, read_state_dict
+from ._io import PathLike, read_state_dict
 from ._io import write_safetensors_atomic as _write
 from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
 
-__all__ = ["CONFIG_KEY", "VERSION_KEY", "load", "load_weights", "model_config", "save"]
+__all__ = [
+    "CONFIG_KEY",
+    "VERSION_KEY",
+    "describe_config",
+    "load_weights",
+    "model_config",
+    "read_config",
+    "save",
+]
 
 CONFIG_KEY = "cnnzoo.config"
 VERSION_KEY = "cnnzoo.version"
@@ -91,8 +102,6 @@ def save(
         >>> cnnzoo.save(model, "lenet5.safetensors")
         >>> same = cnnzoo.load("lenet5.safetensors")
     """
-    from .. import __version__
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"save expects an nn.Module, got {type(model).__name__}")
     header = {"format": "pt", VERSION_KEY: __version__}
@@ -135,54 +144,12 @@ def read_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]:
     return config
 
 
-def build_from_config(config: dict[str, Any], source: str) -> nn.Module:
-    """Rebuild a model through the registry, with errors that name where the config came from."""
-    from ..models import get
-
-    options = dict(config)
-    name = options.pop("name")
-    try:
-        return get(name, **options)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"cannot rebuild the model stored in {source} (model {name!r}, options {options}): "
-            f"{err}. If it is your own model, register it with cnnzoo.models.register before "
-            "loading"
-        ) from None
-
-
 def describe_config(config: dict[str, Any] | None) -> str:
     """One sentence saying what a file was saved from, for error messages."""
     if not config:
         return ""
     options = ", ".join(f"{k}={v!r}" for k, v in sorted(config.items()) if k != "name")
     return f"The file was saved from {config['name']}({options})."
-
-
-def load(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model saved by ``cnnzoo.save`` and load its weights strictly.
-
-    Args:
-        path: A file written by ``cnnzoo.save``.
-        device: Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``.
-
-    Returns:
-        The model, in evaluation mode, on ``device``.
-
-    Raises:
-        FileNotFoundError: No such file.
-        ValueError: Not a valid safetensors file (truncated, corrupted), no cnnzoo
-            configuration in it, weights that do not fit the configuration, or a device this
-            machine does not have.
-    """
-    target = resolve_device(device)  # fail before reading a large file
-    tensors, metadata = read_safetensors(path)
-    config = read_config(path, metadata)
-    source = repr(str(path))
-    model = build_from_config(config, source)
-    hint = describe_config(config) + " The file contradicts its own configuration."
-    load_checked(model, tensors, source=source, hint=hint)
-    return model.to(target).eval()
 
 
 def load_weights(

@@ -44,7 +44,8 @@ def print_metrics(metrics: dict[str, Any], classes: list[str]) -> None:
 
 
 def _load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any] | None]:
-    from ..checkpoint import load, read_state_dict
+    from ..checkpoint import read_state_dict
+    from ..models import load
 
     model = load(path)
     _, metadata = read_state_dict(path)

@@ -1,5 +1,8 @@
 """The model zoo: build any registered architecture by name.
 
+Importing the package imports every family module, each of which registers its models as it
+loads (as in torchvision and timm); ``factory`` builds them by name.
+
 Example:
     >>> from cnnzoo import models
     >>> models.list_models("resnet*")[:2]
@@ -7,7 +10,18 @@ Example:
     >>> net = models.get("resnet18", num_classes=10, in_channels=1, small_input=True)
 """
 
+from . import alexnet, densenet, googlenet, lenet, resnet, tutorial, vgg  # noqa: F401 (register)
 from .base import ZooModel
-from .registry import ModelInfo, get, get_model, info, list_models, register
+from .factory import get, get_model, load
+from .registry import ModelInfo, info, list_models, register
 
-__all__ = ["ModelInfo", "ZooModel", "get", "get_model", "info", "list_models", "register"]
+__all__ = [
+    "ModelInfo",
+    "ZooModel",
+    "get",
+    "get_model",
+    "info",
+    "list_models",
+    "load",
+    "register",
+]

@@ -1,10 +1,12 @@
-"""AlexNet, twice: Krizhevsky's 2012 widths (seed 002) and torchvision's layout (seed 004).
+"""AlexNet, twice: Krizhevsky's 2012 widths and torchvision's layout.
 
 ``alexnet_original`` is the network of the 2012 paper on one GPU's worth of layers, at the
-widths of the paper (96-256-384-384-256), for a fixed 227x227 input as seed 002 builds it; its
-attribute names are the seed's, so the seed's state dict loads with ``strict=True``.
+widths of the paper (96-256-384-384-256), for a fixed 227x227 input as the LeNet-5 and AlexNet
+Fashion-MNIST tutorial builds it; its attribute names are the tutorial's, so the tutorial's state
+dict loads with ``strict=True``.
 
-``alexnet`` is torchvision's model (widths 64-192-384-256-256 from Krizhevsky's 2014 "one weird
+``alexnet`` is torchvision's model, the one the AlexNet/VGG/ResNet transfer-learning tutorial
+fine-tunes (widths 64-192-384-256-256 from Krizhevsky's 2014 "one weird
 trick" paper, an adaptive 6x6 pool before the classifier) with identical parameter names, so
 torchvision's ImageNet weights load strictly. ``small_input=True`` swaps the 11x11 stride-4 stem
 and its max-pool for a 3x3 stride-1 convolution and no pool, the usual CIFAR adaptation: a
@@ -21,6 +23,8 @@ from .registry import register
 
 __all__ = ["AlexNet", "AlexNetOriginal", "alexnet", "alexnet_original"]
 
+_FASHION_MNIST_TUTORIAL = "the LeNet-5 and AlexNet Fashion-MNIST tutorial"
+_TRANSFER_TUTORIAL = "the AlexNet/VGG/ResNet transfer-learning tutorial; torchvision-compatible"
 _KRIZHEVSKY_2012 = (
     "Krizhevsky et al. 2012, ImageNet classification with deep convolutional neural networks"
 )
@@ -42,9 +46,7 @@ class AlexNetOriginal(ZooModel):
     classifier_path = "f3"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 4096
         self.input_size = (in_channels, 227, 227)
         self.min_input_size = (227, 227)
@@ -66,7 +68,7 @@ class AlexNetOriginal(ZooModel):
         self.flatten = nn.Flatten()
         self.f1 = nn.Linear(256 * 6 * 6, 4096)
         self.act_f1 = nn.ReLU(inplace=True)
-        # Module dropout, not the seed's F.dropout(x, 0.5): that one stays on in eval mode.
+        # Module dropout, not the tutorial's F.dropout(x, 0.5): that one stays on in eval mode.
         self.drop1 = nn.Dropout(dropout)
         self.f2 = nn.Linear(4096, 4096)
         self.act_f2 = nn.ReLU(inplace=True)
@@ -107,9 +109,7 @@ class AlexNet(ZooModel):
         dropout: float = 0.5,
         small_input: bool = False,
     ) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 4096
         self.small_input = small_input
         if small_input:
@@ -165,7 +165,7 @@ class AlexNet(ZooModel):
         return x
 
 
-@register(family="alexnet", source="seed 002 (LeNet/AlexNet tutorial)", paper=_KRIZHEVSKY_2012)
+@register(family="alexnet", source=_FASHION_MNIST_TUTORIAL, paper=_KRIZHEVSKY_2012)
 def alexnet_original(
     num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5
 ) -> AlexNetOriginal:
@@ -173,18 +173,16 @@ def alexnet_original(
 
     Args:
         num_classes: Number of classes.
-        in_channels: Channels of the input images (1, as the seed trains on Fashion-MNIST).
+        in_channels: Channels of the input images (1, as the tutorial trains on Fashion-MNIST).
         dropout: Dropout probability in the classifier.
 
     Returns:
-        The model, with PyTorch's default initialisation (as in the seed).
+        The model, with PyTorch's default initialisation (as in the tutorial).
     """
     return AlexNetOriginal(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
 
 
-@register(
-    family="alexnet", source="torchvision (seed 004 transfer learning)", paper=_KRIZHEVSKY_2014
-)
+@register(family="alexnet", source=_TRANSFER_TUTORIAL, paper=_KRIZHEVSKY_2014)
 def alexnet(
     num_classes: int = 1000,
     in_channels: int = 3,

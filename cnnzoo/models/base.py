@@ -15,7 +15,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ZooModel", "classifier_head"]
+__all__ = ["ZooModel", "check_size_argument", "classifier_head"]
+
+# The smallest value each size argument may take: 0 classes means "no classifier, features out".
+_MINIMUM = {"num_classes": 0, "in_channels": 1}
+
+
+def check_size_argument(model_name: str, what: str, value: object) -> None:
+    """Refuse a ``num_classes`` or ``in_channels`` that is not an integer at or above its minimum.
+
+    ``True`` is refused too: it is an ``int`` to Python, but never what the caller meant.
+
+    Args:
+        model_name: The model the argument is for, named in the message.
+        what: ``"num_classes"`` or ``"in_channels"``.
+        value: The value given.
+
+    Raises:
+        ValueError: The value is not acceptable.
+    """
+    low = _MINIMUM[what]
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{what} must be an integer >= {low} for {model_name}, got {value!r}")
 
 
 def classifier_head(num_features: int, num_classes: int) -> nn.Module:
@@ -30,8 +51,17 @@ def classifier_head(num_features: int, num_classes: int) -> nn.Module:
 class ZooModel(nn.Module):
     """Base class of the cnnzoo models.
 
-    Subclasses call ``super().__init__()``, set the attributes below, build their layers and
-    implement ``forward_features`` and ``pre_logits``.
+    Subclasses call ``super().__init__(num_classes, in_channels)`` first, which validates both
+    and sets them with ``model_name``; then they set the other attributes below, build their
+    layers and implement ``forward_features`` and ``pre_logits``.
+
+    Args:
+        num_classes: Outputs of the classifier; 0 builds none (the model returns features).
+        in_channels: Channels of the input images.
+
+    Raises:
+        ValueError: ``num_classes`` or ``in_channels`` is not a non-bool integer, or is below 0
+            or 1 respectively; the message names the model.
 
     Attributes:
         num_classes: Outputs of the classifier (0 after ``reset_classifier(0)``).
@@ -54,9 +84,13 @@ class ZooModel(nn.Module):
     fixed_input_size: bool = False
     classifier_path: str = "classifier"
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int, in_channels: int) -> None:
         super().__init__()
         self.model_name = type(self).__name__.lower()
+        check_size_argument(self.model_name, "num_classes", num_classes)
+        check_size_argument(self.model_name, "in_channels", in_channels)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
 
     # -- the parts subclasses implement -------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -138,15 +138,9 @@ class DenseNet(ZooModel):
         small_input: bool = False,
         memory_efficient: bool = False,
     ) -> None:
-        super().__init__()
-        if num_classes < 0 or in_channels < 1:
-            raise ValueError(
-                f"need num_classes >= 0 and in_channels >= 1, got {num_classes} and {in_channels}"
-            )
+        super().__init__(num_classes, in_channels)
         if not 0.0 <= drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-        self.num_classes = num_classes
-        self.in_channels = in_channels
         self.small_input = small_input
         self.input_size = (in_channels, 32, 32) if small_input else (in_channels, 224, 224)
         # Each of the len(block_config) - 1 transitions needs at least 2x2 pixels; the stride-2
@@ -220,7 +214,7 @@ def _rename_legacy_keys(
 
 @register(
     family="densenet",
-    source="seed 000 (named as the next step); torchvision-compatible",
+    source="named as the next step in the monkeypox BatchNorm CNN tutorial; torchvision-compatible",
     paper="Huang et al. 2017, Densely Connected Convolutional Networks",
 )
 def densenet121(

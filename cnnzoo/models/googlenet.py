@@ -94,13 +94,7 @@ class GoogLeNet(ZooModel):
         dropout: float = 0.4,
         dropout_aux: float = 0.7,
     ) -> None:
-        super().__init__()
-        if num_classes < 0 or in_channels < 1:
-            raise ValueError(
-                f"need num_classes >= 0 and in_channels >= 1, got {num_classes} and {in_channels}"
-            )
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.aux_logits = aux_logits
         self.small_input = small_input
         self.num_features = 1024
@@ -215,7 +209,10 @@ class GoogLeNet(ZooModel):
 
 @register(
     family="googlenet",
-    source="seed 003 (advanced CNN tutorial)",
+    source=(
+        "named as the next step in the advanced-CNN tutorial (Inception module, residual "
+        "block, on MNIST)"
+    ),
     paper="Szegedy et al. 2014, Going Deeper with Convolutions",
 )
 def googlenet(

@@ -1,9 +1,10 @@
-"""LeNet-5 (LeCun et al. 1998), as seed 002 builds it for 28x28 Fashion-MNIST images.
+"""LeNet-5 (LeCun et al. 1998), as the LeNet-5 and AlexNet Fashion-MNIST tutorial builds it.
 
-The layers keep LeCun's labels (C1 convolution, S2 subsampling, ...) and the seed's attribute
-names, so a state dict saved from the seed's ``LeNet`` loads with ``strict=True``. Unlike the
-seed, there is a sigmoid between the fully connected layers too: the seed forgot them, which
-collapses F5-F6-F7 into one linear map; LeCun's network has them.
+The input is a 28x28 Fashion-MNIST image. The layers keep LeCun's labels (C1 convolution, S2
+subsampling, ...) and the tutorial's attribute names, so a state dict saved from the tutorial's
+``LeNet`` loads with ``strict=True``. Unlike the tutorial, there is a sigmoid between the fully
+connected layers too: the tutorial leaves them out, which collapses F5-F6-F7 into one linear
+map; LeCun's network has them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from .base import ZooModel, classifier_head
 from .registry import register
 
 __all__ = ["LeNet5", "lenet5"]
+
+_SOURCE = "the LeNet-5 and AlexNet Fashion-MNIST tutorial"
 
 
 class LeNet5(ZooModel):
@@ -32,9 +35,7 @@ class LeNet5(ZooModel):
     classifier_path = "f7"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 84
         self.input_size = (in_channels, 28, 28)
         self.min_input_size = (28, 28)
@@ -66,7 +67,7 @@ class LeNet5(ZooModel):
 
 @register(
     family="lenet",
-    source="seed 002 (LeNet/AlexNet tutorial)",
+    source=_SOURCE,
     paper="LeCun et al. 1998, Gradient-based learning applied to document recognition",
 )
 def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
@@ -77,6 +78,6 @@ def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
         in_channels: Channels of the input images (1 for Fashion-MNIST).
 
     Returns:
-        The model, with PyTorch's default initialisation (as in the seed).
+        The model, with PyTorch's default initialisation (as in the tutorial).
     """
     return LeNet5(num_classes=num_classes, in_channels=in_channels)

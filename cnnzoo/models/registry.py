@@ -1,8 +1,9 @@
-"""The model registry: ``register``, ``get``, ``list_models`` and ``info``.
+"""The model registry: the table of builders, ``register``, ``list_models`` and ``info``.
 
 A registered builder is any callable ``builder(num_classes=..., in_channels=..., **kwargs)`` that
-returns an ``nn.Module``; its own keyword defaults are the model's defaults. ``get`` records the
-arguments it built with on the model (``model.cnnzoo_config``) so checkpoints can rebuild it.
+returns an ``nn.Module``; its own keyword defaults are the model's defaults. Building a model by
+name is the factory's job (``cnnzoo.models.get``); this module only keeps the table, so it
+imports nothing else of cnnzoo and every other module can depend on it.
 """
 
 from __future__ import annotations
@@ -13,26 +14,28 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["ModelInfo", "get", "get_model", "info", "list_models", "register"]
+__all__ = ["Builder", "ModelInfo", "RegistryEntry", "info", "list_models", "lookup", "register"]
 
 Builder = Callable[..., nn.Module]
 BuilderT = TypeVar("BuilderT", bound=Builder)
 
 
 @dataclass(frozen=True)
-class _Entry:
+class RegistryEntry:
+    """One registered model: its builder and what the listings say about it."""
+
     builder: Builder
     family: str
     source: str
     paper: str
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: dict[str, RegistryEntry] = {}
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class ModelInfo:
         num_classes: Default number of classes.
         in_channels: Default number of input channels.
         num_params: Parameters at the default classes and channels.
-        source: Where the model comes from in this project (a seed tutorial, torchvision).
+        source: Where the architecture comes from (a tutorial, torchvision).
         paper: The paper that introduced the architecture.
     """
 
@@ -99,22 +102,22 @@ def register(
                 f"a model named {key!r} is already registered; pick another name or pass "
                 "overwrite=True"
             )
-        _REGISTRY[key] = _Entry(builder, family or key, source, paper)
+        _REGISTRY[key] = RegistryEntry(builder, family or key, source, paper)
         info.cache_clear()
         return builder
 
     return decorator
 
 
-def _ensure_builtins_registered() -> None:
-    # The built-in model modules register themselves on import; importing the package does it.
-    from . import _builtins  # noqa: F401
+def lookup(name: str) -> tuple[str, RegistryEntry]:
+    """The registry key (lower case) and entry of ``name``.
 
-
-def _lookup(name: str) -> tuple[str, _Entry]:
+    Raises:
+        TypeError: ``name`` is not a string.
+        ValueError: No model of that name; the message lists the closest names.
+    """
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
-    _ensure_builtins_registered()
     key = name.lower()
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY), n=5, cutoff=0.5)
@@ -126,56 +129,6 @@ def _lookup(name: str) -> tuple[str, _Entry]:
     return key, _REGISTRY[key]
 
 
-def get(
-    name: str,
-    num_classes: int | None = None,
-    in_channels: int | None = None,
-    *,
-    weights: str | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build a registered model.
-
-    Args:
-        name: Registry name (case-insensitive), e.g. ``"resnet18"``.
-        num_classes: Number of classes; ``None`` keeps the model's default.
-        in_channels: Input channels; ``None`` keeps the model's default.
-        weights: ``"imagenet"`` for torchvision's ImageNet weights (families shared with
-            torchvision), or the path of a ``.safetensors`` or torchvision ``.pth`` state dict.
-        **kwargs: Model-specific options, such as ``small_input=True``.
-
-    Returns:
-        The model, in training mode, on the CPU.
-
-    Raises:
-        ValueError: Unknown name (with the closest names), or invalid arguments.
-    """
-    key, entry = _lookup(name)
-    build_kwargs = dict(kwargs)
-    if num_classes is not None:
-        _check_positive("num_classes", num_classes, allow_zero=True)
-        build_kwargs["num_classes"] = num_classes
-    if in_channels is not None:
-        _check_positive("in_channels", in_channels)
-        build_kwargs["in_channels"] = in_channels
-    _check_kwargs(key, entry.builder, build_kwargs)
-
-    if weights is not None:
-        from ..transfer import build_with_weights  # lazy: only transfer learning needs it
-
-        model = build_with_weights(key, entry.builder, build_kwargs, weights)
-    else:
-        model = entry.builder(**build_kwargs)
-    if isinstance(model, nn.Module):
-        if hasattr(model, "model_name"):
-            model.model_name = key
-        model.cnnzoo_config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
-    return model
-
-
-get_model = get
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """List registered model names matching an ``fnmatch`` pattern, sorted.
 
@@ -185,7 +138,6 @@ def list_models(pattern: str = "*") -> list[str]:
     Returns:
         Sorted names.
     """
-    _ensure_builtins_registered()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower()))
 
 
@@ -202,7 +154,7 @@ def info(name: str) -> ModelInfo:
     Returns:
         A ``ModelInfo``.
     """
-    key, entry = _lookup(name)
+    key, entry = lookup(name)
     with torch.device("meta"):
         model = entry.builder()
     num_params = sum(p.numel() for p in model.parameters())
@@ -221,35 +173,3 @@ def info(name: str) -> ModelInfo:
         source=entry.source,
         paper=entry.paper,
     )
-
-
-def _check_positive(what: str, value: object, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
-
-
-def _check_kwargs(key: str, builder: Builder, kwargs: dict[str, Any]) -> None:
-    """Reject an unknown keyword early, listing the ones the builder takes."""
-    params = inspect.signature(builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        accepted = ", ".join(n for n in params if n not in ("num_classes", "in_channels"))
-        raise ValueError(
-            f"{key} does not take {', '.join(map(repr, unknown))}; its options are: "
-            f"num_classes, in_channels{', ' + accepted if accepted else ''}"
-        )
-
-
-def _resolved_arguments(builder: Builder, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The builder's arguments with its defaults filled in (what a checkpoint must record)."""
-    resolved: dict[str, Any] = {}
-    for pname, param in inspect.signature(builder).parameters.items():
-        if param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
-            continue
-        if param.default is not inspect.Parameter.empty:
-            resolved[pname] = param.default
-    resolved.update(kwargs)
-    return resolved

@@ -18,7 +18,7 @@ from .registry import register
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 _PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
-_SOURCE = "seed 004 (transfer learning tutorial); torchvision-compatible"
+_SOURCE = "the AlexNet/VGG/ResNet transfer-learning tutorial; torchvision-compatible"
 
 
 def _make_stage(
@@ -61,15 +61,9 @@ class ResNet(ZooModel):
         small_input: bool = False,
         zero_init_residual: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_channels)
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, got {layers!r}")
-        if num_classes < 0 or in_channels < 1:
-            raise ValueError(
-                f"need num_classes >= 0 and in_channels >= 1, got {num_classes} and {in_channels}"
-            )
-        self.num_classes = num_classes
-        self.in_channels = in_channels
         self.small_input = small_input
         self.num_features = 512 * block.expansion
         self.input_size = (in_channels, 32, 32) if small_input else (in_channels, 224, 224)

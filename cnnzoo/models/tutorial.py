@@ -1,21 +1,45 @@
-"""The small BatchNorm CNNs of the seed tutorials: ``network_bn``, ``network_bn_v2``, ``cifar_cnn``.
+"""The tutorials' small networks, each for exactly one input size.
 
-Each keeps the parameter names of the tutorial's own class (seed 000's ``Network_bn`` in both
-versions, seed 001's ``Net``), so a state dict trained with the tutorial's code loads into the
-zoo model with ``strict=True`` and gives the same outputs. Their heads flatten a fixed-size map
-into a Linear layer, so each takes exactly one input size.
+- ``network_bn`` and ``network_bn_v2``: the monkeypox BatchNorm CNN tutorial's ``Network_bn``,
+  as first written and as adjusted there, for 224x224 images.
+- ``cifar_cnn``: the CIFAR-10 BatchNorm CNN tutorial's ``Net``, for 32x32 images.
+- ``mini_inception`` and ``mini_resnet``: the advanced-CNN tutorial's Inception net (two
+  ``InceptionA`` modules) and residual net (two ``ResidualBlock``s), for 28x28 images, with the
+  tutorial's layer order (conv, max pool, then ReLU).
+
+The BatchNorm nets keep the parameter names of the tutorials' own classes, so a state dict
+trained with a tutorial's code loads with ``strict=True`` and gives the same outputs; the mini
+nets keep the tutorial's blocks, whose state dicts load one by one. Every head flattens a
+fixed-size map into a Linear layer, hence the single input size.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
+from ..blocks import InceptionA, ResidualBlock
 from .base import ZooModel, classifier_head
 from .registry import register
 
-__all__ = ["CifarCNN", "NetworkBN", "NetworkBNv2", "cifar_cnn", "network_bn", "network_bn_v2"]
+__all__ = [
+    "CifarCNN",
+    "MiniInception",
+    "MiniResNet",
+    "NetworkBN",
+    "NetworkBNv2",
+    "cifar_cnn",
+    "mini_inception",
+    "mini_resnet",
+    "network_bn",
+    "network_bn_v2",
+]
 
+_MONKEYPOX = "the monkeypox BatchNorm CNN tutorial"
+_CIFAR = "the CIFAR-10 BatchNorm CNN tutorial"
+_ADVANCED = "the advanced-CNN tutorial (Inception module, residual block, on MNIST)"
 _BATCH_NORM = (
     "Ioffe & Szegedy 2015, Batch normalization: accelerating deep network training by "
     "reducing internal covariate shift"
@@ -23,7 +47,7 @@ _BATCH_NORM = (
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """A 5x5 unpadded convolution, BatchNorm and ReLU: seed 000's repeated unit."""
+    """A 5x5 unpadded convolution, BatchNorm and ReLU: the monkeypox tutorial's repeated unit."""
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size=5),
         nn.BatchNorm2d(out_channels),
@@ -32,10 +56,12 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class NetworkBN(ZooModel):
-    """Seed 000's ``Network_bn``: four 5x5 conv-BN-ReLU layers, two max-pools, one Linear.
+    """``Network_bn``: four 5x5 conv-BN-ReLU layers, two max-pools, one Linear.
+
+    The monkeypox BatchNorm CNN tutorial's network as first written.
 
     224 -> 220 -> 216 -> pool 108 -> 104 -> 100 -> pool 50: a 24x50x50 map feeds the classifier.
-    The numbering ``conv1, conv2, conv4, conv5`` (no ``conv3``) is the seed's, kept for its
+    The numbering ``conv1, conv2, conv4, conv5`` (no ``conv3``) is the tutorial's, kept for its
     state dicts.
 
     Args:
@@ -47,9 +73,7 @@ class NetworkBN(ZooModel):
     classifier_path = "fc1"
 
     def __init__(self, num_classes: int = 2, in_channels: int = 3) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 24 * 50 * 50
         self.input_size = (in_channels, 224, 224)
         self.min_input_size = (224, 224)
@@ -84,7 +108,9 @@ class NetworkBN(ZooModel):
 
 
 class NetworkBNv2(ZooModel):
-    """Seed 000's adjusted ``Network_bn``: a fifth conv-BN-ReLU block and a third max-pool.
+    """The adjusted ``Network_bn``: a fifth conv-BN-ReLU block and a third max-pool.
+
+    The monkeypox BatchNorm CNN tutorial's second version of its network.
 
     ... -> pool 50 -> 46 -> pool 23: a 48x23x23 map feeds the classifier, which shrinks the
     model from 146,318 to 106,046 parameters at 2 classes.
@@ -98,9 +124,7 @@ class NetworkBNv2(ZooModel):
     classifier_path = "classifier"
 
     def __init__(self, num_classes: int = 2, in_channels: int = 3) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 48 * 23 * 23
         self.input_size = (in_channels, 224, 224)
         self.min_input_size = (224, 224)
@@ -127,7 +151,7 @@ class NetworkBNv2(ZooModel):
 
 
 def _cifar_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """A 3x3 padded convolution, BatchNorm, ReLU and 2x2 max-pool: seed 001's unit."""
+    """A 3x3 padded convolution, BatchNorm, ReLU and 2x2 max-pool: the CIFAR-10 tutorial's unit."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
         nn.BatchNorm2d(out_channels),
@@ -137,7 +161,7 @@ def _cifar_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class CifarCNN(ZooModel):
-    """Seed 001's CIFAR-10 ``Net``: three conv-BN-ReLU-pool blocks and a dropout MLP head.
+    """The CIFAR-10 tutorial's ``Net``: three conv-BN-ReLU-pool blocks and a dropout MLP head.
 
     32 -> 16 -> 8 -> 4: a 128x4x4 map, flattened to 2048, then 256 -> 128 -> classes.
 
@@ -151,9 +175,7 @@ class CifarCNN(ZooModel):
     classifier_path = "fc3"
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
+        super().__init__(num_classes, in_channels)
         self.num_features = 128
         self.input_size = (in_channels, 32, 32)
         self.min_input_size = (32, 32)
@@ -180,37 +202,37 @@ class CifarCNN(ZooModel):
         return self.dropout2(self.relu2(self.fc2(x)))
 
 
-@register(family="tutorial", source="seed 000 (monkeypox BN CNN tutorial)", paper=_BATCH_NORM)
+@register(family="tutorial", source=_MONKEYPOX, paper=_BATCH_NORM)
 def network_bn(num_classes: int = 2, in_channels: int = 3) -> NetworkBN:
-    """Seed 000's BatchNorm CNN for 224x224 images (146,318 parameters at 2 classes).
+    """The monkeypox tutorial's BatchNorm CNN for 224x224 images (146,318 parameters at 2 classes).
 
     Args:
         num_classes: Number of classes.
         in_channels: Channels of the input images.
 
     Returns:
-        The model, with PyTorch's default initialisation (as in the seed).
+        The model, with PyTorch's default initialisation (as in the tutorial).
     """
     return NetworkBN(num_classes=num_classes, in_channels=in_channels)
 
 
-@register(family="tutorial", source="seed 000 (monkeypox BN CNN tutorial)", paper=_BATCH_NORM)
+@register(family="tutorial", source=_MONKEYPOX, paper=_BATCH_NORM)
 def network_bn_v2(num_classes: int = 2, in_channels: int = 3) -> NetworkBNv2:
-    """Seed 000's adjusted BatchNorm CNN, one block deeper (106,046 parameters at 2 classes).
+    """The monkeypox tutorial's BatchNorm CNN, one block deeper (106,046 parameters at 2 classes).
 
     Args:
         num_classes: Number of classes.
         in_channels: Channels of the input images.
 
     Returns:
-        The model, with PyTorch's default initialisation (as in the seed).
+        The model, with PyTorch's default initialisation (as in the tutorial).
     """
     return NetworkBNv2(num_classes=num_classes, in_channels=in_channels)
 
 
-@register(family="tutorial", source="seed 001 (CIFAR-10 CNN tutorial)", paper=_BATCH_NORM)
+@register(family="tutorial", source=_CIFAR, paper=_BATCH_NORM)
 def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> CifarCNN:
-    """Seed 001's CIFAR-10 CNN for 32x32 images (652,426 parameters at 10 classes).
+    """The CIFAR-10 tutorial's CNN for 32x32 images (652,426 parameters at 10 classes).
 
     Args:
         num_classes: Number of classes.
@@ -218,6 +240,128 @@ def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5)
         dropout: Dropout probability after each hidden fully connected layer.
 
     Returns:
-        The model, with PyTorch's default initialisation (as in the seed).
+        The model, with PyTorch's default initialisation (as in the tutorial).
     """
     return CifarCNN(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+
+
+class _MiniNet(ZooModel):
+    """A 28x28 trunk (``features``) followed by Flatten and a Linear ``fc``.
+
+    Subclasses call ``super().__init__`` (which validates the arguments) before building any
+    layer, then hand their trunk to ``_attach``.
+    """
+
+    fixed_input_size = True
+    classifier_path = "fc"
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__(num_classes, in_channels)
+        self.input_size = (in_channels, 28, 28)
+        self.min_input_size = (28, 28)
+
+    def _attach(self, features: nn.Sequential, num_features: int) -> None:
+        """Install the trunk and the classifier that reads its flattened output."""
+        self.num_features = num_features
+        self.features = features
+        self.fc = classifier_head(num_features, self.num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the last feature map of the trunk."""
+        return self.features(x)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Flatten the feature map to ``(N, num_features)``."""
+        return torch.flatten(x, 1)
+
+
+class MiniInception(_MiniNet):
+    """The advanced-CNN tutorial's Inception net: conv, InceptionA, conv, InceptionA, Linear.
+
+    Shapes for a 28x28 input: 10x12x12 after the first conv and pool, 88x12x12 after the first
+    InceptionA, 20x4x4 after the second conv and pool, 88x4x4 (= 1408 features) at the end.
+
+    Args:
+        num_classes: Outputs of ``fc``; 0 replaces it with ``nn.Identity``.
+        in_channels: Channels of the input images.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__(num_classes, in_channels)
+        inception1 = InceptionA(10)
+        inception2 = InceptionA(20)
+        features = nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(in_channels, 10, kernel_size=5),
+                pool1=nn.MaxPool2d(2),
+                relu1=nn.ReLU(inplace=True),
+                inception1=inception1,
+                conv2=nn.Conv2d(inception1.out_channels, 20, kernel_size=5),
+                pool2=nn.MaxPool2d(2),
+                relu2=nn.ReLU(inplace=True),
+                inception2=inception2,
+            )
+        )
+        self._attach(features, inception2.out_channels * 4 * 4)
+
+
+class MiniResNet(_MiniNet):
+    """The advanced-CNN tutorial's residual net: two ResidualBlocks, each pooled, then Linear.
+
+    ResidualBlock(1->10), pool, ResidualBlock(10->20), pool. Shapes for a 28x28 input: 10x14x14
+    after the first block and pool, 20x7x7 (= 980 features) at the end.
+
+    Args:
+        num_classes: Outputs of ``fc``; 0 replaces it with ``nn.Identity``.
+        in_channels: Channels of the input images.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__(num_classes, in_channels)
+        features = nn.Sequential(
+            OrderedDict(
+                block1=ResidualBlock(in_channels, 10),
+                pool1=nn.MaxPool2d(2),
+                relu1=nn.ReLU(inplace=True),
+                block2=ResidualBlock(10, 20),
+                pool2=nn.MaxPool2d(2),
+                relu2=nn.ReLU(inplace=True),
+            )
+        )
+        self._attach(features, 20 * 7 * 7)
+
+
+@register(
+    family="tutorial",
+    source=_ADVANCED,
+    paper="Szegedy et al. 2014, Going Deeper with Convolutions (module as in the tutorial)",
+)
+def mini_inception(num_classes: int = 10, in_channels: int = 1) -> MiniInception:
+    """The advanced-CNN tutorial's small Inception net for 28x28 images (97,298 parameters).
+
+    Args:
+        num_classes: Number of classes (10 by default, for the 97,298 parameters).
+        in_channels: Channels of the input images (1 for MNIST and Fashion-MNIST).
+
+    Returns:
+        The model, with PyTorch's default initialisation (as in the tutorial).
+    """
+    return MiniInception(num_classes=num_classes, in_channels=in_channels)
+
+
+@register(
+    family="tutorial",
+    source=_ADVANCED,
+    paper="He et al. 2015, Deep Residual Learning for Image Recognition (block as in the tutorial)",
+)
+def mini_resnet(num_classes: int = 10, in_channels: int = 1) -> MiniResNet:
+    """The advanced-CNN tutorial's small residual net for 28x28 images (14,570 parameters).
+
+    Args:
+        num_classes: Number of classes (10 by default, for the 14,570 parameters).
+        in_channels: Channels of the input images (1 for MNIST and Fashion-MNIST).
+
+    Returns:
+        The model, with PyTorch's default initialisation (as in the tutorial).
+    """
+    return MiniResNet(num_classes=num_classes, in_channels=in_channels)

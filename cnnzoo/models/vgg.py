@@ -48,7 +48,7 @@ _CONFIGS: dict[int, list[int | str]] = {
 _SMALL_INPUT_POOLS = 3  # max-pools kept with small_input=True
 _SMALL_INPUT_HIDDEN = 512  # hidden width of the small-input classifier
 
-_SOURCE = "torchvision (seed 004 transfer learning)"
+_SOURCE = "the AlexNet/VGG/ResNet transfer-learning tutorial; torchvision-compatible"
 _PAPER = (
     "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
 )
@@ -107,11 +107,9 @@ class VGG(ZooModel):
         dropout: float = 0.5,
         small_input: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_channels)
         if depth not in _CONFIGS:
             raise ValueError(f"VGG depth must be one of {sorted(_CONFIGS)}, got {depth!r}")
-        self.num_classes = num_classes
-        self.in_channels = in_channels
         self.small_input = small_input
         self.depth = depth
         self.batch_norm = batch_norm
