@@ -139,12 +139,14 @@ def make_scheduler(
     total_steps = max(1, total_steps) + 1
     if name == "onecycle":
         peaks = [group["lr"] for group in optimizer.param_groups]
-        # OneCycleLR needs a warm-up phase of at least two steps.
-        pct_start = 0.25 if warmup is None else max(warmup_steps, 2) / total_steps
+        # OneCycleLR divides by zero unless both phases last two steps or more (tiny runs).
+        cycle_steps = max(total_steps, 4)
+        warmup_share = 0.25 if warmup is None else warmup_steps / cycle_steps
+        pct_start = max(warmup_share, 2 / cycle_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=peaks,
-            total_steps=total_steps,
+            total_steps=cycle_steps,
             pct_start=pct_start,
             anneal_strategy="linear",
             cycle_momentum=False,

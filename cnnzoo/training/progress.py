@@ -29,7 +29,8 @@ class ProgressBar:
             ``interval`` seconds within an epoch; then, and with 2 only, a line per epoch.
         epochs: Total epochs, for the "epoch 3/10" label.
         enabled: False on ranks other than 0.
-        interval: Seconds between the lines within an epoch when there is no bar.
+        interval: Seconds between the lines within an epoch when there is no bar (None:
+            :data:`LINE_INTERVAL_SECONDS`).
     """
 
     def __init__(
@@ -37,11 +38,11 @@ class ProgressBar:
         verbose: int,
         epochs: int,
         enabled: bool = True,
-        interval: float = LINE_INTERVAL_SECONDS,
+        interval: float | None = None,
     ) -> None:
         self.verbose = verbose if enabled else 0
         self.epochs = epochs
-        self.interval = interval
+        self.interval = LINE_INTERVAL_SECONDS if interval is None else interval
         # The terminal check must not gate Jupyter, whose stderr is no terminal.
         self.use_bar = self.verbose == 1 and (_in_notebook() or _is_terminal())
         self.timed_lines = self.verbose == 1 and not self.use_bar
