@@ -280,7 +280,7 @@ def _top_k(top_k: int | Sequence[int] | None, num_classes: int) -> tuple[int, ..
     """The ``k`` to report: as asked (checked), or top-5 when there are more than 5 classes."""
     if top_k is None:
         return (5,) if num_classes > 5 else ()
-    ks = (top_k,) if isinstance(top_k, int) else tuple(top_k)
+    ks = tuple(top_k) if isinstance(top_k, list | tuple) else (top_k,)
     for k in ks:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"top_k must hold integers >= 1, got {top_k!r}")
