@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .arguments import FitConfig
 from .distributed import Distributed
+from .ema import ExponentialMovingAverage
 from .feed import Batches
 from .history import History
 from .hooks import CallbackList
+from .losses import CrossEntropy, LossFn
 from .progress import ProgressBar
 
 __all__ = ["Run"]
@@ -29,7 +31,8 @@ class Run:
         model: The model being trained (not wrapped): save, copy or load its weights here.
         train_model: The model as the steps call it: wrapped in DDP and/or compiled.
         optimizer: The optimizer.
-        scheduler: The per-step learning-rate scheduler, or None.
+        scheduler: The learning-rate scheduler, or None: stepped after every optimizer step, or
+            at each epoch's end on the monitored metric for a ``ReduceLROnPlateau``.
         scaler: The gradient scaler of fp16 runs, or None.
         history: The :class:`~cnnzoo.training.History` being recorded (restorable).
         device: Where training runs.
@@ -42,6 +45,9 @@ class Run:
         progress: The progress display.
         initial_epoch: The first epoch to run (0-based); a callback restoring an interrupted run
             at ``on_train_begin`` moves it on.
+        loss_fn: The loss minimised: ``loss_fn(outputs, targets)``; the default is
+            :class:`~cnnzoo.training.CrossEntropy` (label smoothing, auxiliary heads).
+        ema: The moving average of the weights (``fit(ema=...)``), or None.
     """
 
     config: FitConfig
@@ -60,6 +66,8 @@ class Run:
     callbacks: CallbackList
     progress: ProgressBar
     initial_epoch: int = 0
+    loss_fn: LossFn = field(default_factory=CrossEntropy)
+    ema: ExponentialMovingAverage | None = None
 
     @property
     def has_validation(self) -> bool:
