@@ -32,9 +32,9 @@ def stripes(n: int = 240) -> tuple[torch.Tensor, torch.Tensor]:
     """Three classes: a bright band of rows whose position is the class, on noise."""
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
+    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.4
     for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
+        images[labels == k, :, 2 * k : 2 * k + 3, :] += 0.6  # pixels in [0, 1]
     return images, labels
 
 

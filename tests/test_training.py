@@ -17,12 +17,13 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def stripes(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three classes: a bright band of rows whose position is the class, on noise."""
+    """Three classes: a bright band of rows whose position is the class, on noise (pixels in
+    [0, 1])."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
+    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.4
     for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
+        images[labels == k, :, 2 * k : 2 * k + 3, :] += 0.6
     return images, labels
 
 
