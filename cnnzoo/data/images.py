@@ -95,10 +95,10 @@ def resize_pixels(
     mode = InterpolationMode(interpolation)
     if crop_pct is None:
         return F.resize(pixels, [height, width], interpolation=mode, antialias=True)
+    # timm's floor(size / crop_pct); the epsilon keeps 224 / (224 / 232) at 232, not 231.
+    scaled = [math.floor(height / crop_pct + 1e-6), math.floor(width / crop_pct + 1e-6)]
     if height == width:  # the shorter side, keeping the aspect ratio (torchvision's and timm's)
-        scaled: list[int] = [math.floor(height / crop_pct)]
-    else:
-        scaled = [math.floor(height / crop_pct), math.floor(width / crop_pct)]
+        scaled = scaled[:1]
     resized = F.resize(pixels, scaled, interpolation=mode, antialias=True)
     return F.center_crop(resized, [height, width])
 
