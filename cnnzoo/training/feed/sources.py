@@ -281,7 +281,11 @@ def _steps(transform: Any) -> list[Any]:
 
 
 def _floats(values: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in torch.as_tensor(values).flatten())
+    if isinstance(values, torch.Tensor):
+        values = values.flatten().tolist()
+    elif not isinstance(values, (list, tuple)):
+        values = [values]
+    return tuple(float(v) for v in values)  # 0.3 stays 0.3, not float32's 0.30000001
 
 
 def _torchvision_mnist_view(dataset: Dataset) -> InMemory | None:
