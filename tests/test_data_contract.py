@@ -442,3 +442,15 @@ def test_files_of_another_size_are_resized_to_the_models_input(tmp_path):
 
     expected = cnnzoo.predict(model, resize_pixels(big[None, None], (28, 28)))
     assert torch.equal(cnnzoo.predict(model, str(tmp_path / "big.png")), expected)
+
+
+def test_adapting_the_first_convolution_adapts_the_statistics():
+    from cnnzoo.transfer import adapt_first_conv
+
+    model = cnnzoo.get_model("cifar_cnn", num_classes=2)
+    model.pretrained_cfg = model.pretrained_cfg.replace(mean=(0.4, 0.5, 0.6), std=(0.2,) * 3)
+    adapt_first_conv(model, 1)
+    assert model.pretrained_cfg.input_size == (1, 32, 32)
+    assert model.pretrained_cfg.mean == (pytest.approx(0.5),)
+    grey = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
+    assert cnnzoo.predict(model, grey).shape == (2, 2)

@@ -56,7 +56,7 @@ def inference_rule(config: DataConfig | None, facts: DataFacts, what: str) -> Mo
             "the same images as plain tensors would not be. fit records the normalisation it "
             "trains with; set model.pretrained_cfg for a model trained elsewhere",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of evaluate or predict
         )
     return ModelInput(facts, facts.stats, what)
 
@@ -126,7 +126,7 @@ def _label_names(
             f"train_data names {len(names)} classes but the model has {num_classes} outputs; "
             "the class names are not recorded in the model's data configuration",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of fit
         )
     if config is not None and config.label_names and len(config.label_names) == num_classes:
         return config.label_names

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..devices import resolve_device
 from .contract import image_reading, inference_rule, model_data_config
-from .feed import Batches, Source, make_batches, resolve
+from .feed import Batches, ModelInput, Source, make_batches, resolve
 from .precision import autocast, resolve_precision
 
 __all__ = ["check_label_range", "evaluate", "infer_num_classes", "model_device", "predict"]
@@ -127,7 +127,7 @@ def predict(
     return torch.cat(outputs)
 
 
-def _source_and_rule(model: nn.Module, data: Any, need_labels: bool) -> tuple[Source, Any]:
+def _source_and_rule(model: nn.Module, data: Any, need_labels: bool) -> tuple[Source, ModelInput]:
     """Read ``data`` the way ``model`` expects, and the rule that makes its inputs."""
     config = model_data_config(model)
     source = resolve(
