@@ -454,3 +454,11 @@ def test_adapting_the_first_convolution_adapts_the_statistics():
     assert model.pretrained_cfg.mean == (pytest.approx(0.5),)
     grey = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
     assert cnnzoo.predict(model, grey).shape == (2, 2)
+
+
+def test_a_path_given_to_fit_points_at_load_dataset():
+    model = cnnzoo.get_model("lenet5", num_classes=3)
+    with pytest.raises(TypeError, match=r"load_dataset\('fashion-mnist'\)"):
+        cnnzoo.fit(model, "fashion-mnist", verbose=0)
+    with pytest.raises(TypeError, match="images without labels"):
+        cnnzoo.evaluate(model, bands(3, seed=0)[0])

@@ -15,6 +15,7 @@ already, the statistics it knows, its class names.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,12 @@ def _resolve(data: Any, what: str, need_labels: bool, reading: ImageReading) -> 
         )
         return source
     if _is_images(data):
+        if need_labels and isinstance(data, (str, os.PathLike)):
+            raise TypeError(
+                f"{what} is the path {str(data)!r}, one image without a label; pass an (images, "
+                "labels) pair, or load a dataset by name or folder with "
+                f"cnnzoo.data.load_dataset({str(data)!r})"
+            )
         if need_labels:
             raise TypeError(f"{what} holds images without labels; pass an (images, labels) pair")
         return InMemory(_images(data, what, reading), None)
