@@ -1,10 +1,13 @@
 """The Hugging Face Hub: ``save_pretrained``, ``from_pretrained`` and ``push_to_hub``.
 
-A pretrained directory (or Hub repository) holds ``config.json`` (the registry configuration
-that rebuilds the model), ``model.safetensors`` (the weights, written by ``cnnzoo.save``) and a
-``README.md`` model card. Unlike ``huggingface_hub.PyTorchModelHubMixin``, whose
-``from_pretrained`` defaults to ``strict=False`` and so "loads" a wrong architecture silently,
-loading here is always strict.
+A pretrained directory (or Hub repository) holds ``config.json``, ``model.safetensors`` (the
+weights, written by ``cnnzoo.save``) and a ``README.md`` model card. ``config.json`` follows the
+layout timm and the Hugging Face Hub read: ``architecture``, ``num_classes``, ``num_features``,
+``pretrained_cfg`` (input size, mean, std, interpolation, crop), ``label_names``, and cnnzoo's
+model options in ``model_args``; folders written by earlier cnnzoo versions (a ``"model"``
+object) still load. Unlike ``huggingface_hub.PyTorchModelHubMixin``, whose ``from_pretrained``
+defaults to ``strict=False`` and so "loads" a wrong architecture silently, loading here is
+always strict.
 
 ``huggingface_hub`` is imported inside the functions only, so ``import cnnzoo`` stays light.
 """
@@ -24,7 +27,7 @@ from torch import nn
 
 from ._version import __version__
 from .checkpoint._io import read_safetensors, write_json_atomic
-from .checkpoint._weights import model_config, save
+from .checkpoint._weights import data_config_of, model_config, read_data_config, save
 from .devices import resolve_device
 from .models import factory, info
 
@@ -72,12 +75,9 @@ def save_pretrained(
     directory = Path(directory)
     summary = _summary(model, config)
     save(model, directory / WEIGHTS_NAME)
-    write_json_atomic(
-        directory / CONFIG_NAME,
-        {"library_name": "cnnzoo", "cnnzoo_version": __version__, "model": config, **summary}
-        | ({"metrics": metrics} if metrics else {}),
-    )
-    card = _model_card(config, summary, metrics, repo_id or str(directory))
+    hub_config = _hub_config(model, config, summary, metrics)
+    write_json_atomic(directory / CONFIG_NAME, hub_config)
+    card = _model_card(config, summary, metrics, repo_id or str(directory), hub_config)
     card.save(directory / CARD_NAME)
     return directory
 
@@ -101,8 +101,35 @@ def _summary(model: nn.Module, config: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _hub_config(
+    model: nn.Module, config: dict[str, Any], summary: dict[str, Any], metrics: dict[str, float]
+) -> dict[str, Any]:
+    """config.json in the layout of timm and the Hub, with cnnzoo's options in model_args."""
+    pretrained_cfg = data_config_of(model) or {}
+    label_names = pretrained_cfg.pop("label_names", None)  # top level, as timm writes it
+    if "input_size" not in pretrained_cfg and "input_size" in summary:
+        pretrained_cfg["input_size"] = summary["input_size"]
+    hub_config: dict[str, Any] = {"architecture": config["name"]}
+    hub_config["num_classes"] = config.get("num_classes")
+    if "num_features" in summary:
+        hub_config["num_features"] = summary["num_features"]
+    hub_config["pretrained_cfg"] = pretrained_cfg
+    if label_names:
+        hub_config["label_names"] = label_names
+    hub_config["model_args"] = {k: v for k, v in config.items() if k not in ("name", "num_classes")}
+    hub_config |= {"library_name": "cnnzoo", "cnnzoo_version": __version__}
+    hub_config["num_parameters"] = summary["num_parameters"]
+    if "min_input_size" in summary:
+        hub_config["min_input_size"] = summary["min_input_size"]
+    return hub_config | ({"metrics": metrics} if metrics else {})
+
+
 def _model_card(
-    config: dict[str, Any], summary: dict[str, Any], metrics: dict[str, float], where: str
+    config: dict[str, Any],
+    summary: dict[str, Any],
+    metrics: dict[str, float],
+    where: str,
+    hub_config: dict[str, Any],
 ) -> Any:
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -120,10 +147,21 @@ def _model_card(
     options = ", ".join(
         f"{k}={v!r}" for k, v in sorted(config.items()) if k not in ("name", "num_classes")
     )
+    pixels = hub_config["pretrained_cfg"]
+    names = hub_config.get("label_names") or []
+    classes = str(config.get("num_classes", "?"))
+    if names:
+        classes += ": " + ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    normalisation = (
+        f"mean {_rounded(pixels['mean'])}, std {_rounded(pixels['std'])}"
+        if pixels.get("mean") is not None
+        else "not recorded (the model has not been trained by cnnzoo.fit)"
+    )
     rows = [
         ("Architecture", f"`{name}` ({family})" + (f", {paper}" if paper else "")),
-        ("Classes", str(config.get("num_classes", "?"))),
-        ("Input size (C×H×W)", "×".join(map(str, summary.get("input_size", []))) or "?"),
+        ("Classes", classes),
+        ("Input size (C×H×W)", "×".join(map(str, pixels.get("input_size", []))) or "?"),
+        ("Normalisation of pixels in [0, 1]", normalisation),
         ("Minimum input (H×W)", "×".join(map(str, summary.get("min_input_size", []))) or "?"),
         ("Parameters", f"{summary['num_parameters']:,}"),
         ("Options", options or "none"),
@@ -152,11 +190,17 @@ def _model_card(
         "```",
         "",
         "`config.json` holds the configuration that rebuilds the model through the cnnzoo "
-        "registry; `model.safetensors` holds the weights. Loading is strict: a file that does "
-        "not fit the configuration is refused.",
+        "registry and its data configuration (`pretrained_cfg`: input size, mean, std; "
+        "`label_names`), which `cnnzoo.predict` and `cnnzoo.classify` apply to images; "
+        "`model.safetensors` holds the weights. Loading is strict: a file that does not fit "
+        "the configuration is refused.",
         "",
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _rounded(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -184,7 +228,8 @@ def from_pretrained(
         local_files_only: Use only the local Hub cache (as ``HF_HUB_OFFLINE=1`` does).
 
     Returns:
-        The model, in evaluation mode, on ``device``.
+        The model, in evaluation mode, on ``device``, with its data configuration
+        (``model.pretrained_cfg``) from ``config.json``.
 
     Raises:
         FileNotFoundError: No such directory, repository, revision or file; or, offline, a
@@ -213,29 +258,64 @@ def from_pretrained(
             _hub_file(repo_id, name, revision, cache_dir, token, force_download, local_files_only)
             for name in (CONFIG_NAME, WEIGHTS_NAME)
         )
-    config = _read_config(config_path)
-    tensors, _ = read_safetensors(weights_path)
+    config, data_config = _read_config(config_path)
+    tensors, metadata = read_safetensors(weights_path)
+    if data_config is None:  # a folder written before config.json held it
+        data_config = read_data_config(weights_path, metadata)
     return factory.rebuild(
         config,
         tensors,
         source=repr(str(weights_path)),
         config_source=repr(str(config_path)),
         device=target,
+        data_config=data_config,
     )
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The registry configuration and the data configuration (if any) in a config.json.
+
+    Reads the timm/Hub layout (``architecture``, ``num_classes``, ``model_args``,
+    ``pretrained_cfg``, ``label_names``) and the nested layout of earlier cnnzoo versions
+    (``{"model": {"name": ..., ...}}``).
+    """
     try:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from None
+    if isinstance(content, dict) and isinstance(content.get("architecture"), str):
+        return _read_hub_layout(path, content)
     config = content.get("model") if isinstance(content, dict) else None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ValueError(
-            f'{str(path)!r} is not a cnnzoo config: it needs a "model" object with the '
-            'registry "name" and options (write it with cnnzoo.save_pretrained)'
+            f'{str(path)!r} is not a cnnzoo config: it needs an "architecture" (the registry '
+            'name) with "model_args", or, as earlier cnnzoo versions wrote it, a "model" object '
+            'with the registry "name" and options (write it with cnnzoo.save_pretrained)'
         )
-    return config
+    return config, None
+
+
+def _read_hub_layout(
+    path: Path, content: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    args = content.get("model_args", {})
+    data = content.get("pretrained_cfg")
+    if not isinstance(args, dict) or not isinstance(data, dict | None):
+        raise ValueError(
+            f'{str(path)!r} is not a valid cnnzoo config: "model_args" and "pretrained_cfg" '
+            "must be JSON objects"
+        )
+    config = {"name": content["architecture"], **args}
+    if content.get("num_classes") is not None:
+        config["num_classes"] = content["num_classes"]
+    if data is None:
+        return config, None
+    data = dict(data)
+    if "num_classes" in config:  # the top level wins, as in timm
+        data["num_classes"] = config["num_classes"]
+    if "label_names" in content:
+        data["label_names"] = content["label_names"]
+    return config, data
 
 
 def _hub_file(

@@ -5,7 +5,9 @@
 weights name such as ``"IMAGENET1K_V2"`` or enum member, or a local ``.safetensors`` / ``.pth``
 file. The model is built at the shape the weights were trained for (1000 classes and 3 channels
 for ImageNet) and loaded with ``strict=True``; adapting it to the user's classes and channels
-afterwards is the factory's job, with ``cnnzoo.transfer``.
+afterwards is the factory's job, with ``cnnzoo.transfer``. The weights come with their data
+configuration: torchvision's preprocessing (ImageNet mean and std, resize 256 then crop 224,
+the 1000 category names) or the one a cnnzoo file recorded.
 
 The factory passes the registered builder in, so this module needs nothing from
 ``cnnzoo.models``.
@@ -24,7 +26,8 @@ from torch import nn
 
 from .checkpoint._io import read_state_dict
 from .checkpoint._tensors import load_checked
-from .checkpoint._weights import CONFIG_KEY, describe_config, read_config
+from .checkpoint._weights import CONFIG_KEY, describe_config, read_config, read_data_config
+from .data import DataConfig
 
 __all__ = ["Pretrained", "load_pretrained"]
 
@@ -37,11 +40,16 @@ _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
 
 class Pretrained(NamedTuple):
-    """A model with its pretrained weights loaded, at the shape they were trained for."""
+    """A model with its pretrained weights loaded, at the shape they were trained for.
+
+    ``data_config`` is how the weights expect their images (``None`` for a file that did not
+    record it).
+    """
 
     model: nn.Module
     num_classes: int
     in_channels: int
+    data_config: DataConfig | None = None
 
 
 def load_pretrained(
@@ -69,7 +77,7 @@ def load_pretrained(
         ConnectionError: torchvision's weights could not be downloaded (the message says how to
             use a local copy).
     """
-    state, source, file_config, known_shape = _resolve_weights(key, weights)
+    state, source, file_config, known_shape, data_config = _resolve_weights(key, weights)
     num_classes, in_channels = _source_shape(builder, options, state, file_config, known_shape)
 
     model = builder(num_classes=num_classes, in_channels=in_channels, **options)
@@ -83,19 +91,27 @@ def load_pretrained(
             "(e.g. torchvision.transforms.Resize(224))."
         )
     load_checked(model, state, source=source, hint=hint.strip())
-    return Pretrained(model, num_classes, in_channels)
+    return Pretrained(model, num_classes, in_channels, data_config)
 
 
 def _resolve_weights(
     key: str, weights: Any
-) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None, tuple[int, int] | None]:
-    """Read the weights: ``(state, description, saved cnnzoo config, (classes, channels))``."""
+) -> tuple[
+    dict[str, torch.Tensor], str, dict[str, Any] | None, tuple[int, int] | None, DataConfig | None
+]:
+    """Read the weights and what they say about themselves.
+
+    Returns:
+        ``(state, description, saved cnnzoo config, (classes, channels) when known, data
+        configuration when known)``.
+    """
     if _is_torchvision_weights(weights) or (
         isinstance(weights, str) and not _looks_like_path(weights)
     ):
         member = _torchvision_member(key, weights)
         description = f"torchvision's {key} {member.name} weights"
-        return _download(key, member), description, None, _IMAGENET_SHAPE
+        state = _download(key, member)
+        return state, description, None, _IMAGENET_SHAPE, torchvision_data_config(member)
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
             f"weights must be 'imagenet', a torchvision weights name or a file path; got "
@@ -109,7 +125,35 @@ def _resolve_weights(
         )
     state, metadata = read_state_dict(path)
     config = read_config(path, metadata) if CONFIG_KEY in metadata else None
-    return state, repr(str(path)), config, None
+    recorded = read_data_config(path, metadata)
+    source = repr(str(path))
+    data_config = None if recorded is None else DataConfig.from_dict(recorded, source=source)
+    return state, source, config, None, data_config
+
+
+def torchvision_data_config(member: Any) -> DataConfig:
+    """The data configuration of torchvision weights: their ``transforms()`` and categories.
+
+    Args:
+        member: A torchvision weights enum member (``ResNet18_Weights.IMAGENET1K_V1``).
+
+    Returns:
+        Input size ``(3, crop, crop)``, mean, std, interpolation, ``crop_pct = crop / resize``
+        (0.875 for 224 from 256) and the category names.
+    """
+    preprocess = member.transforms()  # torchvision's ImageClassification: nothing downloaded
+    crop = int(preprocess.crop_size[0])
+    resize = int(preprocess.resize_size[0])
+    categories = member.meta.get("categories")
+    return DataConfig(
+        input_size=(3, crop, crop),
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        interpolation=preprocess.interpolation.value,
+        crop_pct=crop / resize,
+        num_classes=len(categories) if categories else None,
+        label_names=tuple(categories) if categories else None,
+    )
 
 
 def _looks_like_path(text: str) -> bool:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .data import DataConfig
+
 __all__ = ["adapt_first_conv", "freeze", "unfreeze"]
 
 _FROZEN_BN_HOOK = "_cnnzoo_frozen_bn_hook"
@@ -35,7 +37,8 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     rescaled by ``old / new`` for more channels so activations keep their magnitude.
 
     Args:
-        model: The model, changed in place (``in_channels`` and ``input_size`` updated).
+        model: The model, changed in place (``in_channels``, ``input_size`` and the data
+            configuration's statistics updated; see :meth:`cnnzoo.data.DataConfig.for_channels`).
         in_channels: The new number of input channels.
 
     Raises:
@@ -77,6 +80,8 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
         model.in_channels = in_channels
     if isinstance(getattr(model, "input_size", None), tuple):
         model.input_size = (in_channels, *model.input_size[1:])
+    if isinstance(getattr(model, "pretrained_cfg", None), DataConfig):
+        model.pretrained_cfg = model.pretrained_cfg.for_channels(in_channels)
 
 
 # -- freezing -------------------------------------------------------------------------------------

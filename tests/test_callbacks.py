@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from torch import nn
+from _synthetic import stripes, tiny_net
 
 import cnnzoo
 from cnnzoo.training import (
@@ -26,29 +26,6 @@ from cnnzoo.training.callbacks import in_call_order
 from cnnzoo.training.shortcuts import shortcut_callbacks
 
 QUICK = {"epochs": 4, "batch_size": 32, "lr": 0.02, "verbose": 0, "val_data": 0.25}
-
-
-def stripes(n: int = 240) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three classes: a bright band of rows whose position is the class, on noise."""
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
-    for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
-    return images, labels
-
-
-def tiny_net(batch_norm: bool = True) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.BatchNorm2d(4) if batch_norm else nn.Identity(),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(0.1),
-        nn.Linear(16, 3),
-    )
 
 
 class SpoilFrom:

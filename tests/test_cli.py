@@ -92,6 +92,8 @@ def test_train_eval_predict_round_trip(capsys, tmp_path):
     assert "test accuracy: 1.0000" in stdout
     for name in ("model.safetensors", "best.safetensors", "history.json", "metrics.json"):
         assert (out / name).is_file(), name
+    for picture in ("curves.png", "confusion_matrix.png"):  # no mistakes: no misclassified.png
+        assert (out / picture).read_bytes().startswith(b"\x89PNG"), picture
     assert len(json.loads((out / "history.json").read_text())["val_accuracy"]) == 4
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] == 1.0 and len(metrics["confusion_matrix"]) == 2
@@ -101,10 +103,14 @@ def test_train_eval_predict_round_trip(capsys, tmp_path):
 
     bright = data / "test" / "bright" / "0.png"
     dark = data / "test" / "dark" / "0.png"
-    code, stdout, _ = run(capsys, "predict", str(out / "model.safetensors"), str(bright), str(dark))
-    assert code == 0
-    lines = stdout.strip().splitlines()
-    assert lines[0].startswith(f"{bright}: bright ") and lines[1].startswith(f"{dark}: dark ")
+    from cnnzoo import load, save_pretrained
+
+    folder = save_pretrained(load(out / "best.safetensors"), tmp_path / "hub-folder")
+    for checkpoint in (out / "model.safetensors", out / "best.safetensors", folder):
+        code, stdout, err = run(capsys, "predict", str(checkpoint), str(bright), str(dark))
+        assert code == 0, err
+        lines = stdout.strip().splitlines()
+        assert lines[0].startswith(f"{bright}: bright ") and lines[1].startswith(f"{dark}: dark ")
 
 
 def test_predict_refuses_garbage_checkpoint_and_images(capsys, tmp_path):
@@ -114,18 +120,39 @@ def test_predict_refuses_garbage_checkpoint_and_images(capsys, tmp_path):
     assert code == 2 and "garbage.safetensors" in err
 
 
-def test_predict_needs_a_trained_checkpoint_and_real_images(capsys, tmp_path):
+def test_predict_on_any_checkpoint_prints_indices_without_class_names(capsys, tmp_path):
     from cnnzoo import get_model, save
 
-    plain = save(get_model("lenet5"), tmp_path / "plain.safetensors")
-    code, _, err = run(capsys, "predict", str(plain), "x.png")
-    assert code == 2 and "written by 'cnnzoo train'" in err
+    plain = save(get_model("lenet5"), tmp_path / "plain.safetensors")  # no class names in it
+    Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")
+    code, stdout, err = run(capsys, "predict", str(plain), str(tmp_path / "grey.png"), "--top", "2")
+    assert code == 0, err
+    ranked = stdout.split(": ", 1)[1].split(", ")
+    assert len(ranked) == 2 and all(item.split()[0].isdigit() for item in ranked)
+    code, _, err = run(capsys, "predict", str(plain), str(tmp_path / "absent.png"))
+    assert code == 2 and "no image file at" in err
+
+
+def test_predict_reads_the_class_names_of_an_earlier_cnnzoo_train(capsys, tmp_path):
+    """Checkpoints of earlier versions kept names and normalisation in their cnnzoo_data."""
+    from cnnzoo import get_model, save
+
+    names = [f"class {i}" for i in range(10)]
+    earlier = {"classes": names, "mean": [0.5], "std": [0.5], "image_size": [28, 28]}
+    metadata = {"cnnzoo_data": json.dumps(earlier)}
+    checkpoint = save(get_model("lenet5"), tmp_path / "earlier.safetensors", metadata=metadata)
+    Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")
+    code, stdout, err = run(capsys, "predict", str(checkpoint), str(tmp_path / "grey.png"))
+    assert code == 0, err
+    assert stdout.split(": ", 1)[1].startswith("class ")
+
+
+def test_predict_refuses_files_that_are_not_images(capsys, tmp_path):
+    from cnnzoo import get_model, save
 
     not_image = tmp_path / "notes.png"
     not_image.write_text("hello")
-    save(get_model("lenet5"), tmp_path / "t.safetensors", metadata={"cnnzoo_data": json.dumps(
-        {"classes": [str(i) for i in range(10)], "mean": [0.5], "std": [0.5],
-         "image_size": [28, 28]})})  # fmt: skip
+    save(get_model("lenet5"), tmp_path / "t.safetensors")
     code, _, err = run(capsys, "predict", str(tmp_path / "t.safetensors"), str(not_image))
     assert code == 2 and "notes.png is not an image file" in err
 

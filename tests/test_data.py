@@ -20,10 +20,12 @@ from cnnzoo.data import (
     read_idx,
 )
 from cnnzoo.training.feed import (
+    DataFacts,
     DeviceBatches,
     InMemory,
     LoaderBatches,
     Shard,
+    Streamed,
     epoch_order,
     resolve,
     split,
@@ -183,13 +185,13 @@ def test_split_is_seeded_shuffled_and_disjoint():
     _, again_val = split(data, 0.2, seed=0)
     assert torch.equal(val.images, again_val.images)
     with pytest.raises(ValueError, match="DataLoader"):
-        split(DataLoader(range(10)), 0.2, seed=0)
+        split(resolve(DataLoader(range(10)), need_labels=False), 0.2, seed=0)
 
 
 def test_device_and_loader_batches_agree():
     images = torch.randint(0, 256, (50, 1, 6, 6), dtype=torch.uint8)
     labels = torch.arange(50) % 4
-    data = InMemory(images, labels, (0.3,), (0.2,))
+    data = InMemory(images, labels, DataFacts(mean=(0.3,), std=(0.2,)))
     device = DeviceBatches(data, device=CPU, batch_size=16, shuffle=True, seed=4, drop_last=True)
     dataset = ImageTensorDataset(images, labels, list("abcd"), (0.3,), (0.2,))
     loader = LoaderBatches(
@@ -222,7 +224,8 @@ def test_torchvision_mnist_family_takes_the_fast_path(tmp_path):
     )
     torch.testing.assert_close(x[2], normalised[2][0])
     rotated = FashionMNIST(str(tmp_path), transform=transforms.RandomRotation(10))
-    assert resolve(rotated) is rotated  # a transform cnnzoo cannot batch: DataLoader path
+    source = resolve(rotated)  # a transform cnnzoo cannot batch: DataLoader path
+    assert isinstance(source, Streamed) and source.data is rotated
 
 
 @pytest.mark.parametrize(

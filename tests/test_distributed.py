@@ -25,9 +25,9 @@ WORKER = textwrap.dedent(
     rank = int(os.environ["RANK"])
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(203) % 3  # odd size: shards need padding to stay in step
-    images = torch.rand(203, 1, 8, 8, generator=generator) * 0.5
+    images = torch.rand(203, 1, 8, 8, generator=generator) * 0.4
     for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
+        images[labels == k, :, 2 * k : 2 * k + 3, :] += 0.6  # pixels in [0, 1]
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),

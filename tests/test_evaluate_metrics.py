@@ -1,7 +1,7 @@
 """evaluate's richer metrics: top-k accuracy, per-class precision, recall and F1, macro averages.
 
-The "model" is ``nn.Flatten`` on images that are the logits themselves, so every number can be
-worked out by hand.
+The "model" is ``nn.Flatten`` on images that are the logits themselves (handed over as they are,
+through ``Normalized``), so every number can be worked out by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import cnnzoo
+from cnnzoo.data import Normalized
 from cnnzoo.training.evaluation import class_scores
 
 # Five classes; class 4 is neither a label nor a prediction.
@@ -28,7 +29,7 @@ LABELS = torch.tensor([1, 1, 0, 3])
 
 
 def evaluate(**kwargs):
-    return cnnzoo.evaluate(nn.Flatten(), (LOGITS[:, :, None, None], LABELS), **kwargs)
+    return cnnzoo.evaluate(nn.Flatten(), Normalized((LOGITS[:, :, None, None], LABELS)), **kwargs)
 
 
 def test_top_k_accuracy_for_the_ks_asked():
@@ -42,7 +43,7 @@ def test_top_k_accuracy_for_the_ks_asked():
 def test_top5_by_default_only_with_more_than_five_classes():
     assert not any(key.startswith("top") for key in evaluate())  # 5 classes: top-5 is 1
     wide = torch.cat([LOGITS, torch.full((4, 2), -9.0)], dim=1)
-    metrics = cnnzoo.evaluate(nn.Flatten(), (wide[:, :, None, None], LABELS))
+    metrics = cnnzoo.evaluate(nn.Flatten(), Normalized((wide[:, :, None, None], LABELS)))
     assert metrics["top5_accuracy"] == 1.0
 
 

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _synthetic import stripes
 from safetensors.torch import load_file
 from torch import nn
 
@@ -17,16 +18,6 @@ from cnnzoo.training import CrossEntropy, ModelCheckpoint, StopTraining
 from cnnzoo.training.ema import ExponentialMovingAverage
 
 OMIT = {"verbose": 0, "device": "cpu"}
-
-
-def stripes(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three classes: a bright band of rows whose position is the class, on noise."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
-    for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
-    return images, labels
 
 
 def plain_net(batch_norm: bool = False) -> nn.Module:
@@ -80,9 +71,9 @@ def test_custom_loss_is_what_fit_minimises():
         return F.cross_entropy(outputs, (labels + 1) % 3)
 
     history = cnnzoo.fit(
-        plain_net(), stripes(), epochs=6, batch_size=16, lr=0.05, loss_fn=shifted, **OMIT
+        plain_net(), stripes(96), epochs=6, batch_size=16, lr=0.05, loss_fn=shifted, **OMIT
     )
-    default = cnnzoo.fit(plain_net(), stripes(), epochs=6, batch_size=16, lr=0.05, **OMIT)
+    default = cnnzoo.fit(plain_net(), stripes(96), epochs=6, batch_size=16, lr=0.05, **OMIT)
     assert history.history["accuracy"][-1] < 0.2
     assert default.history["accuracy"][-1] > 0.8
 
@@ -90,7 +81,7 @@ def test_custom_loss_is_what_fit_minimises():
 def test_label_smoothing_keeps_working_for_the_default_loss():
     # lr=0: the weights never move, so the recorded loss is the smoothed loss of the model.
     model = plain_net()
-    images, labels = stripes()
+    images, labels = stripes(96)
     history = cnnzoo.fit(
         model,
         (images, labels),
@@ -117,7 +108,7 @@ def test_loss_fn_sees_float_logits_and_validation_the_logits_alone():
 
     cnnzoo.fit(
         plain_net(),
-        stripes(),
+        stripes(96),
         val_data=stripes(32, seed=1),
         epochs=1,
         batch_size=32,
@@ -132,15 +123,15 @@ def test_loss_fn_sees_float_logits_and_validation_the_logits_alone():
 
 def test_bad_loss_functions_are_refused_clearly():
     with pytest.raises(TypeError, match="loss_fn must be a callable"):
-        cnnzoo.fit(plain_net(), stripes(), loss_fn="mse", **OMIT)
+        cnnzoo.fit(plain_net(), stripes(96), loss_fn="mse", **OMIT)
     with pytest.raises(ValueError, match="label_smoothing applies to the default loss"):
-        cnnzoo.fit(plain_net(), stripes(), loss_fn=F.cross_entropy, label_smoothing=0.1, **OMIT)
+        cnnzoo.fit(plain_net(), stripes(96), loss_fn=F.cross_entropy, label_smoothing=0.1, **OMIT)
     per_sample = lambda outputs, labels: F.cross_entropy(outputs, labels, reduction="none")  # noqa: E731
     with pytest.raises(ValueError, match="scalar tensor"):
-        cnnzoo.fit(plain_net(), stripes(), loss_fn=per_sample, **OMIT)
+        cnnzoo.fit(plain_net(), stripes(96), loss_fn=per_sample, **OMIT)
     detached = lambda outputs, labels: F.cross_entropy(outputs, labels).detach()  # noqa: E731
     with pytest.raises(ValueError, match="without gradient"):
-        cnnzoo.fit(plain_net(), stripes(), loss_fn=detached, **OMIT)
+        cnnzoo.fit(plain_net(), stripes(96), loss_fn=detached, **OMIT)
 
 
 def test_cross_entropy_adds_auxiliary_losses_with_googlenets_weight():
@@ -199,10 +190,10 @@ def test_googlenet_with_aux_heads_trains_its_aux_heads_with_fit():
 # -- grad_clip -------------------------------------------------------------------------------
 def test_grad_clip_bounds_the_gradient_norm():
     free, free_optimizers = recording(lr=0.5)
-    cnnzoo.fit(plain_net(), stripes(), epochs=2, batch_size=16, optimizer=free, **OMIT)
+    cnnzoo.fit(plain_net(), stripes(96), epochs=2, batch_size=16, optimizer=free, **OMIT)
     clipped, clipped_optimizers = recording(lr=0.5)
     cnnzoo.fit(
-        plain_net(), stripes(), epochs=2, batch_size=16, optimizer=clipped, grad_clip=0.05, **OMIT
+        plain_net(), stripes(96), epochs=2, batch_size=16, optimizer=clipped, grad_clip=0.05, **OMIT
     )
     assert max(free_optimizers[0].norms) > 0.2  # unclipped, the norms go past the bound
     assert max(clipped_optimizers[0].norms) <= 0.05 * (1 + 1e-4)
@@ -211,7 +202,7 @@ def test_grad_clip_bounds_the_gradient_norm():
 def test_grad_clip_must_be_positive():
     for bad in (0, -1.0, math.inf, True, "1"):
         with pytest.raises(ValueError, match="grad_clip"):
-            cnnzoo.fit(plain_net(), stripes(), grad_clip=bad, **OMIT)
+            cnnzoo.fit(plain_net(), stripes(96), grad_clip=bad, **OMIT)
 
 
 # -- accumulate ------------------------------------------------------------------------------
@@ -251,7 +242,7 @@ def test_a_short_last_group_is_averaged_over_its_own_batches():
 def test_accumulate_must_be_a_positive_integer():
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="accumulate"):
-            cnnzoo.fit(plain_net(), stripes(), accumulate=bad, **OMIT)
+            cnnzoo.fit(plain_net(), stripes(96), accumulate=bad, **OMIT)
 
 
 # -- ema -------------------------------------------------------------------------------------
@@ -276,7 +267,7 @@ def test_ema_weights_are_validated_saved_and_kept(tmp_path):
     path = tmp_path / "ema-{epoch}.safetensors"
     history = cnnzoo.fit(
         model,
-        stripes(),
+        stripes(96),
         val_data=stripes(30, seed=1),
         epochs=3,
         batch_size=16,
@@ -306,7 +297,7 @@ def test_ema_leaves_the_training_trajectory_alone():
     with_ema, snapshots = plain_net(batch_norm=True), Snapshots()
     cnnzoo.fit(
         with_ema,
-        stripes(),
+        stripes(96),
         val_data=0.25,
         epochs=3,
         batch_size=16,
@@ -315,7 +306,7 @@ def test_ema_leaves_the_training_trajectory_alone():
         **OMIT,
     )
     without = plain_net(batch_norm=True)
-    cnnzoo.fit(without, stripes(), val_data=0.25, epochs=3, batch_size=16, **OMIT)
+    cnnzoo.fit(without, stripes(96), val_data=0.25, epochs=3, batch_size=16, **OMIT)
     torch.testing.assert_close(snapshots.raw[-1], without.state_dict(), rtol=0, atol=0)
 
 
@@ -338,7 +329,7 @@ def test_ema_resumes_exactly(tmp_path):
     def run(model, checkpoint_dir, callbacks=(), resume=False):
         return cnnzoo.fit(
             model,
-            stripes(),
+            stripes(96),
             val_data=0.25,
             epochs=3,
             batch_size=16,
@@ -371,7 +362,7 @@ def test_ema_resumes_exactly(tmp_path):
 def test_ema_must_be_a_decay():
     for bad in (1.0, 0.0, 1, "yes", -0.5):
         with pytest.raises(ValueError, match="ema must be"):
-            cnnzoo.fit(plain_net(), stripes(), ema=bad, **OMIT)
+            cnnzoo.fit(plain_net(), stripes(96), ema=bad, **OMIT)
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -379,7 +370,7 @@ def test_plateau_divides_the_rate_after_epochs_without_improvement():
     # lr 1e-6: the loss does not move, so it never improves after the first epoch.
     history = cnnzoo.fit(
         plain_net(),
-        stripes(),
+        stripes(96),
         epochs=5,
         batch_size=16,
         lr=1e-6,
@@ -393,16 +384,16 @@ def test_plateau_divides_the_rate_after_epochs_without_improvement():
 
 def test_plateau_needs_a_recorded_monitor_and_no_warmup():
     with pytest.raises(ValueError, match="pass val_data"):
-        cnnzoo.fit(plain_net(), stripes(), schedule="plateau", **OMIT)  # val_accuracy, no val
+        cnnzoo.fit(plain_net(), stripes(96), schedule="plateau", **OMIT)  # val_accuracy, no val
     with pytest.raises(ValueError, match="takes no warmup"):
-        cnnzoo.fit(plain_net(), stripes(), schedule="plateau", monitor="loss", warmup=0.1, **OMIT)
+        cnnzoo.fit(plain_net(), stripes(96), schedule="plateau", monitor="loss", warmup=0.1, **OMIT)
 
 
 def test_cosine_with_warmup_ramps_up_then_decays():
     make, built = recording(lr=1.0)
     cnnzoo.fit(
         plain_net(),
-        stripes(),
+        stripes(96),
         epochs=2,
         batch_size=8,
         optimizer=make,
@@ -419,14 +410,14 @@ def test_cosine_with_warmup_ramps_up_then_decays():
 
 def test_warmup_fraction_for_onecycle_and_bad_values():
     make, built = recording(lr=1.0)
-    cnnzoo.fit(plain_net(), stripes(), epochs=2, batch_size=8, optimizer=make, warmup=0.5, **OMIT)
+    cnnzoo.fit(plain_net(), stripes(96), epochs=2, batch_size=8, optimizer=make, warmup=0.5, **OMIT)
     lrs = built[0].lrs
     peak = lrs.index(max(lrs))
     assert 11 <= peak <= 13  # half of the 25 scheduled steps, not the default quarter
     for bad in (1.0, -1, True, "5"):
         with pytest.raises(ValueError, match="warmup"):
-            cnnzoo.fit(plain_net(), stripes(), schedule="cosine", warmup=bad, **OMIT)
+            cnnzoo.fit(plain_net(), stripes(96), schedule="cosine", warmup=bad, **OMIT)
     with pytest.raises(ValueError, match="not shorter than the run"):
         cnnzoo.fit(
-            plain_net(), stripes(), epochs=1, batch_size=32, schedule="cosine", warmup=3, **OMIT
+            plain_net(), stripes(96), epochs=1, batch_size=32, schedule="cosine", warmup=3, **OMIT
         )

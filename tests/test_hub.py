@@ -52,9 +52,11 @@ def test_save_pretrained_writes_config_weights_and_card(model, tmp_path):
         "README.md", "config.json", "model.safetensors",
     ]  # fmt: skip
     config = json.loads((directory / "config.json").read_text())
-    assert config["model"] == {"name": "lenet5", "num_classes": 4, "in_channels": 1}
+    assert config["architecture"] == "lenet5" and config["num_classes"] == 4
+    assert config["num_features"] == 84 and config["model_args"] == {"in_channels": 1}
     assert config["num_parameters"] == sum(p.numel() for p in model.parameters())
-    assert config["input_size"] == [1, 28, 28] and config["metrics"] == {"accuracy": 0.875}
+    assert config["pretrained_cfg"]["input_size"] == [1, 28, 28]
+    assert config["metrics"] == {"accuracy": 0.875}
     card = ModelCard.load(directory / "README.md")
     assert card.data.library_name == "cnnzoo"
     assert "image-classification" in card.data.tags
@@ -72,11 +74,11 @@ def test_loading_is_strict_unlike_the_hub_mixin(model, tmp_path):
     directory = cnnzoo.save_pretrained(model, tmp_path / "out")
     config_path = directory / "config.json"
     config = json.loads(config_path.read_text())
-    config["model"]["num_classes"] = 10  # the weights are for 4 classes
+    config["num_classes"] = 10  # the weights are for 4 classes
     config_path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"model\.safetensors.*shape mismatch.*\(4, 84\)"):
         cnnzoo.from_pretrained(directory)
-    config["model"] = {"name": "mini_resnet", "num_classes": 4, "in_channels": 1}
+    config |= {"architecture": "mini_resnet", "num_classes": 4}
     config_path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match="different architecture"):
         cnnzoo.from_pretrained(directory)
@@ -93,7 +95,7 @@ def test_bad_directories_and_ids(model, tmp_path):
         cnnzoo.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
     (directory / "config.json").write_text('{"name": "lenet5"}')
     cnnzoo.save(model, directory / "model.safetensors")
-    with pytest.raises(ValueError, match='needs a "model" object'):
+    with pytest.raises(ValueError, match='needs an "architecture"'):
         cnnzoo.from_pretrained(directory)
 
 

@@ -7,21 +7,13 @@ import importlib.util
 
 import pytest
 import torch
+from _synthetic import stripes
 from torch import nn
 
 import cnnzoo
 from cnnzoo.training import CSVLogger, StopTraining, TensorBoardLogger
 
 QUICK = {"epochs": 3, "batch_size": 16, "verbose": 0, "device": "cpu"}
-
-
-def stripes(n: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
-    for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
-    return images, labels
 
 
 def net() -> nn.Module:
@@ -36,7 +28,7 @@ def read_rows(path) -> list[dict[str, str]]:
 
 def test_csv_logger_writes_a_row_per_epoch_with_every_metric(tmp_path):
     path = tmp_path / "logs" / "train.csv"
-    history = cnnzoo.fit(net(), stripes(), val_data=0.25, callbacks=[CSVLogger(path)], **QUICK)
+    history = cnnzoo.fit(net(), stripes(96), val_data=0.25, callbacks=[CSVLogger(path)], **QUICK)
     rows = read_rows(path)
     assert [int(r["epoch"]) for r in rows] == history.epoch == [0, 1, 2]
     assert list(rows[0]) == ["epoch", *history.history]
@@ -46,10 +38,10 @@ def test_csv_logger_writes_a_row_per_epoch_with_every_metric(tmp_path):
 
 def test_csv_logger_starts_afresh_or_appends_as_asked(tmp_path):
     path = tmp_path / "log.csv"
-    cnnzoo.fit(net(), stripes(), callbacks=[CSVLogger(path)], **QUICK)
-    cnnzoo.fit(net(), stripes(), callbacks=[CSVLogger(path)], **QUICK)
+    cnnzoo.fit(net(), stripes(96), callbacks=[CSVLogger(path)], **QUICK)
+    cnnzoo.fit(net(), stripes(96), callbacks=[CSVLogger(path)], **QUICK)
     assert len(read_rows(path)) == 3  # Keras: append=False starts the file again
-    cnnzoo.fit(net(), stripes(), callbacks=[CSVLogger(path, append=True)], **QUICK)
+    cnnzoo.fit(net(), stripes(96), callbacks=[CSVLogger(path, append=True)], **QUICK)
     assert [r["epoch"] for r in read_rows(path)] == ["0", "1", "2"] * 2
 
 
@@ -61,10 +53,10 @@ def test_csv_logger_continues_a_resumed_run_without_duplicates(tmp_path):
             if epoch == 1:
                 raise StopTraining
 
-    whole = cnnzoo.fit(net(), stripes(), val_data=0.25, **{**QUICK, "epochs": 4})
+    whole = cnnzoo.fit(net(), stripes(96), val_data=0.25, **{**QUICK, "epochs": 4})
     cnnzoo.fit(
         net(),
-        stripes(),
+        stripes(96),
         val_data=0.25,
         checkpoint_dir=state,
         callbacks=[CSVLogger(path), StopAfterSecond()],
@@ -74,7 +66,7 @@ def test_csv_logger_continues_a_resumed_run_without_duplicates(tmp_path):
         file.write("2,9,9,9,9,9,9\n")
     cnnzoo.fit(
         net(),
-        stripes(),
+        stripes(96),
         val_data=0.25,
         checkpoint_dir=state,
         resume=True,
@@ -101,7 +93,7 @@ def read_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 def test_tensorboard_logger_holds_every_epochs_metrics(tmp_path):
     history = cnnzoo.fit(
-        net(), stripes(), val_data=0.25, callbacks=[TensorBoardLogger(tmp_path / "tb")], **QUICK
+        net(), stripes(96), val_data=0.25, callbacks=[TensorBoardLogger(tmp_path / "tb")], **QUICK
     )
     scalars = read_scalars(tmp_path / "tb")
     assert set(scalars) == set(history.history)
@@ -120,7 +112,7 @@ def test_tensorboard_logger_replaces_the_epochs_a_resumed_run_repeats(tmp_path):
 
     cnnzoo.fit(
         net(),
-        stripes(),
+        stripes(96),
         checkpoint_dir=state,
         callbacks=[TensorBoardLogger(log_dir), StopAfterSecond()],
         **{**QUICK, "epochs": 4},
@@ -131,7 +123,7 @@ def test_tensorboard_logger_replaces_the_epochs_a_resumed_run_repeats(tmp_path):
         writer.add_scalar("loss", 99.0, global_step=2)
     cnnzoo.fit(
         net(),
-        stripes(),
+        stripes(96),
         checkpoint_dir=state,
         resume=True,
         callbacks=[TensorBoardLogger(log_dir)],

@@ -7,21 +7,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _synthetic import stripes
 from torch import nn
 
 import cnnzoo
 from cnnzoo.training import LRFinderResult, lr_find
 
 OMIT = {"device": "cpu"}
-
-
-def stripes(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
-    for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
-    return images, labels
 
 
 def bn_net() -> nn.Module:
@@ -57,7 +49,7 @@ def test_lr_find_leaves_the_model_and_the_random_state_as_they_were():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     modes = [m.training for m in model.modules()]
     rng = torch.get_rng_state()
-    result = lr_find(model, stripes(), batch_size=16, num_steps=30, **OMIT)
+    result = lr_find(model, stripes(96), batch_size=16, num_steps=30, **OMIT)
     assert isinstance(result, LRFinderResult)
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -81,7 +73,7 @@ def test_the_smoothed_loss_is_fastais_debiased_moving_average():
     values = [3.0, 1.0, 2.0, 0.5, 1.5, 1.0]
     result = lr_find(
         bn_net(),
-        stripes(),
+        stripes(96),
         batch_size=16,
         num_steps=6,
         loss_fn=Scripted(values.__getitem__),
@@ -98,7 +90,7 @@ def test_the_suggestion_is_where_the_smoothed_loss_falls_fastest():
     # A drop from 2 to 1 at step 40: the smoothed loss falls fastest right there.
     result = lr_find(
         bn_net(),
-        stripes(),
+        stripes(96),
         batch_size=16,
         num_steps=80,
         loss_fn=Scripted(lambda step: 2.0 if step < 40 else 1.0),
@@ -112,7 +104,7 @@ def test_the_test_stops_when_the_loss_diverges():
     # The loss jumps 10x at step 20: more than 4x the best smoothed loss within a few steps.
     result = lr_find(
         bn_net(),
-        stripes(),
+        stripes(96),
         batch_size=16,
         num_steps=100,
         loss_fn=Scripted(lambda step: 1.0 if step < 20 else 500.0),
@@ -121,13 +113,13 @@ def test_the_test_stops_when_the_loss_diverges():
     assert result.diverged
     assert 20 < len(result.lrs) < 30
     nan_loss = Scripted(lambda step: 1.0 if step < 15 else math.nan)
-    result = lr_find(bn_net(), stripes(), batch_size=16, num_steps=100, loss_fn=nan_loss, **OMIT)
+    result = lr_find(bn_net(), stripes(96), batch_size=16, num_steps=100, loss_fn=nan_loss, **OMIT)
     assert result.diverged and len(result.lrs) == 15
     assert all(math.isfinite(v) for v in result.losses)
 
 
 def test_a_real_network_gets_a_plausible_suggestion_and_a_plot(tmp_path):
-    result = lr_find(bn_net(), stripes(), batch_size=16, num_steps=60, **OMIT)
+    result = lr_find(bn_net(), stripes(96), batch_size=16, num_steps=60, **OMIT)
     assert 1e-7 <= result.suggestion <= 10
     assert result.losses[-1] > min(result.losses) or result.diverged
     result.plot(tmp_path / "lr.png", title="range test")
@@ -136,7 +128,7 @@ def test_a_real_network_gets_a_plausible_suggestion_and_a_plot(tmp_path):
 
 
 def test_bad_arguments_are_refused_clearly():
-    model, data = bn_net(), stripes()
+    model, data = bn_net(), stripes(96)
     with pytest.raises(ValueError, match="start_lr < end_lr"):
         lr_find(model, data, start_lr=1.0, end_lr=0.1, **OMIT)
     with pytest.raises(ValueError, match="num_steps"):

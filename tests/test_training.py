@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _synthetic import stripes, tiny_net
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -14,29 +15,6 @@ import cnnzoo
 from cnnzoo.training import History, StopTraining
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def stripes(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Three classes: a bright band of rows whose position is the class, on noise."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(n) % 3
-    images = torch.rand(n, 1, 8, 8, generator=generator) * 0.5
-    for k in range(3):
-        images[labels == k, :, 2 * k : 2 * k + 3, :] += 1.0
-    return images, labels
-
-
-def tiny_net(num_classes: int = 3, batch_norm: bool = True) -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.BatchNorm2d(4) if batch_norm else nn.Identity(),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(0.1),
-        nn.Linear(16, num_classes),
-    )
 
 
 QUICK = {"epochs": 4, "batch_size": 32, "lr": 0.02, "verbose": 0}
@@ -254,12 +232,44 @@ def test_verbose_lines_and_silence(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-def test_history_plot_writes_png(tmp_path):
+def test_history_plot_writes_png(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
     history = cnnzoo.fit(tiny_net(), stripes(), val_data=0.25, **{**QUICK, "epochs": 2})
     path = tmp_path / "curves.png"
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)  # keep the figure to look at it
     history.plot(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (figure,) = drawn
+    axes = figure.axes
+    assert [axis.get_ylabel() for axis in axes] == ["loss", "accuracy", "learning rate"]
+    assert [line.get_label() for line in axes[0].lines] == ["train", "val"]
+    assert list(axes[2].lines[0].get_ydata()) == history.history["lr"]
+    for axis in axes:  # whole epochs only: no 1.25, 1.5 ticks on a two-epoch run
+        assert all(float(tick).is_integer() for tick in axis.get_xticks())
+    monkeypatch.undo()
+    plt.close(figure)
+
+
+def test_pictures_of_the_confusion_matrix_and_the_mistakes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from cnnzoo.training.figures import plot_confusion_matrix, plot_misclassified
+
+    matrix = torch.tensor([[5, 1, 0], [0, 6, 0], [2, 0, 4]])
+    plot_confusion_matrix(matrix, ["a", "b", "c"], tmp_path / "matrix.png")
+    assert (tmp_path / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="C class names"):
+        plot_confusion_matrix(matrix, ["a", "b"], tmp_path / "bad.png")
+    images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+    true = torch.arange(40) % 3
+    predicted = true.clone()
+    predicted[::4] = (predicted[::4] + 1) % 3  # 10 mistakes
+    shown = plot_misclassified(images, predicted, true, ["a", "b", "c"], tmp_path / "wrong.png")
+    assert shown == 10 and (tmp_path / "wrong.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot_misclassified(images, true, true, ["a", "b", "c"], tmp_path / "none.png") == 0
+    assert not (tmp_path / "none.png").exists()
 
 
 # -- bad input -------------------------------------------------------------------------------

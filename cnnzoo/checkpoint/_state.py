@@ -31,7 +31,7 @@ from torch import nn
 from .._version import __version__
 from ._io import PathLike, read_safetensors, write_json_atomic, write_safetensors_atomic
 from ._tensors import drop_aliases, load_checked, own_storage
-from ._weights import model_config
+from ._weights import data_config_of, model_config
 
 __all__ = ["MANIFEST_NAME", "TrainingState", "load_training_state", "save_training_state"]
 
@@ -50,11 +50,14 @@ class TrainingState:
         epoch: The last finished epoch, 0-based (resume at ``epoch + 1``).
         history: Metric name to one value per finished epoch.
         extra: Whatever the trainer stored in ``extra`` (data order, best score, ...).
+        data_config: The model's data configuration when the state was saved (a plain dict:
+            input size, mean, std, class names), or ``None``.
     """
 
     epoch: int
     history: dict[str, list[Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    data_config: dict[str, Any] | None = None
 
 
 # -- tagged JSON encoding -------------------------------------------------------------------------
@@ -169,8 +172,8 @@ def save_training_state(
 
     Captures the model, optimizer, learning-rate scheduler and gradient scaler state dicts,
     the RNG states (torch CPU, CUDA when in use, Python ``random``, NumPy when imported), the
-    epoch, the history and ``extra``, with no pickle: tensors go to a safetensors file,
-    everything else to a JSON manifest written last.
+    epoch, the history, ``extra`` and the model's data configuration, with no pickle: tensors
+    go to a safetensors file, everything else to a JSON manifest written last.
 
     Args:
         directory: The state directory (created if needed). Older states in it are replaced.
@@ -194,7 +197,11 @@ def save_training_state(
         "format_version": _FORMAT_VERSION,
         "cnnzoo_version": __version__,
         "epoch": int(epoch),
-        "model": {"config": model_config(model), "class": type(model).__name__},
+        "model": {
+            "config": model_config(model),
+            "class": type(model).__name__,
+            "data_config": data_config_of(model),
+        },
         "optimizer": {
             "class": type(optimizer).__name__,
             "state": encoder.encode(optimizer.state_dict(), "optimizer"),
@@ -300,8 +307,12 @@ def load_training_state(
     if scaler is not None and decoded["scaler"] is not None:
         _load_component(scaler, decoded["scaler"], "scaler", directory, start_over)
     _restore_rng(decoded["rng"])
+    data_config = manifest["model"].get("data_config")
     return TrainingState(
-        epoch=int(manifest["epoch"]), history=decoded["history"], extra=decoded["extra"]
+        epoch=int(manifest["epoch"]),
+        history=decoded["history"],
+        extra=decoded["extra"],
+        data_config=data_config if isinstance(data_config, dict) else None,
     )
 
 

@@ -1,7 +1,9 @@
 """``save`` and ``load_weights``: model weights in safetensors files, no pickle.
 
 A file written by ``save`` holds the weights and, in the safetensors metadata, the registry
-configuration needed to rebuild the model (``cnnzoo.config``, JSON) and the cnnzoo version.
+configuration needed to rebuild the model (``cnnzoo.config``, JSON), the model's data
+configuration (``cnnzoo.pretrained_cfg``, JSON: input size, mean, std, class names) and the
+cnnzoo version.
 Rebuilding a model from that configuration needs the registry, so ``cnnzoo.load`` lives with it
 in ``cnnzoo.models``; this file layer only reads and writes.
 """
@@ -9,6 +11,7 @@ in ``cnnzoo.models``; this file layer only reads and writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +26,19 @@ from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
 
 __all__ = [
     "CONFIG_KEY",
+    "DATA_CONFIG_KEY",
     "VERSION_KEY",
+    "data_config_of",
     "describe_config",
     "load_weights",
     "model_config",
     "read_config",
+    "read_data_config",
     "save",
 ]
 
 CONFIG_KEY = "cnnzoo.config"
+DATA_CONFIG_KEY = "cnnzoo.pretrained_cfg"
 VERSION_KEY = "cnnzoo.version"
 
 
@@ -53,6 +60,51 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
         value = getattr(model, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool):
             config[attribute] = value
+    return config
+
+
+def data_config_of(model: nn.Module) -> dict[str, Any] | None:
+    """The model's data configuration (``model.pretrained_cfg``) as a plain JSON-able dict.
+
+    This file layer reads it as a mapping (``cnnzoo.data.DataConfig`` is one); rebuilding a
+    ``DataConfig`` from it is the caller's job.
+
+    Raises:
+        ValueError: ``pretrained_cfg`` is set but is not a mapping of JSON values.
+    """
+    config = getattr(model, "pretrained_cfg", None)
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ValueError(
+            f"model.pretrained_cfg must be a cnnzoo.data.DataConfig or a dict, got "
+            f"{type(config).__name__}"
+        )
+    plain = {str(k): list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    try:
+        json.dumps(plain, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"model.pretrained_cfg holds a value a checkpoint cannot store as JSON ({error})"
+        ) from None
+    return plain
+
+
+def read_data_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any] | None:
+    """The data configuration stored in a file's metadata (a plain dict), or ``None``.
+
+    Raises:
+        ValueError: The stored configuration is not a JSON object.
+    """
+    raw = metadata.get(DATA_CONFIG_KEY)
+    if raw is None:
+        return None
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError:
+        config = None
+    if not isinstance(config, dict):
+        raise ValueError(f"{str(path)!r} has a corrupted data configuration in its metadata")
     return config
 
 
@@ -85,10 +137,13 @@ def save(
     Args:
         model: Any ``nn.Module``. Models from ``cnnzoo.models.get`` also record their
             configuration, so ``cnnzoo.load(path)`` can rebuild them; other modules are saved
-            as weights only, for ``cnnzoo.load_weights``.
+            as weights only, for ``cnnzoo.load_weights``. A model's data configuration
+            (``model.pretrained_cfg``: input size, mean, std, class names) is recorded too, so
+            the file says how to feed the model.
         path: Destination file (conventionally ``*.safetensors``); parent folders are created.
         metadata: Extra string metadata to store (for example metrics, a dataset name).
-        include_config: Record the model configuration (turn off to save weights only).
+        include_config: Record the model and data configurations (turn off to save weights
+            only).
 
     Returns:
         The path written.
@@ -108,6 +163,9 @@ def save(
     config = model_config(model) if include_config else None
     if config is not None:
         header[CONFIG_KEY] = config_to_json(config)
+    data_config = data_config_of(model) if include_config else None
+    if data_config is not None:
+        header[DATA_CONFIG_KEY] = json.dumps(data_config, sort_keys=True)
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(

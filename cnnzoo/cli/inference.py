@@ -1,4 +1,9 @@
-"""``cnnzoo eval`` and ``cnnzoo predict``: run a trained checkpoint on a dataset or on images."""
+"""``cnnzoo eval`` and ``cnnzoo predict``: run a trained checkpoint on a dataset or on images.
+
+Both take any cnnzoo checkpoint: a ``.safetensors`` file written by ``cnnzoo.save`` (``cnnzoo
+train``'s ``model.safetensors`` and ``best.safetensors`` included) or a ``save_pretrained``
+folder. The model's data configuration, recorded in it, says how to read the images.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,25 @@ from typing import Any
 
 import torch
 
-__all__ = ["DATA_HELP", "METADATA_KEY", "add_inference_commands", "print_metrics"]
+__all__ = [
+    "DATA_HELP",
+    "METADATA_KEY",
+    "add_inference_commands",
+    "load_checkpoint",
+    "print_metrics",
+]
 
 DATA_HELP = "fashion-mnist, mnist, cifar10, or an ImageFolder directory (train/ and test/)"
-# The safetensors metadata key under which `cnnzoo train` records the dataset it trained on.
+CHECKPOINT_HELP = "a .safetensors file (model or best) or a save_pretrained folder"
+# The safetensors metadata key under which `cnnzoo train` records the dataset it trained on
+# (earlier versions also stored the class names, mean, std and image size there).
 METADATA_KEY = "cnnzoo_data"
 
 
 def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``eval`` and ``predict`` to the ``cnnzoo`` parser."""
     p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", default="test", choices=["train", "test"])
@@ -28,7 +41,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("predict", help="classify image files with a checkpoint")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--top", type=int, default=3, help="how many classes to show per image")
     p.set_defaults(run=_cmd_predict)
@@ -51,69 +64,65 @@ def print_metrics(metrics: dict[str, Any], classes: list[str]) -> None:
         print(f"  {name:<{width}}{accuracy:.4f}")
 
 
-def _load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any] | None]:
-    from ..checkpoint import read_state_dict
+def load_checkpoint(path: Path) -> torch.nn.Module:
+    """The model in a cnnzoo checkpoint file or ``save_pretrained`` folder, with its data config.
+
+    A file written by an earlier ``cnnzoo train`` (class names and normalisation in its
+    ``cnnzoo_data`` metadata) gets its data configuration from there.
+    """
+    from ..hub import from_pretrained
     from ..models import load
 
+    if path.is_dir():
+        return from_pretrained(path)
     model = load(path)
+    _fill_from_earlier_train(model, path)
+    return model
+
+
+def _fill_from_earlier_train(model: torch.nn.Module, path: Path) -> None:
+    from ..checkpoint import read_state_dict
+
+    config = getattr(model, "pretrained_cfg", None)
+    if config is None or config.mean is not None:
+        return
     _, metadata = read_state_dict(path)
-    raw = metadata.get(METADATA_KEY)
-    return model, (json.loads(raw) if raw else None)
+    try:
+        info = json.loads(metadata.get(METADATA_KEY, "{}"))
+    except json.JSONDecodeError:
+        return
+    if not isinstance(info, dict) or not {"mean", "std", "classes", "image_size"} <= set(info):
+        return
+    names = tuple(info["classes"])
+    channels = config.channels or len(info["mean"])
+    model.pretrained_cfg = config.replace(
+        input_size=(channels, *info["image_size"]),
+        mean=info["mean"],
+        std=info["std"],
+        label_names=names if len(names) == config.num_classes else None,
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from ..data import load_dataset
     from ..training import evaluate
 
-    model, _ = _load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint)
     data = load_dataset(args.data, args.split, args.data_root, image_size=args.image_size)
     metrics = evaluate(model, data, device=args.device)
     print_metrics(metrics, data.classes)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from ..data import ImageTensorDataset
-    from ..training import predict
+    from ..training import classify
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
-    model, data_info = _load_checkpoint(args.checkpoint)
-    if data_info is None:
-        raise ValueError(
-            f"{args.checkpoint} has no dataset information (class names, normalisation); "
-            "predict needs a checkpoint written by 'cnnzoo train'"
-        )
-    images = torch.stack([_read_image(p, model.in_channels, data_info) for p in args.images])
-    dataset = ImageTensorDataset(
-        images,
-        torch.zeros(len(images), dtype=torch.long),
-        data_info["classes"],
-        data_info["mean"],
-        data_info["std"],
-    )
-    probabilities = predict(model, dataset).softmax(dim=1)
-    top = min(args.top, probabilities.shape[1])
-    for path, row in zip(args.images, probabilities, strict=True):
-        values, indices = row.topk(top)
-        ranked = ", ".join(
-            f"{data_info['classes'][i]} {v:.3f}"
-            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-        )
-        print(f"{path}: {ranked}")
-
-
-def _read_image(path: Path, channels: int, data_info: dict[str, Any]) -> torch.Tensor:
-    """Read an image file as ``uint8 (C, H, W)`` at the model's training size and channels."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2.functional import pil_to_tensor, resize
-
-    if not path.is_file():
-        raise FileNotFoundError(f"no image file at {path}")
-    if channels not in (1, 3):
-        raise ValueError(f"predict reads grey or RGB images; this model takes {channels} channels")
-    try:
-        with Image.open(path) as image:
-            tensor = pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{path} is not an image file that can be read ({error})") from None
-    return resize(tensor, list(data_info["image_size"]), antialias=True)
+    model = load_checkpoint(args.checkpoint)
+    for path in args.images:  # every file checked before the model reads any
+        if not path.is_file():
+            raise FileNotFoundError(f"no image file at {path}")
+    ranked = classify(model, [str(p) for p in args.images], top_k=args.top)
+    for path, classes in zip(args.images, ranked, strict=True):
+        shown = ", ".join(f"{c['label']} {c['score']:.3f}" for c in classes)
+        print(f"{path}: {shown}")

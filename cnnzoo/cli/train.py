@@ -1,8 +1,10 @@
-"""``cnnzoo train``: train a model on a dataset and write checkpoint, curves and metrics.
+"""``cnnzoo train``: train a model on a dataset and write checkpoints, pictures and metrics.
 
-``train`` writes everything a later ``eval`` or ``predict`` needs into one safetensors file: the
-weights, the model configuration and, in the metadata, the dataset's class names, normalisation
-and image size, so a checkpoint is self-describing.
+Every checkpoint ``train`` writes (``model.safetensors``, ``best.safetensors``, the resumable
+``state/``) holds the weights, the model configuration and the model's data configuration: the
+class names, normalisation and image size ``fit`` trained with. A later ``eval`` or ``predict``
+needs nothing else. The pictures: the learning curves, the test confusion matrix and a grid of
+misclassified test images.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"--val must be in [0, 1), got {args.val}")
     train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
     test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
-    channels, height, width = train.images.shape[1:]
+    channels = train.images.shape[1]
     options = {"small_input": True} if args.small_input else {}
     if args.weights is not None:
         options["weights"] = args.weights
@@ -181,26 +183,53 @@ def _cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
     )
     metrics = training.evaluate(model, test, device=args.device, precision=args.precision)
-    data_info = {
-        "dataset": str(args.data),
-        "classes": train.classes,
-        "mean": list(train.mean),
-        "std": list(train.std),
-        "image_size": [height, width],
-        "test_accuracy": metrics["accuracy"],
-    }
+    data_info = {"dataset": str(args.data), "test_accuracy": metrics["accuracy"]}
     model_path = checkpoint.save(
         model, args.out / "model.safetensors", metadata={METADATA_KEY: json.dumps(data_info)}
     )
     write_json_atomic(args.out / "history.json", history.history)
     write_json_atomic(args.out / "metrics.json", _jsonable(metrics))
-    try:
-        history.plot(args.out / "curves.png", title=f"{args.name} on {args.data}")
-        curves = f", curves {args.out / 'curves.png'}"
-    except ImportError as error:
-        curves = f" (no curves: {error})"
+    predicted = training.predict(model, test, device=args.device).argmax(1)
+    pictures = _pictures(args, history, metrics, test, predicted)
     print_metrics(metrics, train.classes)
-    print(f"wrote checkpoint {model_path}{curves}")
+    print(f"wrote checkpoint {model_path}{pictures}")
+
+
+def _pictures(
+    args: argparse.Namespace,
+    history: Any,
+    metrics: dict[str, Any],
+    test: Any,
+    predicted: torch.Tensor,
+) -> str:
+    """Write the curves, the confusion matrix and the mistakes; say what was written."""
+    from ..training.figures import plot_confusion_matrix, plot_misclassified
+
+    run = f"{args.name} on {args.data}"
+    try:
+        history.plot(args.out / "curves.png", title=run)
+        written = ["curves.png"]
+        plot_confusion_matrix(
+            metrics["confusion_matrix"],
+            test.classes,
+            args.out / "confusion_matrix.png",
+            title=f"{run}: test confusion matrix (accuracy {metrics['accuracy']:.4f})",
+        )
+        written.append("confusion_matrix.png")
+        wrong = int((predicted != test.labels).sum())
+        shown = plot_misclassified(
+            test.images,
+            predicted,
+            test.labels,
+            test.classes,
+            args.out / "misclassified.png",
+            title=f"{run}: misclassified test images (the first 32 of {wrong})",
+        )
+        if shown:
+            written.append("misclassified.png")
+    except ImportError as error:
+        return f" (no pictures: {error})"
+    return f", pictures {', '.join(written)} in {args.out}"
 
 
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:

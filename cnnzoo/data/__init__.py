@@ -1,4 +1,8 @@
-"""Public datasets for cnnzoo: named datasets and image folders in memory, batch augmentations.
+"""Public datasets for cnnzoo: datasets in memory, augmentations and a model's data contract.
+
+Named datasets and image folders load into memory (:func:`load_dataset`); :class:`DataConfig`
+is what a model expects of its images, :class:`Normalized` marks data normalised already and
+:func:`read_image` reads any image file the way cnnzoo does everywhere.
 
 How ``fit`` feeds them to the device (validation splits, on-device batches, DataLoaders) is the
 trainer's business, not this package's.
@@ -12,19 +16,26 @@ Example:
 """
 
 from .augment import AUGMENTATIONS, BatchAugment, hflip, make_augment, random_crop
+from .config import DataConfig, channel_stats
 from .datasets import DATASETS, DatasetSpec, load_dataset, read_idx, search_paths
+from .images import read_image
+from .normalized import Normalized
 from .tensors import ImageTensorDataset
 
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
     "BatchAugment",
+    "DataConfig",
     "DatasetSpec",
     "ImageTensorDataset",
+    "Normalized",
+    "channel_stats",
     "hflip",
     "load_dataset",
     "make_augment",
     "random_crop",
     "read_idx",
+    "read_image",
     "search_paths",
 ]

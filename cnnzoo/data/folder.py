@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .config import channel_stats
+from .images import read_image, resize_pixels
 from .tensors import ImageTensorDataset
 
 __all__ = ["load_image_folder"]
@@ -28,7 +30,9 @@ def load_image_folder(
 
     Returns:
         The images (RGB, 3 channels) with class names from the folder names, and mean and std
-        measured on the ``train`` split (so train and test are normalised alike).
+        measured on the ``train`` split (so train and test are normalised alike). Every image
+        mode is converted as :func:`cnnzoo.data.images.read_image` does: grey, palette and
+        alpha images to RGB, 16-bit greys scaled (not clipped) to 8 bits.
 
     Raises:
         FileNotFoundError: No images under the split's folder.
@@ -39,9 +43,7 @@ def load_image_folder(
         train_images, _, _ = _read_split(directory / "train", image_size)
     else:
         train_images = images
-    scaled = train_images.float().div_(255)
-    mean = scaled.mean(dim=(0, 2, 3)).tolist()
-    std = scaled.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+    mean, std = channel_stats(train_images)
     return ImageTensorDataset(images, labels, classes, mean, std)
 
 
@@ -53,7 +55,6 @@ def _read_split(
     folder: Path, image_size: int | tuple[int, int] | None
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     from torchvision.datasets import ImageFolder
-    from torchvision.transforms import v2
 
     try:
         folder_dataset = ImageFolder(str(folder))
@@ -62,12 +63,10 @@ def _read_split(
             f"no images found under {folder}: an ImageFolder tree holds one subfolder per class "
             f"(e.g. {folder}/cat/001.jpg). {error}"
         ) from None
-    to_tensor = v2.PILToTensor()
-    resize = v2.Resize(_pair(image_size), antialias=True) if image_size is not None else None
     tensors = []
     for path, _ in folder_dataset.samples:
-        image = to_tensor(folder_dataset.loader(path))
-        tensors.append(resize(image) if resize is not None else image)
+        image = read_image(path, channels=3)  # not the folder's loader: it clips 16-bit images
+        tensors.append(resize_pixels(image, _pair(image_size)) if image_size is not None else image)
     sizes = {tuple(t.shape[1:]) for t in tensors}
     if len(sizes) > 1:
         raise ValueError(

@@ -1,7 +1,9 @@
 """The one model factory: build registered models by name, and rebuild saved ones.
 
 - ``get`` (alias ``get_model``) builds a model and records the arguments it was built with on
-  it (``model.cnnzoo_config``), so checkpoints can rebuild it.
+  it (``model.cnnzoo_config``), so checkpoints can rebuild it, and gives it its data
+  configuration (``model.pretrained_cfg``: input size, and for pretrained weights their mean,
+  std, resize and class names).
 - ``rebuild`` turns a recorded configuration and its weights back into a model. Both
   ``cnnzoo.load`` (one safetensors file) and ``cnnzoo.from_pretrained`` (a folder or Hub
   repository) go through it, so they build, check and place models the same way.
@@ -18,7 +20,8 @@ from torch import nn
 
 from ..checkpoint._io import PathLike, read_safetensors
 from ..checkpoint._tensors import load_checked
-from ..checkpoint._weights import describe_config, read_config
+from ..checkpoint._weights import describe_config, read_config, read_data_config
+from ..data import DataConfig
 from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
@@ -49,7 +52,10 @@ def get(
         **kwargs: Model-specific options, such as ``small_input=True``.
 
     Returns:
-        The model, in training mode, on the CPU.
+        The model, in training mode, on the CPU. Its ``pretrained_cfg`` (a
+        :class:`cnnzoo.data.DataConfig`) holds its input size and classes, and with ``weights``
+        the weights' mean, std, resize and class names; a model not trained yet has no mean
+        and std (``fit`` records the ones it trains with).
 
     Raises:
         ValueError: Unknown name (with the closest names), or invalid arguments.
@@ -63,14 +69,17 @@ def get(
             build_kwargs[what] = value
     _check_kwargs(key, entry.builder, build_kwargs)
 
+    data_config = None
     if weights is not None:
-        model = _build_pretrained(key, entry.builder, build_kwargs, weights)
+        model, data_config = _build_pretrained(key, entry.builder, build_kwargs, weights)
     else:
         model = entry.builder(**build_kwargs)
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
             model.model_name = key
         model.cnnzoo_config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
+        if data_config is not None or getattr(model, "pretrained_cfg", None) is None:
+            model.pretrained_cfg = data_config or _default_data_config(model)
     return model
 
 
@@ -79,20 +88,23 @@ get_model = get
 
 def _build_pretrained(
     key: str, builder: Builder, build_kwargs: dict[str, Any], weights: Any
-) -> nn.Module:
+) -> tuple[nn.Module, DataConfig | None]:
     """Load the weights at the shape they were trained for, then adapt input and head.
 
     ``num_classes`` and ``in_channels`` in ``build_kwargs`` are the *target* shape: the first
     convolution is adapted to other channels (``cnnzoo.transfer.adapt_first_conv``) and the
-    classifier replaced for other classes, only after the weights loaded strictly.
+    classifier replaced for other classes, only after the weights loaded strictly. The
+    weights' data configuration follows: statistics for the new channel count, and no class
+    names for a new head.
     """
     options = {k: v for k, v in build_kwargs.items() if k not in _SIZE_ARGUMENTS}
     loaded = load_pretrained(key, builder, options, weights)
-    model = loaded.model
+    model, data_config = loaded.model, loaded.data_config
     target_channels = build_kwargs.get("in_channels", loaded.in_channels)
     target_classes = build_kwargs.get("num_classes", loaded.num_classes)
     if target_channels != loaded.in_channels:
         adapt_first_conv(model, target_channels)
+        data_config = data_config and data_config.for_channels(target_channels)
     if target_classes != loaded.num_classes:
         if not hasattr(model, "reset_classifier"):
             raise ValueError(
@@ -100,7 +112,21 @@ def _build_pretrained(
                 f"be replaced by a {target_classes}-class one"
             )
         model.reset_classifier(target_classes)
-    return model
+        data_config = data_config and data_config.replace(
+            num_classes=target_classes, label_names=None
+        )
+    return model, data_config
+
+
+def _default_data_config(model: nn.Module) -> DataConfig:
+    """A new model's data configuration: its input size and classes; no normalisation yet."""
+    size = getattr(model, "input_size", None)
+    classes = getattr(model, "num_classes", None)
+    sized = isinstance(size, tuple) and len(size) == 3 and all(isinstance(v, int) for v in size)
+    return DataConfig(
+        input_size=size if sized else None,
+        num_classes=classes if isinstance(classes, int) and not isinstance(classes, bool) else None,
+    )
 
 
 def _check_kwargs(key: str, builder: Builder, kwargs: dict[str, Any]) -> None:
@@ -163,6 +189,7 @@ def rebuild(
     source: str,
     device: str | torch.device = "cpu",
     config_source: str | None = None,
+    data_config: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Rebuild a saved model from its configuration and load its weights strictly.
 
@@ -173,6 +200,8 @@ def rebuild(
         device: Where to put the model. Callers resolve it before reading large files, so a
             missing device fails first.
         config_source: Where the configuration came from, when not from ``source`` itself.
+        data_config: The recorded data configuration (``model.pretrained_cfg``); ``None``
+            keeps the model's default (files written before cnnzoo recorded it).
 
     Returns:
         The model, in evaluation mode, on ``device``.
@@ -185,6 +214,8 @@ def rebuild(
     model = build_from_config(config, config_source or source)
     hint = describe_config(config) + " The weights do not fit the configuration saved with them."
     load_checked(model, tensors, source=source, hint=hint)
+    if data_config is not None:
+        model.pretrained_cfg = DataConfig.from_dict(data_config, source=config_source or source)
     return model.to(target).eval()
 
 
@@ -196,7 +227,8 @@ def load(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
         device: Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``.
 
     Returns:
-        The model, in evaluation mode, on ``device``.
+        The model, in evaluation mode, on ``device``, with the data configuration the file
+        recorded (``model.pretrained_cfg``).
 
     Raises:
         FileNotFoundError: No such file.
@@ -211,4 +243,5 @@ def load(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
     target = resolve_device(device)  # fail before reading a large file
     tensors, metadata = read_safetensors(path)
     config = read_config(path, metadata)
-    return rebuild(config, tensors, source=repr(str(path)), device=target)
+    data_config = read_data_config(path, metadata)
+    return rebuild(config, tensors, source=repr(str(path)), device=target, data_config=data_config)

@@ -1,4 +1,4 @@
-"""Training: ``fit``, ``evaluate``, ``predict``, ``History`` and Keras-style callbacks.
+"""Training: ``fit``, ``evaluate``, ``predict``, ``classify``, ``History`` and Keras callbacks.
 
 Example:
     >>> import cnnzoo
@@ -16,6 +16,7 @@ Example:
 """
 
 from .callbacks import BackupAndRestore, EarlyStopping, ModelCheckpoint
+from .classify import classify
 from .evaluation import evaluate, predict
 from .history import History
 from .hooks import StopTraining
@@ -38,6 +39,7 @@ __all__ = [
     "Run",
     "StopTraining",
     "TensorBoardLogger",
+    "classify",
     "evaluate",
     "fit",
     "lr_find",

@@ -249,6 +249,7 @@ class BackupAndRestore(_UsesRun):
         )
         if state is None:
             return
+        _check_same_inputs(state.data_config, run.model, self.backup_dir)
         run.initial_epoch = state.epoch + 1
         run.history.load_state_dict(state.history)
         saved = (state.extra or {}).get("callbacks", {})
@@ -295,6 +296,22 @@ def _check_available(monitor: Monitor, run: Run, who: str) -> None:
         raise ValueError(
             f"{who} monitors {monitor.name!r}, which needs validation data; pass val_data "
             "(e.g. val_data=0.1) or monitor a training metric (monitor='loss')"
+        )
+
+
+def _check_same_inputs(saved: dict[str, Any] | None, model: Any, backup_dir: Path) -> None:
+    """Refuse to resume weights trained on inputs normalised otherwise than this run's."""
+    current = getattr(model, "pretrained_cfg", None)
+    if not saved or current is None:
+        return  # a state from before data configurations were recorded
+    then = [list(saved.get(k) or []) for k in ("mean", "std")]
+    now = [list(current.get(k) or []) for k in ("mean", "std")]
+    if then != now:
+        raise ValueError(
+            f"the training state in {str(backup_dir)!r} was trained on inputs normalised with "
+            f"mean {then[0]} and std {then[1]}, but this run normalises with mean {now[0]} and "
+            f"std {now[1]}; resume with the same data and model, or start over (delete "
+            f"{str(backup_dir)!r} or use another checkpoint directory)"
         )
 
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import resolve_device
-from .feed import Batches, make_batches, resolve
+from .contract import image_reading, inference_rule, model_data_config
+from .feed import Batches, ModelInput, Source, make_batches, resolve
 from .losses import LossFn
 from .precision import autocast, resolve_precision
 
@@ -40,8 +41,11 @@ def evaluate(
 
     Args:
         model: Any classifier returning logits ``(N, num_classes)``.
-        data: An ``(images, labels)`` pair of tensors, a ``Dataset`` yielding ``(image,
-            label)``, or a ``DataLoader``. In-memory data is normalised as in ``fit``.
+        data: An ``(images, labels)`` pair (images a tensor, a NumPy array, or a list of PIL
+            images or image files), a ``Dataset`` yielding ``(image, label)``, or a
+            ``DataLoader``. Every form goes through the same rule: pixels are scaled to [0, 1]
+            and normalised with the model's mean and std (``model.pretrained_cfg``, recorded by
+            ``fit``); see the training guide.
         batch_size: Samples per forward pass (ignored for a DataLoader).
         device: Where to run; None keeps the model where it is. The model is moved there.
         precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
@@ -69,9 +73,14 @@ def evaluate(
     """
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
-    source = resolve(data, what="data")
+    source, rule = _source_and_rule(model, data, need_labels=True)
     batches = make_batches(
-        source, device=target, batch_size=batch_size, train=False, num_workers=num_workers
+        source,
+        device=target,
+        batch_size=batch_size,
+        train=False,
+        num_workers=num_workers,
+        rule=rule,
     )
     dtype = resolve_precision(precision, target)
     num_classes = infer_num_classes(model, batches, dtype)
@@ -85,6 +94,7 @@ def evaluate(
             train=False,
             num_workers=num_workers,
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
+            rule=rule,
         )
     ks = _top_k(top_k, num_classes)
     loss_sum, confusion, hits = accumulate(model, batches, num_classes, dtype, top_k=ks)
@@ -104,8 +114,12 @@ def predict(
 
     Args:
         model: Any classifier.
-        data: A tensor of images ``(N, C, H, W)``, an ``(images, labels)`` pair, a ``Dataset`` or
-            a ``DataLoader`` (labels, if any, are ignored).
+        data: Images: a tensor ``(N, C, H, W)``, a NumPy array (``(N, H, W, C)``,
+            ``(N, C, H, W)`` or one image), a PIL image or an image file path, or a list of
+            them; an ``(images, labels)`` pair, a ``Dataset`` or a ``DataLoader`` (labels, if
+            any, are ignored). PIL images and files are converted to the model's channels and
+            resized to its input size; every form is scaled and normalised by the same rule as
+            in :func:`evaluate`.
         batch_size: Samples per forward pass (ignored for a DataLoader).
         device: Where to run; None keeps the model where it is.
         precision: As in :func:`evaluate`.
@@ -116,9 +130,14 @@ def predict(
     """
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
-    source = resolve(data, what="data", need_labels=False)
+    source, rule = _source_and_rule(model, data, need_labels=False)
     batches = make_batches(
-        source, device=target, batch_size=batch_size, train=False, num_workers=num_workers
+        source,
+        device=target,
+        batch_size=batch_size,
+        train=False,
+        num_workers=num_workers,
+        rule=rule,
     )
     dtype = resolve_precision(precision, target)
     outputs = []
@@ -128,6 +147,15 @@ def predict(
     if not outputs:
         raise ValueError("data is empty: nothing to predict")
     return torch.cat(outputs)
+
+
+def _source_and_rule(model: nn.Module, data: Any, need_labels: bool) -> tuple[Source, ModelInput]:
+    """Read ``data`` the way ``model`` expects, and the rule that makes its inputs."""
+    config = model_data_config(model)
+    source = resolve(
+        data, what="data", need_labels=need_labels, reading=image_reading(model, config)
+    )
+    return source, inference_rule(config, source.facts, "data")
 
 
 def accumulate(

@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any
 
+from .figures import pyplot
 from .monitor import Monitor
 
 __all__ = ["History"]
@@ -53,7 +54,7 @@ class History:
             self.epoch = list(range(len(next(iter(self.history.values())))))
 
     def plot(self, path: str | os.PathLike, *, title: str | None = None) -> None:
-        """Write a PNG of the loss and accuracy curves (training and validation).
+        """Write a PNG of the loss, accuracy (training and validation) and learning-rate curves.
 
         Needs matplotlib (``pip install cnnzoo[plot]``), imported only here.
 
@@ -67,25 +68,23 @@ class History:
         """
         if not self.epoch:
             raise ValueError("History is empty: nothing to plot (fit has not run an epoch)")
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)  # no display needed to write a file
-            import matplotlib.pyplot as plt
-        except ImportError as error:
-            raise ImportError(
-                "History.plot needs matplotlib: pip install 'cnnzoo[plot]'"
-            ) from error
+        plt = pyplot()
+        from matplotlib.ticker import MaxNLocator
 
         epochs = [e + 1 for e in self.epoch]
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
-            for key, style, label in ((metric, "o-", "train"), (f"val_{metric}", "s-", "val")):
+        panels = ["loss", "accuracy"] + (["lr"] if self.history.get("lr") else [])
+        figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4))
+        for axis, metric in zip(axes, panels, strict=True):
+            lines = ((metric, "o-", "train"), (f"val_{metric}", "s-", "val"))
+            if metric == "lr":  # the rate at each epoch's end, as fit records it
+                lines = (("lr", "o-", "learning rate"),)
+            for key, style, label in lines:
                 values = self.history.get(key)
                 if values:
                     axis.plot(epochs, values, style, label=label)
             axis.set_xlabel("epoch")
-            axis.set_ylabel(metric)
+            axis.set_ylabel("learning rate" if metric == "lr" else metric)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
             axis.grid(alpha=0.3)
             axis.legend()
         if title:

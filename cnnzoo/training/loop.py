@@ -74,13 +74,17 @@ def fit(
     Args:
         model: Any ``nn.Module`` returning logits ``(N, num_classes)``; it is moved to
             ``device`` and stays there.
-        train_data: An ``(images, labels)`` pair of tensors, a ``Dataset`` yielding ``(image,
-            label)``, or a ``DataLoader``. Tensor pairs, ``TensorDataset``s,
+        train_data: An ``(images, labels)`` pair (images a tensor, a NumPy array, or a list of
+            PIL images or image files), a ``Dataset`` yielding ``(image, label)``, or a
+            ``DataLoader``. Tensor pairs, ``TensorDataset``s,
             :func:`cnnzoo.data.load_dataset` results and torchvision's MNIST-family datasets
-            are put on the device once and batched by index (the fast path). ``uint8`` images
-            are scaled to [0, 1] there, and normalised with the dataset's mean and std when the
-            data carries them (``load_dataset`` results, a ``Normalize`` transform); evaluate
-            and predict do the same, so pass them data in the same form.
+            are put on the device once and batched by index (the fast path). Every form goes
+            through one rule: pixels (``uint8``, or floats in [0, 1]) are scaled to [0, 1] and
+            normalised with the model's mean and std (``model.pretrained_cfg``), or, for a
+            model that has none yet, with the data's own (``load_dataset`` results, a
+            ``Normalize`` transform; none for plain tensors). ``fit`` records that choice, the
+            input size and the data's class names in ``model.pretrained_cfg``, so evaluate,
+            predict and every checkpoint apply the same rule to any form of the same images.
         val_data: Validation data in the same forms, or a float in (0, 1): a seeded, shuffled
             share of ``train_data`` held out.
         epochs: Passes over the training data.

@@ -2,7 +2,9 @@
 
 :class:`DeviceBatches` is the fast path: the whole set lives on the device, each step gathers a
 batch by index and normalises (and augments) it with a few tensor operations. :class:`LoaderBatches`
-reads any other ``Dataset`` (or the user's ``DataLoader``) with workers and pinned memory.
+reads any other ``Dataset`` (or the user's ``DataLoader``) with workers and pinned memory. Both
+turn values into model inputs with the same :class:`~.pixels.ModelInput`, so a form of data
+never changes the answer.
 
 Both shuffle with a permutation derived only from ``seed`` and the epoch number, so a run resumed
 at epoch ``k`` sees the same batches as the uninterrupted run; under ``torch.distributed`` each
@@ -20,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...data import BatchAugment
-from .sources import InMemory, Source
+from .pixels import ModelInput
+from .sources import InMemory, Source, Streamed, streamed
 
 __all__ = ["Batches", "DeviceBatches", "LoaderBatches", "Shard", "epoch_order", "make_batches"]
 
@@ -103,15 +106,17 @@ class DeviceBatches(Batches):
         shard: Shard = Shard(),
         drop_last: bool = False,
         channels_last: bool = False,
+        rule: ModelInput | None = None,
     ) -> None:
         self.device = device
+        self.rule = rule or _data_own_rule(data)
+        self.rule.check(data.images)  # once, on the whole set, before it moves
         self.images = data.images.to(device, non_blocking=True)
         self.labels = None if data.labels is None else data.labels.to(device, non_blocking=True)
         self.num_samples = len(data.images)
         self.batch_size = batch_size
         self.shuffle, self.seed, self.augment, self.shard = shuffle, seed, augment, shard
         self.channels_last = channels_last
-        self._scale, self._shift = _affine(data, device)
         per_rank = len(epoch_order(self.num_samples, 0, 0, shuffle=False, shard=shard, pad=shuffle))
         self._drop_last = drop_last and per_rank > batch_size
         self._per_rank = per_rank
@@ -142,9 +147,7 @@ class DeviceBatches(Batches):
         return self._prepare(self.images[:2], None)
 
     def _prepare(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        x = raw.float() if raw.dtype == torch.uint8 or not raw.is_floating_point() else raw
-        if self._scale is not None:
-            x = torch.addcmul(self._shift, x, self._scale)  # (x/255 - mean)/std in one op
+        x = self.rule(raw)
         if self.augment is not None and generator is not None:
             x = self.augment(x, generator)
         if self.channels_last:
@@ -157,7 +160,7 @@ class LoaderBatches(Batches):
 
     def __init__(
         self,
-        data: Dataset | DataLoader,
+        data: Dataset | DataLoader | Streamed,
         *,
         device: torch.device,
         batch_size: int,
@@ -169,10 +172,15 @@ class LoaderBatches(Batches):
         channels_last: bool = False,
         num_workers: int | None = None,
         check_labels: Callable[[torch.Tensor], None] | None = None,
+        rule: ModelInput | None = None,
     ) -> None:
         self.device, self.seed, self.augment = device, seed, augment
         self.channels_last = channels_last
         self.check_labels = check_labels
+        source = data if isinstance(data, Streamed) else streamed(data)
+        self.rule = rule or _data_own_rule(source)
+        self.collate = source.collate
+        data = source.data
         self.labels = _known_labels(data)
         if isinstance(data, DataLoader):
             self.loader = data
@@ -187,6 +195,7 @@ class LoaderBatches(Batches):
                 pin_memory=device.type == "cuda",
                 persistent_workers=workers > 0,
                 drop_last=drop_last and len(sampler) > batch_size,
+                **({"collate_fn": self.collate} if self.collate is not None else {}),
             )
         self.num_samples = len(self.loader.dataset)
 
@@ -203,9 +212,8 @@ class LoaderBatches(Batches):
             x, y = _unpack(batch)
             if y is not None and self.check_labels is not None:
                 self.check_labels(y)
-            x = x.to(self.device, non_blocking=True)
-            if not x.is_floating_point():
-                x = x.float()
+            self.rule.check(x)  # on the CPU batch: no device sync
+            x = self.rule(x.to(self.device, non_blocking=True))
             if self.augment is not None:
                 x = self.augment(x, generator)
             if self.channels_last:
@@ -214,15 +222,16 @@ class LoaderBatches(Batches):
             yield x, y
 
     def example(self) -> torch.Tensor:
-        """The first input (or two), from the dataset."""
+        """The first input (or two), from the dataset, prepared like a batch."""
         dataset = self.loader.dataset
         try:
             x, _ = _unpack(dataset[0])
-            x = torch.as_tensor(x).unsqueeze(0)
+            x = self.collate([(x,)])[0] if self.collate is not None else torch.as_tensor(x)[None]
         except (TypeError, NotImplementedError, IndexError):  # iterable datasets
             x, _ = _unpack(next(iter(self.loader)))
             x = x[:2]
-        return x.to(self.device).float()
+        self.rule.check(x)
+        return self.rule(x.to(self.device))
 
 
 class EpochSampler(Sampler[int]):
@@ -265,6 +274,7 @@ def make_batches(
     channels_last: bool = False,
     num_workers: int | None = None,
     check_labels: Callable[[torch.Tensor], None] | None = None,
+    rule: ModelInput | None = None,
 ) -> Batches:
     """Pick the fastest way to serve ``source``: in-memory on the device, or a DataLoader.
 
@@ -280,6 +290,8 @@ def make_batches(
         num_workers: DataLoader workers for a plain ``Dataset`` (default: see
             :func:`default_num_workers`).
         check_labels: Called on each CPU label batch of the DataLoader path (label range check).
+        rule: How values become model inputs (the model's normalisation); default: the data's
+            own statistics, if it has any.
 
     Returns:
         A :class:`Batches`.
@@ -293,6 +305,7 @@ def make_batches(
         "shard": shard,
         "drop_last": train,
         "channels_last": channels_last,
+        "rule": rule,
     }
     if isinstance(source, InMemory):
         return DeviceBatches(source, **options)
@@ -306,20 +319,9 @@ def default_num_workers() -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _affine(
-    data: InMemory, device: torch.device
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Per-channel ``scale``/``shift`` with ``x * scale + shift == (x/255 - mean) / std``."""
-    channels = data.images.shape[1]
-    unit = 255.0 if data.images.dtype == torch.uint8 else 1.0
-    mean = torch.tensor(data.mean if data.mean is not None else (0.0,) * channels)
-    std = torch.tensor(data.std if data.std is not None else (1.0,) * channels)
-    if unit == 1.0 and data.mean is None and data.std is None:
-        return None, None
-    mean, std = mean.expand(channels), std.expand(channels)
-    scale = (1.0 / (unit * std)).view(1, -1, 1, 1).to(device)
-    shift = (-mean / std).view(1, -1, 1, 1).to(device)
-    return scale, shift
+def _data_own_rule(source: Source) -> ModelInput:
+    """The rule without a model: normalise with the data's own statistics, if it has any."""
+    return ModelInput(source.facts, source.facts.stats, "data")
 
 
 def _augment_generator(

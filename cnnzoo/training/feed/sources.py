@@ -1,24 +1,34 @@
-"""Turn what users pass to fit/evaluate/predict into one of three data sources.
+"""Turn what users pass to fit/evaluate/predict into one of two data sources.
 
-* :class:`InMemory`: the whole set as tensors (an ``(x, y)`` pair, a ``TensorDataset``, an
+* :class:`InMemory`: the whole set as tensors: an ``(x, y)`` pair of tensors or NumPy arrays,
+  PIL images and image files (read once), a ``TensorDataset``, an
   :class:`~cnnzoo.data.ImageTensorDataset`, torchvision's MNIST-family datasets with simple
-  transforms, or a ``Subset`` of any of them). These take the fast path: moved to the device once,
+  transforms, or a ``Subset`` of any of them. These take the fast path: moved to the device once,
   batches drawn by index.
-* any other ``Dataset``: read through a ``DataLoader`` that cnnzoo builds.
-* a ``DataLoader``: used as given.
+* :class:`Streamed`: any other ``Dataset`` (read through a ``DataLoader`` that cnnzoo builds)
+  or a ``DataLoader`` (used as given).
+
+Each source carries :class:`~.pixels.DataFacts`: whether its values are pixels or normalised
+already, the statistics it knows, its class names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from ...data import ImageTensorDataset
+from ...data import ImageTensorDataset, Normalized
+from .forms import ImageReading, ItemCollate, array_to_images, is_image, read_images
+from .pixels import DataFacts
 
-__all__ = ["InMemory", "Source", "resolve", "split"]
+__all__ = ["InMemory", "Source", "Streamed", "resolve", "split", "streamed"]
 
 
 @dataclass
@@ -26,17 +36,15 @@ class InMemory:
     """A data set held as tensors.
 
     Attributes:
-        images: ``(N, C, H, W)``, ``uint8`` (scaled by 1/255, then normalised per batch) or
-            float (used as is unless ``mean``/``std`` are given).
+        images: ``(N, C, H, W)``: pixels (``uint8``, ``uint16`` or floats in [0, 1]), or
+            normalised floats when ``facts.normalized``.
         labels: ``(N,)`` integer class indices, or ``None`` (predict).
-        mean: Per-channel mean to subtract, in [0, 1] units; ``None`` for none.
-        std: Per-channel standard deviation to divide by; ``None`` for none.
+        facts: What the data says about its values.
     """
 
     images: torch.Tensor
     labels: torch.Tensor | None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
+    facts: DataFacts = field(default_factory=DataFacts)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -44,35 +52,66 @@ class InMemory:
     def subset(self, indices: torch.Tensor) -> InMemory:
         """The rows at ``indices`` (a copy)."""
         labels = None if self.labels is None else self.labels[indices]
-        return InMemory(self.images[indices], labels, self.mean, self.std)
+        return InMemory(self.images[indices], labels, self.facts)
 
 
-Source = InMemory | Dataset | DataLoader
+@dataclass
+class Streamed:
+    """A ``Dataset`` read through a ``DataLoader``, or the user's ``DataLoader``.
+
+    Attributes:
+        data: The dataset or loader.
+        facts: What the data says about its values.
+        collate: The ``collate_fn`` for a dataset cnnzoo batches itself (reads PIL images,
+            files and arrays); ``None`` for the default.
+    """
+
+    data: Dataset | DataLoader
+    facts: DataFacts = field(default_factory=DataFacts)
+    collate: Callable[[list[Any]], Any] | None = None
+
+    def __len__(self) -> int:
+        dataset = self.data.dataset if isinstance(self.data, DataLoader) else self.data
+        return len(dataset)  # type: ignore[arg-type]
 
 
-def resolve(data: Any, *, what: str = "data", need_labels: bool = True) -> Source:
+Source = InMemory | Streamed
+
+
+def resolve(
+    data: Any,
+    *,
+    what: str = "data",
+    need_labels: bool = True,
+    reading: ImageReading | None = None,
+) -> Source:
     """Classify ``data`` into a source, checking what can be checked without iterating it.
 
     Args:
-        data: An ``(x, y)`` pair of tensors, a tensor ``x`` (only when labels are not needed),
-            a ``Dataset`` yielding ``(image, label)``, or a ``DataLoader``.
+        data: An ``(images, labels)`` pair (images a tensor, a NumPy array, or a list of PIL
+            images or image files), images alone (only when labels are not needed: a tensor, an
+            array, one PIL image or file, or a list of them), a ``Dataset`` yielding ``(image,
+            label)``, a ``DataLoader``, or any of these wrapped in
+            :class:`~cnnzoo.data.Normalized`.
         what: The argument's name, for error messages ("train_data").
         need_labels: Whether labels are required (fit, evaluate) or not (predict).
+        reading: How to read images that are not tensors (the model's channels and size).
 
     Returns:
-        An :class:`InMemory`, a ``Dataset`` or a ``DataLoader``.
+        An :class:`InMemory` or a :class:`Streamed`.
 
     Raises:
         TypeError: Not one of the accepted kinds.
-        ValueError: Empty data, mismatched lengths, non-integer labels.
+        ValueError: Empty data, mismatched lengths, non-integer labels, unreadable images.
+        FileNotFoundError: An image file that does not exist.
     """
-    source = _resolve(data, what, need_labels)
+    source = _resolve(data, what, need_labels, reading or ImageReading())
     if isinstance(source, InMemory):
         _check_in_memory(source, what, need_labels)
-    elif isinstance(source, DataLoader):
-        if _safe_len(source.dataset) == 0:
+    elif isinstance(source.data, DataLoader):
+        if _safe_len(source.data.dataset) == 0:
             raise ValueError(f"{what} is empty: its DataLoader's dataset has no samples")
-    elif _safe_len(source) == 0:
+    elif _safe_len(source.data) == 0:
         raise ValueError(f"{what} is empty: the dataset has no samples")
     return source
 
@@ -94,7 +133,7 @@ def split(source: Source, fraction: float, seed: int) -> tuple[Source, Source]:
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"val_data as a fraction must be in (0, 1), got {fraction}")
-    if isinstance(source, DataLoader):
+    if isinstance(source, Streamed) and isinstance(source.data, DataLoader):
         raise ValueError(
             "val_data=<fraction> cannot split a DataLoader; pass its dataset instead, or pass "
             "val_data explicitly"
@@ -110,35 +149,94 @@ def split(source: Source, fraction: float, seed: int) -> tuple[Source, Source]:
     val_idx, train_idx = order[:num_val], order[num_val:]
     if isinstance(source, InMemory):
         return source.subset(train_idx), source.subset(val_idx)
-    return Subset(source, train_idx.tolist()), Subset(source, val_idx.tolist())
-
-
-# -- recognising the in-memory kinds ---------------------------------------------------------
-def _resolve(data: Any, what: str, need_labels: bool) -> Source:
-    if isinstance(data, torch.Tensor):
-        if need_labels:
-            raise TypeError(f"{what} is a single tensor; pass an (images, labels) pair")
-        return InMemory(_as_nchw(data, what), None)
-    if isinstance(data, (tuple, list)):
-        if len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-            return InMemory(_as_nchw(data[0], what), data[1])
-        raise TypeError(
-            f"{what} as a tuple must be an (images, labels) pair of tensors; got a "
-            f"{type(data).__name__} of {len(data)} items"
-        )
-    if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, Dataset):
-        return _in_memory_view(data, what) or data
-    raise TypeError(
-        f"{what} must be an (images, labels) pair of tensors, a torch Dataset yielding "
-        f"(image, label), or a DataLoader; got {type(data).__name__}"
+    return (
+        dataclasses.replace(source, data=Subset(source.data, train_idx.tolist())),
+        dataclasses.replace(source, data=Subset(source.data, val_idx.tolist())),
     )
 
 
-def _in_memory_view(dataset: Dataset, what: str) -> InMemory | None:
+# -- recognising the kinds --------------------------------------------------------------------
+def _resolve(data: Any, what: str, need_labels: bool, reading: ImageReading) -> Source:
+    if isinstance(data, Normalized):
+        source = _resolve(data.data, what, need_labels, reading)
+        source.facts = dataclasses.replace(
+            source.facts, normalized=True, mean=data.mean, std=data.std
+        )
+        return source
+    if _is_images(data):
+        if need_labels and isinstance(data, (str, os.PathLike)):
+            raise TypeError(
+                f"{what} is the path {str(data)!r}, one image without a label; pass an (images, "
+                "labels) pair, or load a dataset by name or folder with "
+                f"cnnzoo.data.load_dataset({str(data)!r})"
+            )
+        if need_labels:
+            raise TypeError(f"{what} holds images without labels; pass an (images, labels) pair")
+        return InMemory(_images(data, what, reading), None)
+    if isinstance(data, (tuple, list)):
+        if len(data) == 2 and _is_images(data[0]) and _is_labels(data[1]):
+            return InMemory(_images(data[0], what, reading), _labels(data[1]))
+        raise TypeError(
+            f"{what} as a tuple must be an (images, labels) pair (images a tensor, a NumPy array "
+            f"or a list of PIL images or image files); got a {type(data).__name__} of "
+            f"{len(data)} items"
+        )
+    if isinstance(data, (Dataset, DataLoader)):
+        return _in_memory_view(data, what) or streamed(data, reading)
+    raise TypeError(
+        f"{what} must be an (images, labels) pair of tensors, a torch Dataset yielding "
+        f"(image, label), or a DataLoader (or, for images alone: a tensor, a NumPy array, PIL "
+        f"images or image files); got {type(data).__name__}"
+    )
+
+
+def streamed(data: Dataset | DataLoader, reading: ImageReading | None = None) -> Streamed:
+    """A ``Dataset`` or ``DataLoader`` as a :class:`Streamed` source, with what its items say.
+
+    A dataset gets a ``collate_fn`` that reads PIL images, files and arrays (``reading``); a
+    user's ``DataLoader`` keeps its own.
+    """
+    if isinstance(data, DataLoader):
+        return Streamed(data, _facts(data.dataset))
+    return Streamed(data, _facts(data), ItemCollate(reading or ImageReading()))
+
+
+def _is_images(obj: Any) -> bool:
+    """Images without labels: a tensor, an array, one PIL image or file, or a list of them."""
+    if isinstance(obj, (torch.Tensor, np.ndarray)) or is_image(obj):
+        return True
+    return isinstance(obj, (tuple, list)) and len(obj) > 0 and all(is_image(i) for i in obj)
+
+
+def _is_labels(obj: Any) -> bool:
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return True
+    return isinstance(obj, (tuple, list)) and not any(is_image(i) for i in obj)
+
+
+def _images(obj: Any, what: str, reading: ImageReading) -> torch.Tensor:
+    if isinstance(obj, torch.Tensor):
+        return _as_nchw(obj, what)
+    if isinstance(obj, np.ndarray):
+        return array_to_images(obj, reading.channels, what)
+    items = [obj] if is_image(obj) else list(obj)
+    return read_images(items, reading, what)
+
+
+def _labels(obj: Any) -> torch.Tensor:
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    return torch.as_tensor(obj)
+
+
+def _in_memory_view(dataset: Dataset | DataLoader, what: str) -> InMemory | None:
+    if isinstance(dataset, DataLoader):
+        return None
     if isinstance(dataset, ImageTensorDataset):
-        return InMemory(dataset.images, dataset.labels, dataset.mean, dataset.std)
+        facts = DataFacts(
+            mean=dataset.mean, std=dataset.std, label_names=tuple(dataset.classes) or None
+        )
+        return InMemory(dataset.images, dataset.labels, facts)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) in (1, 2):
         labels = dataset.tensors[1] if len(dataset.tensors) == 2 else None
         return InMemory(_as_nchw(dataset.tensors[0], what), labels)
@@ -148,6 +246,53 @@ def _in_memory_view(dataset: Dataset, what: str) -> InMemory | None:
             return inner.subset(torch.as_tensor(list(dataset.indices), dtype=torch.long))
         return None
     return _torchvision_mnist_view(dataset)
+
+
+def _facts(dataset: Any) -> DataFacts:
+    """What a dataset's items say about their values: normalised already, and class names."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    names = _label_names(dataset)
+    if isinstance(dataset, ImageTensorDataset):  # its items are normalised floats
+        return DataFacts(True, dataset.mean, dataset.std, names)
+    normalize = _normalize_step(getattr(dataset, "transform", None))
+    if normalize is not None:
+        return DataFacts(True, *normalize, names)
+    return DataFacts(label_names=names)
+
+
+def _label_names(dataset: Any) -> tuple[str, ...] | None:
+    classes = getattr(dataset, "classes", None)
+    if isinstance(classes, (list, tuple)) and classes and all(isinstance(c, str) for c in classes):
+        return tuple(classes)
+    return None
+
+
+def _normalize_step(transform: Any) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The statistics of a torchvision ``Normalize`` (v1 or v2) in ``transform``, if any."""
+    from torchvision import transforms
+    from torchvision.transforms import v2
+
+    found = None
+    for step in _steps(transform):
+        if isinstance(step, (transforms.Normalize, v2.Normalize)):
+            found = _floats(step.mean), _floats(step.std)
+    return found
+
+
+def _steps(transform: Any) -> list[Any]:
+    inner = getattr(transform, "transforms", None)
+    if isinstance(inner, (list, tuple)):
+        return [step for t in inner for step in _steps(t)]
+    return [] if transform is None else [transform]
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    if isinstance(values, torch.Tensor):
+        values = values.flatten().tolist()
+    elif not isinstance(values, (list, tuple)):
+        values = [values]
+    return tuple(float(v) for v in values)  # 0.3 stays 0.3, not float32's 0.30000001
 
 
 def _torchvision_mnist_view(dataset: Dataset) -> InMemory | None:
@@ -166,8 +311,9 @@ def _torchvision_mnist_view(dataset: Dataset) -> InMemory | None:
     normalisation = _simple_transform(dataset.transform, tuple(images.shape[-2:]))
     if normalisation is None:
         return None
-    mean, std = normalisation
-    return InMemory(images.unsqueeze(1), torch.as_tensor(dataset.targets), mean, std)
+    mean, std = normalisation  # the items' statistics: what the uint8 pixels are to get
+    facts = DataFacts(mean=mean, std=std, label_names=_label_names(dataset))
+    return InMemory(images.unsqueeze(1), torch.as_tensor(dataset.targets), facts)
 
 
 def _simple_transform(
@@ -182,8 +328,7 @@ def _simple_transform(
         if step is None or isinstance(step, transforms.ToTensor):
             continue
         if isinstance(step, transforms.Normalize):
-            mean = tuple(float(m) for m in torch.as_tensor(step.mean).flatten())
-            std = tuple(float(s) for s in torch.as_tensor(step.std).flatten())
+            mean, std = _floats(step.mean), _floats(step.std)
             continue
         if isinstance(step, transforms.Resize) and _resize_is_identity(step.size, size):
             continue
@@ -213,10 +358,9 @@ def _as_nchw(images: torch.Tensor, what: str) -> torch.Tensor:
 def _check_in_memory(source: InMemory, what: str, need_labels: bool) -> None:
     if len(source.images) == 0:
         raise ValueError(f"{what} is empty: it has no images")
-    if source.images.dtype == torch.bool or source.images.is_complex():
-        raise ValueError(
-            f"{what}: images must be uint8 or floating point, got {source.images.dtype}"
-        )
+    if source.images.dtype == torch.uint16 and not source.facts.normalized:
+        # Few torch ops take uint16 (not even indexing on every device): scale it once, here.
+        source.images = source.images.float().div(65535)
     if source.labels is None:
         if need_labels:
             raise ValueError(f"{what} has no labels; pass an (images, labels) pair")

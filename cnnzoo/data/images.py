@@ -1,0 +1,149 @@
+"""Image files and PIL images as pixel tensors: the one reader of folders, ``predict`` and the CLI.
+
+Every image becomes a ``uint8`` tensor ``(C, H, W)`` whatever its mode: palette, alpha, CMYK
+and bilevel images are converted by Pillow; 16-bit and 32-bit integer greys (``I;16``, ``I``,
+as 16-bit PNGs open) and float greys (``F``) are *scaled* to 8 bits, never clipped (Pillow's own
+``convert`` clips them to 0 and 255). A folder and ``predict`` read the same file to the same
+pixels, so a model answers the same for both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["is_image", "read_image", "resize_pixels"]
+
+# Pillow modes holding integer greys wider than 8 bits (16-bit PNGs open as one of these).
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_GREY_MODES = ("1", "L", "LA", "La", "F", *_WIDE_GREY_MODES)
+_MODE_FOR_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def is_image(obj: Any) -> bool:
+    """True for a PIL image or a path (``str``/``os.PathLike``): what :func:`read_image` reads."""
+    return isinstance(obj, (str, os.PathLike)) or _is_pil(obj)
+
+
+def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
+    """Read an image file or a PIL image as ``uint8`` pixels ``(C, H, W)``.
+
+    Args:
+        image: A path, or a ``PIL.Image.Image``.
+        channels: 1 (grey), 3 (RGB) or 4 (RGBA); ``None`` keeps grey images grey and makes
+            everything else RGB.
+
+    Returns:
+        The pixels.
+
+    Raises:
+        FileNotFoundError: No file at the path.
+        ValueError: A file that is not a readable image, a channel count images cannot have, or
+            integer or float values outside what an image holds.
+    """
+    if channels is not None and channels not in _MODE_FOR_CHANNELS:
+        raise ValueError(
+            f"images are read as 1 (grey), 3 (RGB) or 4 (RGBA) channels; the model takes "
+            f"{channels}. Pass tensors (N, {channels}, H, W) instead"
+        )
+    if _is_pil(image):
+        return _to_pixels(image, channels, "the PIL image")
+    path = Path(image)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return _to_pixels(opened, channels, str(path))
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{path} is not an image file that can be read ({error})") from None
+
+
+def resize_pixels(
+    pixels: torch.Tensor,
+    size: Sequence[int],
+    interpolation: str = "bilinear",
+    crop_pct: float | None = None,
+) -> torch.Tensor:
+    """Bring ``(..., C, H, W)`` pixels to ``size`` ``(H, W)``; images of that size are kept as is.
+
+    Args:
+        pixels: The image(s), ``uint8`` or float.
+        size: The target ``(H, W)``.
+        interpolation: "bilinear", "bicubic", "nearest" or "nearest-exact" (antialiased when
+            shrinking).
+        crop_pct: Resize to ``size / crop_pct`` first, then centre-crop ``size`` (ImageNet's
+            256-then-224 evaluation); ``None`` resizes straight to ``size``.
+
+    Returns:
+        The resized pixels, same dtype.
+    """
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as F
+
+    height, width = int(size[0]), int(size[1])
+    if tuple(pixels.shape[-2:]) == (height, width):
+        return pixels
+    mode = InterpolationMode(interpolation)
+    if crop_pct is None:
+        return F.resize(pixels, [height, width], interpolation=mode, antialias=True)
+    # timm's floor(size / crop_pct); the epsilon keeps 224 / (224 / 232) at 232, not 231.
+    scaled = [math.floor(height / crop_pct + 1e-6), math.floor(width / crop_pct + 1e-6)]
+    if height == width:  # the shorter side, keeping the aspect ratio (torchvision's and timm's)
+        scaled = scaled[:1]
+    resized = F.resize(pixels, scaled, interpolation=mode, antialias=True)
+    return F.center_crop(resized, [height, width])
+
+
+# -- modes ----------------------------------------------------------------------------------------
+def _is_pil(obj: Any) -> bool:
+    module = type(obj).__module__
+    if not module.startswith("PIL."):
+        return False
+    from PIL import Image
+
+    return isinstance(obj, Image.Image)
+
+
+def _to_pixels(image: Any, channels: int | None, name: str) -> torch.Tensor:
+    from PIL import Image
+
+    if image.mode in _WIDE_GREY_MODES or image.mode == "F":
+        image = Image.fromarray(_eight_bit_grey(np.asarray(image), image.mode, name))  # mode L
+    if channels is None:
+        channels = 1 if image.mode in _GREY_MODES else 3
+    mode = _MODE_FOR_CHANNELS[channels]
+    if image.mode != mode:
+        image = image.convert(mode)
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def _eight_bit_grey(array: np.ndarray, mode: str, name: str) -> np.ndarray:
+    """Scale 16-bit integer or [0, 1] float greys to 0-255, rounding to the nearest level."""
+    if mode == "F":
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"{name} is a float image (mode F) with values from {low:.4g} to {high:.4g}; "
+                "cnnzoo reads float images as brightness in [0, 1]. Rescale it first"
+            )
+        return np.rint(array.astype(np.float64) * 255).astype(np.uint8)
+    wide = array.astype(np.int64)
+    low, high = int(wide.min()), int(wide.max())
+    if low < 0 or high > 65535:
+        raise ValueError(
+            f"{name} is a 32-bit integer image (mode {mode}) with values from {low} to {high}; "
+            "cnnzoo reads integer images of up to 16 bits (0-65535). Rescale it first"
+        )
+    return ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
