@@ -96,8 +96,10 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
 
 
 def _mode_for(path: Path) -> int:
-    """The permission bits of a file written at ``path``: those of the file it replaces, or
-    ``0o666`` minus the umask, as ``open(path, "w")`` would give."""
+    """The permission bits for a file written at ``path``, as ``open(path, "w")`` gives them.
+
+    Those of the file it replaces, or ``0o666`` minus the umask for a new file.
+    """
     with contextlib.suppress(OSError):
         existing = path.stat()
         if stat.S_ISREG(existing.st_mode):
@@ -107,11 +109,10 @@ def _mode_for(path: Path) -> int:
 
 def _current_umask() -> int:
     """The process umask, read without changing it where the system allows (Linux)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     # Elsewhere the only way is to set it and put it back; a lock keeps our own threads from
     # interleaving, and 0o022 (not 0) is what another thread's file would get meanwhile.
     with _UMASK_LOCK:
