@@ -46,19 +46,32 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         epochs, batch_size = self.epochs, self.batch_size
-        if not isinstance(epochs, int) or epochs < 1:
+        if not _is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {self.verbose!r}")
         patience = self.patience
-        if patience is not None and (not isinstance(patience, int) or patience < 1):
+        if patience is not None and (not _is_int(patience) or patience < 1):
             raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
+        for name in ("restore_best", "resume"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        workers = self.num_workers
+        if workers is not None and (not _is_int(workers) or workers < 0):
+            raise ValueError(f"num_workers must be None or an integer >= 0, got {workers!r}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir=<directory of the interrupted run>")
+
+
+def _is_int(value: Any) -> bool:
+    """An integer, and not a bool (``True`` is an int to Python, never what was meant)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def auto(value: bool | str, automatic: bool, name: str) -> bool:

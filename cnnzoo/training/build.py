@@ -11,7 +11,7 @@ from ..data import make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
 from .distributed import Distributed
-from .evaluation import check_label_range, infer_num_classes
+from .evaluation import check_label_range, infer_num_classes, input_dtype
 from .feed import Batches, LoaderBatches, make_batches, resolve, split
 from .history import History
 from .hooks import CallbackList
@@ -72,6 +72,8 @@ def build_run(
     def batches(source: Any, train: bool) -> Batches:
         return make_batches(
             source,
+            what="train_data" if train else "val_data",
+            input_dtype=input_dtype(model),
             train=train,
             augment=make_augment(config.augment) if train else None,
             shard=dist.shard,

@@ -12,7 +12,14 @@ from ..devices import resolve_device
 from .feed import Batches, make_batches, resolve
 from .precision import autocast, resolve_precision
 
-__all__ = ["check_label_range", "evaluate", "infer_num_classes", "model_device", "predict"]
+__all__ = [
+    "check_label_range",
+    "evaluate",
+    "infer_num_classes",
+    "input_dtype",
+    "model_device",
+    "predict",
+]
 
 EVAL_BATCH_SIZE = 1024
 
@@ -49,9 +56,8 @@ def evaluate(
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source = resolve(data, what="data")
-    batches = make_batches(
-        source, device=target, batch_size=batch_size, train=False, num_workers=num_workers
-    )
+    options = {"device": target, "batch_size": batch_size, "input_dtype": input_dtype(model)}
+    batches = make_batches(source, train=False, num_workers=num_workers, **options)
     dtype = resolve_precision(precision, target)
     num_classes = infer_num_classes(model, batches, dtype)
     if batches.labels is not None:
@@ -59,11 +65,10 @@ def evaluate(
     else:
         batches = make_batches(
             source,
-            device=target,
-            batch_size=batch_size,
             train=False,
             num_workers=num_workers,
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
+            **options,
         )
     loss_sum, confusion = accumulate(model, batches, num_classes, dtype)
     return summarize(loss_sum, confusion)
@@ -96,7 +101,12 @@ def predict(
     model.to(target)
     source = resolve(data, what="data", need_labels=False)
     batches = make_batches(
-        source, device=target, batch_size=batch_size, train=False, num_workers=num_workers
+        source,
+        device=target,
+        batch_size=batch_size,
+        train=False,
+        num_workers=num_workers,
+        input_dtype=input_dtype(model),
     )
     dtype = resolve_precision(precision, target)
     outputs = []
@@ -176,11 +186,25 @@ def check_label_range(labels: torch.Tensor, num_classes: int, what: str) -> None
     bad = (labels < 0) | (labels >= num_classes)
     if bool(bad.any()):
         value = int(labels[bad][0])
+        if value < 0:
+            fix = (
+                "class indices start at 0, so fix the labels (map them to 0..num_classes-1; "
+                "drop the samples a -1 marks as unlabelled)"
+            )
+        else:
+            fix = f"build the model with num_classes={int(labels.max()) + 1} or fix the labels"
         raise ValueError(
             f"{what} has label {value}, outside [0, {num_classes}) for a model with "
-            f"{num_classes} classes; build the model with num_classes={int(labels.max()) + 1} "
-            "or fix the labels"
+            f"{num_classes} classes; {fix}"
         )
+
+
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's weights (float32 for most): images convert to it."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -106,7 +106,7 @@ def make_scheduler(
             optimizer,
             max_lr=peaks,
             total_steps=total_steps,
-            pct_start=0.25,
+            pct_start=_warm_up_share(total_steps),
             anneal_strategy="linear",
             cycle_momentum=False,
             div_factor=10.0,
@@ -118,3 +118,15 @@ def make_scheduler(
         f"unknown schedule {schedule!r}; use 'onecycle', 'cosine', None, or a callable "
         "(optimizer, total_steps) -> LRScheduler"
     )
+
+
+def _warm_up_share(total_steps: int) -> float:
+    """25% of the steps warm up, but at least 2 on short runs.
+
+    OneCycleLR ends its warm-up at step ``pct_start * total_steps - 1`` and divides by that
+    length: exactly 0 (4 steps at 25%) raises ZeroDivisionError. Short runs (a few batches, a
+    smoke test) warm up for two steps instead; from 8 steps on it is the plain 25%.
+    """
+    if total_steps < 3:
+        return 0.25  # the warm-up ends before step 0: OneCycleLR only anneals, which it can
+    return max(0.25, 2 / total_steps)

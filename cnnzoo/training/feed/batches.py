@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...data import BatchAugment
-from .sources import InMemory, Source
+from .sources import InMemory, Source, as_class_indices
 
 __all__ = ["Batches", "DeviceBatches", "LoaderBatches", "Shard", "epoch_order", "make_batches"]
 
@@ -71,10 +71,15 @@ def _mix(seed: int, epoch: int) -> int:
 
 
 class Batches:
-    """One epoch of ``(x, y)`` batches on the device at a time (the interface fit reads)."""
+    """One epoch of ``(x, y)`` batches on the device at a time (the interface fit reads).
+
+    Inputs come out as floating point of ``input_dtype`` (float32 unless the model is
+    another float type): uint8, float16 or float64 images alike.
+    """
 
     num_samples: int
     labels: torch.Tensor | None
+    input_dtype: torch.dtype = torch.float32
 
     def __len__(self) -> int:  # batches per epoch on this rank
         raise NotImplementedError
@@ -103,9 +108,13 @@ class DeviceBatches(Batches):
         shard: Shard = Shard(),
         drop_last: bool = False,
         channels_last: bool = False,
+        what: str = "data",
+        input_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.device = device
+        self.input_dtype = input_dtype
         self.images = data.images.to(device, non_blocking=True)
+        check_finite(self.images, what, data.origin)
         self.labels = None if data.labels is None else data.labels.to(device, non_blocking=True)
         self.num_samples = len(data.images)
         self.batch_size = batch_size
@@ -142,7 +151,7 @@ class DeviceBatches(Batches):
         return self._prepare(self.images[:2], None)
 
     def _prepare(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        x = raw.float() if raw.dtype == torch.uint8 or not raw.is_floating_point() else raw
+        x = raw if raw.dtype == self.input_dtype else raw.to(self.input_dtype)
         if self._scale is not None:
             x = torch.addcmul(self._shift, x, self._scale)  # (x/255 - mean)/std in one op
         if self.augment is not None and generator is not None:
@@ -169,8 +178,11 @@ class LoaderBatches(Batches):
         channels_last: bool = False,
         num_workers: int | None = None,
         check_labels: Callable[[torch.Tensor], None] | None = None,
+        what: str = "data",
+        input_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.device, self.seed, self.augment = device, seed, augment
+        self.what, self.input_dtype = what, input_dtype
         self.channels_last = channels_last
         self.check_labels = check_labels
         self.labels = _known_labels(data)
@@ -201,11 +213,13 @@ class LoaderBatches(Batches):
         generator = _augment_generator(self.augment, self.device, self.seed, epoch)
         for batch in self.loader:
             x, y = _unpack(batch)
-            if y is not None and self.check_labels is not None:
-                self.check_labels(y)
+            if y is not None:
+                y = as_class_indices(y, self.what)  # a Dataset's float labels (1.0) convert
+                if self.check_labels is not None:
+                    self.check_labels(y)
             x = x.to(self.device, non_blocking=True)
-            if not x.is_floating_point():
-                x = x.float()
+            if x.dtype != self.input_dtype:
+                x = x.to(self.input_dtype)
             if self.augment is not None:
                 x = self.augment(x, generator)
             if self.channels_last:
@@ -222,7 +236,7 @@ class LoaderBatches(Batches):
         except (TypeError, NotImplementedError, IndexError):  # iterable datasets
             x, _ = _unpack(next(iter(self.loader)))
             x = x[:2]
-        return x.to(self.device).float()
+        return x.to(self.device, self.input_dtype)
 
 
 class EpochSampler(Sampler[int]):
@@ -265,6 +279,8 @@ def make_batches(
     channels_last: bool = False,
     num_workers: int | None = None,
     check_labels: Callable[[torch.Tensor], None] | None = None,
+    what: str = "data",
+    input_dtype: torch.dtype = torch.float32,
 ) -> Batches:
     """Pick the fastest way to serve ``source``: in-memory on the device, or a DataLoader.
 
@@ -280,9 +296,15 @@ def make_batches(
         num_workers: DataLoader workers for a plain ``Dataset`` (default: see
             :func:`default_num_workers`).
         check_labels: Called on each CPU label batch of the DataLoader path (label range check).
+        what: The argument's name, for error messages ("val_data").
+        input_dtype: The floating dtype the model takes; images of any other dtype convert.
 
     Returns:
         A :class:`Batches`.
+
+    Raises:
+        ValueError: In-memory images hold NaN or Inf (checked once, on the device; the message
+            names the first bad sample).
     """
     options = {
         "device": device,
@@ -293,6 +315,8 @@ def make_batches(
         "shard": shard,
         "drop_last": train,
         "channels_last": channels_last,
+        "what": what,
+        "input_dtype": input_dtype,
     }
     if isinstance(source, InMemory):
         return DeviceBatches(source, **options)
@@ -306,6 +330,35 @@ def default_num_workers() -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def check_finite(images: torch.Tensor, what: str, origin: torch.Tensor | None = None) -> None:
+    """Refuse floating-point images holding NaN or Inf, naming the first bad sample.
+
+    One reduction on the device where the images live (a sum is non-finite as soon as one
+    value is); the per-sample search runs only when it is.
+
+    Args:
+        images: ``(N, ...)`` images.
+        what: The argument's name, for the message.
+        origin: Each row's index in the data the user passed, when the rows are a share of it.
+
+    Raises:
+        ValueError: A value is NaN or infinite.
+    """
+    if not images.is_floating_point() or bool(torch.isfinite(images.sum(dtype=torch.float32))):
+        return
+    bad_rows = (~torch.isfinite(images.flatten(1))).any(1).nonzero().flatten()
+    if len(bad_rows) == 0:  # the sum overflowed, yet every value is finite
+        return
+    first = int(bad_rows[0]) if origin is None else int(origin[bad_rows].min())
+    where = "" if origin is None else " (its index in the data given to fit)"
+    raise ValueError(
+        f"{what} holds NaN or Inf in sample {first}{where}, and in {len(bad_rows)} sample(s) in "
+        "all: training on them gives NaN weights, evaluating on them a meaningless accuracy. "
+        "Fix those samples, or drop them: keep = torch.isfinite(images).flatten(1).all(1); "
+        "images, labels = images[keep], labels[keep]"
+    )
+
+
 def _affine(
     data: InMemory, device: torch.device
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:

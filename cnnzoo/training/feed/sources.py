@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ...data import ImageTensorDataset
 
-__all__ = ["InMemory", "Source", "resolve", "split"]
+__all__ = ["InMemory", "Source", "as_class_indices", "resolve", "split"]
 
 
 @dataclass
@@ -31,20 +31,24 @@ class InMemory:
         labels: ``(N,)`` integer class indices, or ``None`` (predict).
         mean: Per-channel mean to subtract, in [0, 1] units; ``None`` for none.
         std: Per-channel standard deviation to divide by; ``None`` for none.
+        origin: For a share held out by :func:`split`, each row's index in the data the user
+            passed (so messages name the sample the user knows); ``None`` when rows are that.
     """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    origin: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, indices: torch.Tensor) -> InMemory:
-        """The rows at ``indices`` (a copy)."""
+        """The rows at ``indices`` (a copy), remembering where each came from."""
         labels = None if self.labels is None else self.labels[indices]
-        return InMemory(self.images[indices], labels, self.mean, self.std)
+        origin = indices if self.origin is None else self.origin[indices]
+        return InMemory(self.images[indices], labels, self.mean, self.std, origin)
 
 
 Source = InMemory | Dataset | DataLoader
@@ -145,7 +149,9 @@ def _in_memory_view(dataset: Dataset, what: str) -> InMemory | None:
     if isinstance(dataset, Subset):
         inner = _in_memory_view(dataset.dataset, what)
         if inner is not None:
-            return inner.subset(torch.as_tensor(list(dataset.indices), dtype=torch.long))
+            view = inner.subset(torch.as_tensor(list(dataset.indices), dtype=torch.long))
+            view.origin = None  # the user indexes the Subset itself
+            return view
         return None
     return _torchvision_mnist_view(dataset)
 
@@ -227,12 +233,34 @@ def _check_in_memory(source: InMemory, what: str, need_labels: bool) -> None:
             f"{what}: labels must be a 1-D tensor with one class index per image; got labels of "
             f"shape {tuple(labels.shape)} for {len(source.images)} images"
         )
-    if labels.is_floating_point() or labels.dtype == torch.bool:
+    source.labels = as_class_indices(labels, what)
+
+
+def as_class_indices(labels: Any, what: str) -> torch.Tensor:
+    """Labels as ``int64`` class indices; float labels are accepted when they are whole numbers.
+
+    A custom ``Dataset`` often yields labels as floats (``1.0``): the intent is clear, so they
+    are converted. A fractional or non-finite label, or a boolean one, has no class index.
+
+    Raises:
+        ValueError: The labels are not class indices (the message names the first bad one).
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dtype == torch.bool or labels.is_complex():
         raise ValueError(
             f"{what}: labels must be integer class indices, got dtype {labels.dtype}; convert "
-            "them with labels.long() (one-hot labels: labels.argmax(1))"
+            "them with labels.long()"
         )
-    source.labels = labels.long()
+    if labels.is_floating_point():
+        whole = torch.isfinite(labels) & (labels == labels.round())
+        if not bool(whole.all()):
+            bad = labels[~whole][0].item()
+            raise ValueError(
+                f"{what}: labels must be class indices, got the float label {bad!r}, which is "
+                "not a whole number; pass the class index of each sample (one-hot or soft "
+                "labels: labels.argmax(1))"
+            )
+    return labels.long()
 
 
 def _safe_len(dataset: Any) -> int | None:
