@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from .optimizers import OptimizerArg
+from .outputs import check_outputs
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FitConfig", "auto"]
 
 DEFAULT_BATCH_SIZE = 128
+# The metrics fit records and its monitor= can rank (others: callbacks with mode=).
+FIT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
 class FitConfig:
     """``fit``'s keyword options (see :func:`cnnzoo.fit` for each one's meaning).
 
-    Bad scalar options are refused on construction with a message that names the fix; options
-    that need the data or the device (precision, optimizer, schedule, augment) are checked when
-    the run is built from them.
+    Bad scalar options, a ``monitor`` fit does not record, and outputs that cannot be written
+    (see :func:`~cnnzoo.training.outputs.check_outputs`) are refused on construction, before any
+    data is read, with a message that names the fix; options that need the data or the device
+    (precision, optimizer, schedule, augment) are checked when the run is built from them.
     """
 
     epochs: int = 10
@@ -67,6 +72,21 @@ class FitConfig:
             raise ValueError(f"num_workers must be None or an integer >= 0, got {workers!r}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir=<directory of the interrupted run>")
+        _check_monitor(self.monitor)
+        check_outputs(self.checkpoint, self.checkpoint_dir, self.resume)
+
+
+def _check_monitor(monitor: Any) -> None:
+    """Refuse a metric fit does not record (a typo), suggesting the closest it does."""
+    if monitor in FIT_METRICS:
+        return
+    close = difflib.get_close_matches(str(monitor), FIT_METRICS, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"monitor={monitor!r} is not a metric fit records and ranks.{hint} Choose one of "
+        f"{sorted(FIT_METRICS)}, or rank another metric with callbacks=[ModelCheckpoint(..., "
+        "monitor=..., mode='min' or 'max')] or EarlyStopping(...)"
+    )
 
 
 def _is_int(value: Any) -> bool:

@@ -18,6 +18,7 @@ from .hooks import CallbackList
 from .optimizers import make_optimizer, make_scheduler
 from .precision import resolve_precision
 from .progress import ProgressBar
+from .resume import run_settings
 from .run import Run
 from .shortcuts import shortcut_callbacks
 
@@ -95,6 +96,7 @@ def build_run(
         _install_label_check(fed, num_classes, what)
 
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
     total_steps = config.epochs * len(train_batches)
     scheduler = make_scheduler(config.schedule, optimizer, total_steps)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
@@ -136,6 +138,7 @@ def build_run(
         num_classes=num_classes,
         callbacks=callbacks,
         progress=ProgressBar(config.verbose, config.epochs, enabled=dist.is_main),
+        settings=settings,
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,8 @@ class Run:
         progress: The progress display.
         initial_epoch: The first epoch to run (0-based); a callback restoring an interrupted run
             at ``on_train_begin`` moves it on.
+        settings: The settings a resumed run must share with this one (see
+            :mod:`cnnzoo.training.resume`), recorded in its training state.
     """
 
     config: FitConfig
@@ -60,6 +63,7 @@ class Run:
     callbacks: CallbackList
     progress: ProgressBar
     initial_epoch: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_validation(self) -> bool:
