@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from .browse import positive_int
+
 __all__ = ["DATA_HELP", "METADATA_KEY", "add_inference_commands", "print_metrics"]
 
 DATA_HELP = "fashion-mnist, mnist, cifar10, or an ImageFolder directory (train/ and test/)"
@@ -23,14 +25,16 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--image-size", type=int, default=None, help="ImageFolder: resize to this")
+    p.add_argument(
+        "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("predict", help="classify image files with a checkpoint")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--top", type=int, default=3, help="how many classes to show per image")
+    p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image")
     p.set_defaults(run=_cmd_predict)
 
 
@@ -50,16 +54,66 @@ def _load_checkpoint(path: Path) -> tuple[torch.nn.Module, dict[str, Any] | None
     model = load(path)
     _, metadata = read_state_dict(path)
     raw = metadata.get(METADATA_KEY)
-    return model, (json.loads(raw) if raw else None)
+    return model, (None if raw is None else _data_info(raw, path))
+
+
+def _data_info(raw: str, path: Path) -> dict[str, Any]:
+    """The dataset record ``cnnzoo train`` stored in a checkpoint, checked field by field."""
+    try:
+        info = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        info = None
+    problem = None
+    if not isinstance(info, dict):
+        problem = "it is not a JSON object"
+    elif not _strings(info.get("classes")):
+        problem = "'classes' is not a list of class names"
+    elif not all(_numbers(info.get(key), nonzero=key == "std") for key in ("mean", "std")):
+        problem = "'mean' or 'std' is not a list of numbers (std non-zero)"
+    elif not (_numbers(info.get("image_size"), nonzero=True) and len(info["image_size"]) == 2):
+        problem = "'image_size' is not [height, width]"
+    if problem is not None:
+        raise ValueError(
+            f"{path} has a corrupted {METADATA_KEY} record in its metadata ({problem}); "
+            "re-train, or write the checkpoint again with 'cnnzoo train'"
+        )
+    return info
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _numbers(value: Any, nonzero: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and (v > 0 or not nonzero)
+            for v in value
+        )
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from ..data import load_dataset
     from ..training import evaluate
 
-    model, _ = _load_checkpoint(args.checkpoint)
+    model, data_info = _load_checkpoint(args.checkpoint)
     data = load_dataset(args.data, args.split, args.data_root, image_size=args.image_size)
+    trained_on = data_info["classes"] if data_info else None
+    if trained_on is not None and trained_on != data.classes:
+        raise ValueError(
+            f"{args.checkpoint} was trained on the classes {trained_on}, but {args.data} has "
+            f"{data.classes}: labels would be compared by position and mean other classes. "
+            "Evaluate on data with the same classes"
+        )
     metrics = evaluate(model, data, device=args.device)
+    if len(metrics["per_class_accuracy"]) != len(data.classes):
+        raise ValueError(
+            f"{args.checkpoint} predicts {len(metrics['per_class_accuracy'])} classes, but "
+            f"{args.data} has {len(data.classes)}: evaluate it on data with its classes"
+        )
     print_metrics(metrics, data.classes)
 
 
@@ -67,8 +121,6 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from ..data import ImageTensorDataset
     from ..training import predict
 
-    if args.top < 1:
-        raise ValueError(f"--top must be >= 1, got {args.top}")
     model, data_info = _load_checkpoint(args.checkpoint)
     if data_info is None:
         raise ValueError(
@@ -99,13 +151,20 @@ def _read_image(path: Path, channels: int, data_info: dict[str, Any]) -> torch.T
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no image file at {path}")
+    if not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a directory, FIFO, device or socket)")
     if channels not in (1, 3):
         raise ValueError(f"predict reads grey or RGB images; this model takes {channels} channels")
     try:
         with Image.open(path) as image:
             tensor = pil_to_tensor(image.convert("L" if channels == 1 else "RGB"))
-    except (UnidentifiedImageError, OSError) as error:
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{path} was refused as a possible decompression bomb ({error}); if you trust it, "
+            "resize it first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path} is not an image file that can be read ({error})") from None
     return resize(tensor, list(data_info["image_size"]), antialias=True)

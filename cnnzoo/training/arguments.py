@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,10 @@ class FitConfig:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.verbose not in (0, 1, 2):
@@ -87,6 +92,10 @@ def _check_monitor(monitor: Any) -> None:
         f"{sorted(FIT_METRICS)}, or rank another metric with callbacks=[ModelCheckpoint(..., "
         "monitor=..., mode='min' or 'max')] or EarlyStopping(...)"
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _is_int(value: Any) -> bool:
