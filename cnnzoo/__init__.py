@@ -28,6 +28,7 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "ModelCheckpoint": ".training",
     "EarlyStopping": ".training",
     "BackupAndRestore": ".training",
+    "lr_find": ".training",
     "save": ".checkpoint",
     "load": ".models",
     "load_weights": ".checkpoint",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ModelCheckpoint,
         evaluate,
         fit,
+        lr_find,
         predict,
     )
     from .transfer import freeze, unfreeze

@@ -25,7 +25,7 @@ def test_list_with_pattern(capsys):
     code, out, _ = run(capsys, "list", "resnet*")
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()[1:]]
-    assert names == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert names == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
     assert "11,689,512" in out
 
 

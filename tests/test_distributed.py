@@ -21,7 +21,7 @@ WORKER = textwrap.dedent(
     from torch import nn
     import cnnzoo
 
-    out = sys.argv[1]
+    out, options = sys.argv[1], json.loads(sys.argv[2])
     rank = int(os.environ["RANK"])
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(203) % 3  # odd size: shards need padding to stay in step
@@ -36,6 +36,7 @@ WORKER = textwrap.dedent(
     history = cnnzoo.fit(
         model, (images, labels), val_data=0.25, epochs=3, batch_size=16, lr=0.02,
         augment="flip", device="cpu", verbose=2, checkpoint=os.path.join(out, "best.safetensors"),
+        **options,
     )
     torch.save(model.state_dict(), os.path.join(out, f"weights{rank}.pt"))
     history.history.pop("epoch_seconds")
@@ -46,13 +47,18 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_process_ddp_run_ends_identical_on_both_ranks(tmp_path):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"accumulate": 2, "ema": 0.9, "grad_clip": 1.0}],
+    ids=["plain", "accumulate-ema-clip"],
+)
+def test_two_process_ddp_run_ends_identical_on_both_ranks(tmp_path, options):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env["OMP_NUM_THREADS"] = "1"  # two processes on a small machine: do not oversubscribe
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(script), str(tmp_path)]  # fmt: skip
+               str(script), str(tmp_path), json.dumps(options)]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

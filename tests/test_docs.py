@@ -33,3 +33,17 @@ def test_every_model_has_a_row():
     table = _generator().model_table()
     for name in list_models():
         assert f"| `{name}` |" in table
+
+
+def test_the_layout_page_names_every_room_and_only_rooms_that_exist():
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"cnnzoo/([a-z_]+(?:\.py)?)", text))
+    package = ROOT / "cnnzoo"
+    rooms = {
+        p.name for p in package.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+    rooms -= {"__init__.py", "__pycache__"}
+    assert {name for name in named if not (package / name).exists()} == set()
+    assert rooms - named == set(), "docs/architecture.md does not place these modules"

@@ -17,8 +17,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._version import __version__
 from .browse import add_browse_commands
 from .errors import CommandError
+from .help import polish_help
 from .inference import add_inference_commands
 from .train import add_training_commands
 
@@ -32,10 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnzoo", description="The classic CNNs in PyTorch: list, inspect, train, evaluate."
     )
+    parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_browse_commands(sub)
     add_training_commands(sub)
     add_inference_commands(sub)
+    polish_help(parser, sub)
     return parser
 
 

@@ -41,6 +41,14 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
 def print_metrics(metrics: dict[str, Any], classes: list[str]) -> None:
     """Print test accuracy and loss, then the accuracy of each class."""
     print(f"test accuracy: {metrics['accuracy']:.4f}   test loss: {metrics['loss']:.4f}")
+    top_k = [(k, v) for k, v in metrics.items() if k.startswith("top") and k.endswith("_accuracy")]
+    for key, value in top_k:
+        print(f"top-{key[3:-9]} accuracy: {value:.4f}")
+    if "macro_f1" in metrics:
+        print(
+            f"macro precision: {metrics['macro_precision']:.4f}   macro recall: "
+            f"{metrics['macro_recall']:.4f}   macro F1: {metrics['macro_f1']:.4f}"
+        )
     width = max(len(c) for c in classes) + 2
     print("per-class accuracy:")
     for name, accuracy in zip(classes, metrics["per_class_accuracy"].tolist(), strict=True):

@@ -15,9 +15,21 @@ from typing import Any
 import torch
 
 from .browse import add_model_options, positive_int
+from .errors import CommandError
 from .inference import DATA_HELP, METADATA_KEY, print_metrics
 
 __all__ = ["add_training_commands"]
+
+LOG_FILE = "log.csv"
+# cnnzoo.training.precision.PRECISIONS, written out: the CLI imports training only to train.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+WEIGHTS_HELP = "start from these weights: 'imagenet' (torchvision's) or a .safetensors / .pth file"
+
+
+LOSSES = ("cross-entropy", "label-smoothing")
+# --loss label-smoothing without --label-smoothing: the smoothing of Szegedy et al. (2016).
+DEFAULT_SMOOTHING = 0.1
+DEFAULT_EMA = 0.999
 
 
 def add_training_commands(sub: argparse._SubParsersAction) -> None:
@@ -27,20 +39,59 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
-    p.add_argument("--schedule", default="onecycle", choices=["onecycle", "cosine", "none"])
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
+    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="samples per step")
+    p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
+    p.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate (None: the optimizer's default)"
+    )
+    p.add_argument(
+        "--optimizer", default="adamw", choices=["adamw", "adam", "sgd"], help="optimizer"
+    )
+    p.add_argument(
+        "--schedule",
+        default="onecycle",
+        choices=["onecycle", "cosine", "plateau", "none"],
+        help="learning-rate schedule",
+    )
+    p.add_argument(
+        "--warmup",
+        type=_warmup,
+        default=None,
+        help="linear warm-up: a fraction of the steps (0.05) or a number of steps (500)",
+    )
+    p.add_argument("--loss", default="cross-entropy", choices=LOSSES, help="training loss")
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help=f"label smoothing in [0, 1); None: 0, or {DEFAULT_SMOOTHING} with --loss "
+        "label-smoothing",
+    )
+    p.add_argument("--grad-clip", type=float, default=None, help="clip gradients to this L2 norm")
+    p.add_argument(
+        "--ema",
+        type=float,
+        nargs="?",
+        const=DEFAULT_EMA,
+        default=None,
+        metavar="DECAY",
+        help=f"validate and keep a moving average of the weights (--ema alone: {DEFAULT_EMA})",
+    )
     p.add_argument("--augment", nargs="*", default=None, help="batch augmentations: flip crop")
     p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
     p.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience")
     p.add_argument(
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (None: auto)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the model's initialisation and the run"
+    )
+    p.add_argument("--log-dir", type=Path, default=None, help="write TensorBoard events here")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_model_options(p)
     p.set_defaults(run=_cmd_train)
@@ -55,6 +106,42 @@ def _share(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
+
+
+def _warmup(text: str) -> float | int:
+    """``--warmup``: a fraction ("0.05") or a number of steps ("500")."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a fraction (0.05) nor a number of steps (500)"
+        ) from None
+
+
+def _label_smoothing(args: argparse.Namespace) -> float:
+    """The smoothing that --loss and --label-smoothing ask for together."""
+    if args.loss == "label-smoothing":
+        if args.label_smoothing == 0:
+            raise ValueError("--loss label-smoothing needs --label-smoothing > 0 (or leave it out)")
+        return DEFAULT_SMOOTHING if args.label_smoothing is None else args.label_smoothing
+    return args.label_smoothing or 0.0
+
+
+def _loggers(args: argparse.Namespace) -> list[Any]:
+    """A CSV row per epoch in --out (always), TensorBoard events in --log-dir (when asked)."""
+    from ..training import CSVLogger, TensorBoardLogger
+
+    loggers: list[Any] = [CSVLogger(args.out / LOG_FILE)]
+    if args.log_dir is not None:
+        try:
+            loggers.append(TensorBoardLogger(args.log_dir))
+        except ImportError as error:
+            raise CommandError(f"--log-dir: {error}") from None
+    return loggers
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -72,8 +159,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
         "optimizer": args.optimizer,
         "lr": args.lr,
         "schedule": None if args.schedule == "none" else args.schedule,
-        "label_smoothing": args.label_smoothing,
+        "label_smoothing": _label_smoothing(args),
         "augment": args.augment or None,
+        "precision": args.precision,
+        "num_workers": args.workers,
+        "grad_clip": args.grad_clip,
+        "accumulate": args.accumulate,
+        "ema": args.ema,
+        "warmup": args.warmup,
         "seed": args.seed,
         "patience": args.patience,
         "checkpoint": args.out / "best.safetensors" if args.val else None,
@@ -94,12 +187,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
     test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
     channels, height, width = train.images.shape[1:]
     options = {"small_input": True} if args.small_input else {}
+    if args.weights is not None:
+        options["weights"] = args.weights
     num_classes = args.num_classes or len(train.classes)
+    # Seeded before the model is built, so its initialisation repeats too (--seed).
+    torch.manual_seed(args.seed)
     model = get(args.name, num_classes=num_classes, in_channels=channels, **options)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    history = training.fit(model, train, args.val or None, device=args.device, **fit_options)
-    metrics = training.evaluate(model, test, device=args.device)
+    callbacks = _loggers(args)
+    history = training.fit(
+        model, train, args.val or None, device=args.device, callbacks=callbacks, **fit_options
+    )
+    metrics = training.evaluate(model, test, device=args.device, precision=args.precision)
     data_info = {
         "dataset": str(args.data),
         "classes": train.classes,

@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -146,15 +147,26 @@ def lookup(name: str) -> tuple[str, RegistryEntry]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """List registered model names matching an ``fnmatch`` pattern, sorted.
+    """List registered model names matching an ``fnmatch`` pattern, in natural order.
 
     Args:
         pattern: Shell-style pattern, case-insensitive: ``"resnet*"``, ``"*_bn"``.
 
     Returns:
-        Sorted names.
+        The names sorted with their numbers as numbers: ``resnet18`` before ``resnet101``.
+
+    Example:
+        >>> list_models("resnet*")
+        ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152']
     """
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower()))
+    return sorted((n for n in _REGISTRY if fnmatch.fnmatch(n, pattern.lower())), key=natural_key)
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key reading the digits of ``name`` as numbers ("vgg11" < "vgg13" < "vgg100")."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part
+    )
 
 
 @functools.cache

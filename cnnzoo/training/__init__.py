@@ -19,19 +19,27 @@ from .callbacks import BackupAndRestore, EarlyStopping, ModelCheckpoint
 from .evaluation import evaluate, predict
 from .history import History
 from .hooks import StopTraining
+from .loggers import CSVLogger, TensorBoardLogger
 from .loop import fit
+from .losses import CrossEntropy
+from .lr_finder import LRFinderResult, lr_find
 from .monitor import Monitor
 from .run import Run
 
 __all__ = [
     "BackupAndRestore",
+    "CSVLogger",
+    "CrossEntropy",
     "EarlyStopping",
     "History",
+    "LRFinderResult",
     "ModelCheckpoint",
     "Monitor",
     "Run",
     "StopTraining",
+    "TensorBoardLogger",
     "evaluate",
     "fit",
+    "lr_find",
     "predict",
 ]

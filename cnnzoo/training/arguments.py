@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .ema import DEFAULT_EMA_DECAY
 from .optimizers import OptimizerArg
 from .outputs import check_outputs
 
@@ -49,6 +50,18 @@ class FitConfig:
     checkpoint_dir: str | os.PathLike | None = None
     resume: bool = False
     num_workers: int | None = None
+    loss_fn: Any = None
+    grad_clip: float | None = None
+    accumulate: int = 1
+    ema: bool | float | None = None
+    warmup: float | int | None = None
+
+    @property
+    def ema_decay(self) -> float | None:
+        """The EMA decay asked for (``ema=True`` is :data:`DEFAULT_EMA_DECAY`), or None."""
+        if self.ema is None or self.ema is False:
+            return None
+        return DEFAULT_EMA_DECAY if self.ema is True else float(self.ema)
 
     def __post_init__(self) -> None:
         epochs, batch_size = self.epochs, self.batch_size
@@ -77,8 +90,53 @@ class FitConfig:
             raise ValueError(f"num_workers must be None or an integer >= 0, got {workers!r}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir=<directory of the interrupted run>")
+        self._check_step_options()
         _check_monitor(self.monitor)
         check_outputs(self.checkpoint, self.checkpoint_dir, self.resume)
+
+    def _check_step_options(self) -> None:
+        """The options of the optimizer step: loss, clipping, accumulation, EMA, warm-up."""
+        if self.loss_fn is not None:
+            if not callable(self.loss_fn):
+                raise TypeError(
+                    f"loss_fn must be a callable (outputs, targets) -> loss, got "
+                    f"{type(self.loss_fn).__name__}"
+                )
+            if self.label_smoothing:
+                raise ValueError(
+                    "label_smoothing applies to the default loss only; with loss_fn, smooth "
+                    "inside it (e.g. loss_fn=cnnzoo.training.CrossEntropy(label_smoothing=0.1))"
+                )
+        clip = self.grad_clip
+        if clip is not None and (
+            isinstance(clip, bool)
+            or not isinstance(clip, int | float)
+            or not math.isfinite(clip)
+            or clip <= 0
+        ):
+            raise ValueError(f"grad_clip must be None or a number > 0 (a max norm), got {clip!r}")
+        k = self.accumulate
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"accumulate must be an integer >= 1 (batches per step), got {k!r}")
+        ema = self.ema
+        if not (ema is None or isinstance(ema, bool)) and (
+            not isinstance(ema, float) or not 0.0 < ema < 1.0
+        ):
+            raise ValueError(
+                f"ema must be None, True (decay {DEFAULT_EMA_DECAY}) or a decay in (0, 1) such "
+                f"as 0.99; got {ema!r}"
+            )
+        warmup = self.warmup
+        if warmup is not None and (
+            isinstance(warmup, bool)
+            or not isinstance(warmup, int | float)
+            or (isinstance(warmup, float) and not 0.0 <= warmup < 1.0)
+            or (isinstance(warmup, int) and warmup < 0)
+        ):
+            raise ValueError(
+                f"warmup must be None, a fraction of the steps in [0, 1) (e.g. 0.05) or a number "
+                f"of steps >= 0; got {warmup!r}"
+            )
 
 
 def _check_monitor(monitor: Any) -> None:

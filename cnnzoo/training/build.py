@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -11,11 +12,14 @@ from ..data import make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
 from .distributed import Distributed
+from .ema import ExponentialMovingAverage
 from .evaluation import check_label_range, infer_num_classes, input_dtype
 from .feed import Batches, LoaderBatches, make_batches, resolve, split
 from .history import History
 from .hooks import CallbackList
-from .optimizers import make_optimizer, make_scheduler
+from .losses import CrossEntropy, training_forward
+from .monitor import Monitor
+from .optimizers import make_optimizer, make_scheduler, steps_per_epoch_end
 from .precision import resolve_precision
 from .progress import ProgressBar
 from .resume import run_settings
@@ -97,11 +101,26 @@ def build_run(
 
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
-    total_steps = config.epochs * len(train_batches)
-    scheduler = make_scheduler(config.schedule, optimizer, total_steps)
+    # The schedule counts optimizer steps: one per `accumulate` batches (and one for the rest).
+    total_steps = config.epochs * math.ceil(len(train_batches) / config.accumulate)
+    scheduler = make_scheduler(
+        config.schedule,
+        optimizer,
+        total_steps,
+        warmup=config.warmup,
+        mode=_plateau_mode(config),
+    )
+    if steps_per_epoch_end(scheduler):
+        _check_plateau_monitor(config.monitor, has_validation=val_source is not None)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    loss_fn = CrossEntropy(config.label_smoothing) if config.loss_fn is None else config.loss_fn
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)  # a loss with weights (class weights) lives where the logits are
+    decay = config.ema_decay
+    ema = None if decay is None else ExponentialMovingAverage(model, decay)
 
-    train_model = dist.wrap(model, device)
+    # Models with auxiliary heads (GoogLeNet) train through forward_with_aux.
+    train_model = dist.wrap(training_forward(model), device)
     long_enough = device.type == "cuda" and total_steps >= _COMPILE_MIN_STEPS
     if auto(config.compile, long_enough, "compile"):
         train_model = torch.compile(train_model)
@@ -119,9 +138,14 @@ def build_run(
             "precision": str(dtype or "fp32"),
             "channels_last": channels_last,
             "world_size": dist.world_size,
+            "accumulate": config.accumulate,
+            "grad_clip": config.grad_clip,
+            "ema": decay,
         }
     )
-    callbacks = CallbackList(in_call_order([*built_callbacks, *config.callbacks]))
+    # The EMA swaps the training weights back in at on_epoch_begin, before any other callback.
+    first = [] if ema is None else [ema]
+    callbacks = CallbackList(in_call_order([*first, *built_callbacks, *config.callbacks]))
     return Run(
         config=config,
         model=model,
@@ -138,8 +162,29 @@ def build_run(
         num_classes=num_classes,
         callbacks=callbacks,
         progress=ProgressBar(config.verbose, config.epochs, enabled=dist.is_main),
+        loss_fn=loss_fn,
+        ema=ema,
         settings=settings,
     )
+
+
+def _plateau_mode(config: FitConfig) -> str:
+    """The direction of ``monitor`` for schedule="plateau" (other schedules need none)."""
+    schedule = config.schedule
+    if isinstance(schedule, str) and schedule.lower() == "plateau":
+        return Monitor(config.monitor).mode
+    return "min"
+
+
+def _check_plateau_monitor(monitor: str, has_validation: bool) -> None:
+    """schedule="plateau" watches ``monitor``: refuse one the run will not record."""
+    recorded = ("loss", "accuracy", *(("val_loss", "val_accuracy") if has_validation else ()))
+    if monitor not in recorded:
+        hint = "pass val_data (e.g. val_data=0.1) or " if monitor.startswith("val_") else ""
+        raise ValueError(
+            f"schedule='plateau' watches monitor={monitor!r}, which this run does not record; "
+            f"{hint}choose one of {list(recorded)}"
+        )
 
 
 def _install_label_check(batches: Batches | None, num_classes: int, what: str) -> None:

@@ -35,6 +35,7 @@ import torch
 from ..checkpoint import load_training_state, peek_training_state, save, save_training_state
 from .hooks import StopTraining, has_state
 from .monitor import Monitor
+from .optimizers import steps_per_epoch_end
 from .outputs import refuse_overwrite
 from .resume import check_resumable, continue_schedule
 from .run import Run
@@ -270,7 +271,8 @@ class BackupAndRestore(_UsesRun):
         if state is None:
             return
         saved_epochs = state.settings.get("epochs", run.config.epochs)
-        if scheduler is not None and saved_epochs != run.config.epochs:
+        stretches = scheduler is not None and not steps_per_epoch_end(scheduler)  # not plateau
+        if stretches and saved_epochs != run.config.epochs:
             steps = getattr(scheduler, "last_epoch", (state.epoch + 1) * len(run.train_batches))
             continue_schedule(scheduler, fresh, fresh_lrs, run.optimizer, steps)
         run.initial_epoch = state.epoch + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -10,10 +11,12 @@ from torch import nn
 
 from ..devices import resolve_device
 from .feed import Batches, make_batches, resolve
+from .losses import LossFn
 from .precision import autocast, resolve_precision
 
 __all__ = [
     "check_label_range",
+    "class_scores",
     "evaluate",
     "infer_num_classes",
     "input_dtype",
@@ -32,6 +35,7 @@ def evaluate(
     device: str | torch.device | None = None,
     precision: str = "auto",
     num_workers: int | None = None,
+    top_k: int | Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Measure a classifier on labelled data.
 
@@ -43,15 +47,26 @@ def evaluate(
         device: Where to run; None keeps the model where it is. The model is moved there.
         precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
         num_workers: DataLoader workers for a plain ``Dataset``.
+        top_k: The ``k`` (an int or several) whose top-k accuracy to report, each in
+            ``[1, num_classes]``; None reports top-5 for models with more than 5 classes.
 
     Returns:
-        ``{"loss": float, "accuracy": float, "per_class_accuracy": Tensor (C,),
-        "confusion_matrix": Tensor (C, C)}``: mean cross-entropy, top-1 accuracy, the accuracy on
-        each true class (NaN for a class absent from ``data``), and counts with true classes as
-        rows and predicted classes as columns.
+        A dict:
+
+        - ``loss``: mean cross-entropy; ``accuracy``: top-1 accuracy;
+        - ``top{k}_accuracy`` for each ``k`` of ``top_k`` (e.g. ``top5_accuracy``): the share of
+          samples whose label is among the ``k`` highest logits;
+        - ``per_class_accuracy``: Tensor (C,), the accuracy on each true class (NaN for a class
+          absent from ``data``);
+        - ``confusion_matrix``: Tensor (C, C), counts with true classes as rows and predicted
+          classes as columns;
+        - ``precision``, ``recall``, ``f1``: Tensors (C,), and ``macro_precision``,
+          ``macro_recall``, ``macro_f1``: their means, all from the confusion matrix (see
+          :func:`class_scores` for classes that never occur).
 
     Raises:
-        ValueError: Empty data, or a label outside ``[0, num_classes)``.
+        ValueError: Empty data, a label outside ``[0, num_classes)``, or a ``k`` outside
+            ``[1, num_classes]``.
     """
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
@@ -70,8 +85,9 @@ def evaluate(
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
             **options,
         )
-    loss_sum, confusion = accumulate(model, batches, num_classes, dtype)
-    return summarize(loss_sum, confusion)
+    ks = _top_k(top_k, num_classes)
+    loss_sum, confusion, hits = accumulate(model, batches, num_classes, dtype, top_k=ks)
+    return summarize(loss_sum, confusion, hits, ks)
 
 
 def predict(
@@ -124,41 +140,112 @@ def accumulate(
     num_classes: int,
     dtype: torch.dtype | None,
     label_smoothing: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and the confusion matrix over one pass of ``batches``.
+    *,
+    loss_fn: LossFn | None = None,
+    top_k: Sequence[int] = (),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed loss, the confusion matrix and top-k hits over one pass of ``batches``.
 
-    Both stay on the device (no per-batch sync); fit all-reduces them across ranks.
+    All stay on the device (no per-batch sync); fit all-reduces them across ranks.
+
+    Args:
+        model: The classifier (run in eval mode, its mode restored after).
+        batches: The data.
+        num_classes: The width of the logits.
+        dtype: The autocast dtype, or None.
+        label_smoothing: Of the default cross-entropy.
+        loss_fn: A mean loss ``loss_fn(logits, labels)`` to sum instead of cross-entropy.
+        top_k: The ``k`` of the top-k counts, each in ``[1, num_classes]``.
+
+    Returns:
+        ``(loss_sum, confusion (C, C), top_k_hits (len(top_k),))``.
     """
     device = _batches_device(batches, model)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+    hits = torch.zeros(len(top_k), dtype=torch.int64, device=device)
+    ranks = torch.tensor([k - 1 for k in top_k], dtype=torch.int64, device=device)
+    widest = max(top_k, default=0)
     with _eval_mode(model), torch.inference_mode():
         for x, y in batches.epoch(0):
             with autocast(device, dtype):
                 logits = model(x)
             logits = logits.float()
-            loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=label_smoothing)
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=label_smoothing)
+            else:
+                loss = loss_fn(logits, y) * len(y)
             loss_sum += loss.double()
             confusion += torch.bincount(
                 y * num_classes + logits.argmax(1), minlength=num_classes * num_classes
             )
-    return loss_sum, confusion.view(num_classes, num_classes)
+            if widest:
+                # found[i, j]: sample i's label is among its j+1 highest logits.
+                found = (logits.topk(widest, dim=1).indices == y[:, None]).cumsum(1)
+                hits += found.index_select(1, ranks).sum(0)
+    return loss_sum, confusion.view(num_classes, num_classes), hits
 
 
-def summarize(loss_sum: torch.Tensor, confusion: torch.Tensor) -> dict[str, Any]:
-    """Turn :func:`accumulate`'s sums into evaluate's dict."""
+def summarize(
+    loss_sum: torch.Tensor,
+    confusion: torch.Tensor,
+    top_k_hits: torch.Tensor | None = None,
+    top_k: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Turn :func:`accumulate`'s sums into evaluate's dict (see :func:`evaluate`)."""
     confusion = confusion.cpu()
     total = int(confusion.sum())
     if total == 0:
         raise ValueError("data is empty: nothing to evaluate")
     per_class_total = confusion.sum(1).double()
     per_class = confusion.diagonal().double() / per_class_total  # 0/0 -> NaN for absent classes
-    return {
+    metrics: dict[str, Any] = {
         "loss": float(loss_sum) / total,
         "accuracy": float(confusion.diagonal().sum()) / total,
         "per_class_accuracy": per_class,
         "confusion_matrix": confusion,
     }
+    if top_k_hits is not None:
+        for k, hit in zip(top_k, top_k_hits.cpu().tolist(), strict=True):
+            metrics[f"top{k}_accuracy"] = hit / total
+    metrics.update(class_scores(confusion))
+    return metrics
+
+
+def class_scores(confusion: torch.Tensor) -> dict[str, Any]:
+    """Per-class precision, recall and F1 and their macro averages, from the confusion matrix.
+
+    As scikit-learn's ``precision_recall_fscore_support(..., zero_division=0)``: a class that
+    occurs (among the labels or the predictions) scores 0 where its denominator is 0 (never
+    predicted: precision; never present: recall), and F1 is ``2 TP / (2 TP + FP + FN)``. A class
+    absent from both scores NaN and is left out of the macro averages, which are the plain means
+    over the classes that occur.
+
+    Args:
+        confusion: Counts ``(C, C)``, true classes as rows, predicted classes as columns.
+
+    Returns:
+        ``precision``, ``recall``, ``f1``: float64 tensors ``(C,)``; ``macro_precision``,
+        ``macro_recall``, ``macro_f1``: floats.
+    """
+    confusion = confusion.double()
+    true_positives = confusion.diagonal()
+    predicted = confusion.sum(0)
+    actual = confusion.sum(1)
+    occurs = (predicted + actual) > 0
+    nan = torch.full_like(true_positives, float("nan"))
+
+    def score(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+        ratio = numerator / denominator.clamp(min=1)  # 0 where the denominator is 0
+        return torch.where(occurs, ratio, nan)
+
+    scores = {
+        "precision": score(true_positives, predicted),
+        "recall": score(true_positives, actual),
+        "f1": score(2 * true_positives, predicted + actual),
+    }
+    macro = {f"macro_{name}": float(value[occurs].mean()) for name, value in scores.items()}
+    return {**scores, **macro}
 
 
 def infer_num_classes(model: nn.Module, batches: Batches, dtype: torch.dtype | None) -> int:
@@ -205,6 +292,22 @@ def input_dtype(model: nn.Module) -> torch.dtype:
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.float32
+
+
+def _top_k(top_k: int | Sequence[int] | None, num_classes: int) -> tuple[int, ...]:
+    """The ``k`` to report: as asked (checked), or top-5 when there are more than 5 classes."""
+    if top_k is None:
+        return (5,) if num_classes > 5 else ()
+    ks = tuple(top_k) if isinstance(top_k, list | tuple) else (top_k,)
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"top_k must hold integers >= 1, got {top_k!r}")
+        if k > num_classes:
+            raise ValueError(
+                f"top_k={k} is more than the model's {num_classes} classes (top-{num_classes} "
+                f"accuracy is already 1); ask for k <= {num_classes}"
+            )
+    return tuple(sorted(set(ks)))
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -9,22 +9,24 @@ business: :mod:`cnnzoo.training.callbacks`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..devices import resolve_device
 from . import distributed
 from .arguments import DEFAULT_BATCH_SIZE, FitConfig
 from .build import build_run
-from .evaluation import accumulate, summarize
+from .evaluation import accumulate as accumulate_metrics
+from .evaluation import summarize
 from .history import History
-from .optimizers import OptimizerArg
+from .losses import LossFn, as_float, check_loss, main_logits
+from .optimizers import OptimizerArg, steps_per_epoch_end
 from .precision import autocast
 from .run import Run
 
@@ -61,6 +63,11 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     num_workers: int | None = None,
+    loss_fn: LossFn | None = None,
+    grad_clip: float | None = None,
+    accumulate: int = 1,
+    ema: bool | float | None = None,
+    warmup: float | int | None = None,
 ) -> History:
     """Train a classifier.
 
@@ -83,8 +90,11 @@ def fit(
         lr: Peak learning rate; default 1e-2 for adamw/adam, 0.05 for sgd.
         weight_decay: Decay of weights (not biases or norms); default 5e-4 (adamw, sgd), 0 (adam).
         schedule: "onecycle" (default: warm-up over 25% of the steps, then linear decay),
-            "cosine", None (constant), or ``callable(optimizer, total_steps) -> LRScheduler``.
-        label_smoothing: Cross-entropy label smoothing in [0, 1).
+            "cosine", "plateau" (``ReduceLROnPlateau`` on ``monitor``: the rate divided by 10
+            after 2 epochs without improvement), None (constant), or
+            ``callable(optimizer, total_steps) -> LRScheduler``. Schedules count optimizer
+            steps (see ``accumulate``).
+        label_smoothing: Label smoothing in [0, 1) of the default loss.
         augment: None; batch augmentations on the device by name ("flip", "crop", or a list
             such as ``["crop", "flip"]``); or a callable taking the normalised batch (and
             optionally a ``torch.Generator``) and returning it augmented.
@@ -102,8 +112,9 @@ def fit(
             :mod:`cnnzoo.training.callbacks`). Under ``torchrun`` a stop requested at an
             epoch's end is agreed by all ranks (rank 0 decides); a stop in the middle of an
             epoch must be requested on every rank.
-        verbose: 0 silent, 1 a progress bar per epoch (a line per epoch when not a terminal),
-            2 a line per epoch.
+        verbose: 0 silent; 1 a bar during each epoch on a terminal or in a notebook (without
+            either, a line every 30 seconds of a long epoch), then the epoch's line with every
+            metric; 2 the epoch's lines only.
         checkpoint: Path of a ``.safetensors`` file that receives the best weights so far
             (by ``monitor``), written atomically with :func:`cnnzoo.save`: a shortcut for
             ``ModelCheckpoint(checkpoint, monitor)``.
@@ -121,6 +132,27 @@ def fit(
             when the run records it) as ``best.safetensors``.
         resume: Continue from the state in ``checkpoint_dir`` if there is one.
         num_workers: DataLoader workers for datasets that are not held in memory.
+        loss_fn: The loss, any callable ``(outputs, targets) -> scalar tensor`` (mean over the
+            batch), such as ``nn.CrossEntropyLoss(weight=...)``. ``outputs`` are float32 logits,
+            or, for a model with auxiliary heads (GoogLeNet with ``aux_logits=True``, trained
+            through its ``forward_with_aux``), the tuple ``(logits, *aux)``; validation passes
+            the logits alone. The default, :class:`~cnnzoo.training.CrossEntropy`, applies
+            ``label_smoothing`` and adds the auxiliary losses weighted by 0.3 (the GoogLeNet
+            paper).
+        grad_clip: Clip the gradients' global L2 norm to this value before each optimizer step
+            (``torch.nn.utils.clip_grad_norm_``; unscaled first under fp16).
+        accumulate: Batches per optimizer step: gradients of ``accumulate`` batches of
+            ``batch_size`` are averaged, as one batch ``accumulate`` times larger would give.
+            The last group of an epoch may be shorter; it is averaged over its own batches.
+        ema: Keep an exponential moving average of the weights and BatchNorm statistics:
+            ``True`` (decay 0.999) or a decay in (0, 1). The average is validated, ranked and
+            saved: from each epoch's end until the next epoch starts the model holds the
+            averaged weights, so ``val_*`` metrics, ``checkpoint``, the best weights and
+            callbacks see them, and the model keeps them after training. ``checkpoint_dir``
+            keeps the training weights as well, to resume exactly.
+        warmup: Linear warm-up of the learning rate for "cosine", None (then constant) or
+            "onecycle" (replacing its 25%): a fraction of the optimizer steps in [0, 1) or a
+            number of steps.
 
     Returns:
         The :class:`History` of the run.
@@ -160,6 +192,11 @@ def fit(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         num_workers=num_workers,
+        loss_fn=loss_fn,
+        grad_clip=grad_clip,
+        accumulate=accumulate,
+        ema=ema,
+        warmup=warmup,
     )
     torch.manual_seed(seed)
     target = resolve_device(device)
@@ -188,7 +225,12 @@ def _train(run: Run) -> History:
             logs, stop_in_epoch = _train_epoch(run, epoch)
             stop |= stop_in_epoch
             dist.sync_buffers(model)
+            if run.ema is not None:  # validate, save and rank the averaged weights
+                run.ema.swap_in()
+                dist.sync_buffers(model)  # each rank averaged its own BatchNorm statistics
             logs.update(_validate(run))
+            if steps_per_epoch_end(run.scheduler):
+                run.scheduler.step(logs[run.config.monitor])
             logs["lr"] = run.current_lr()
             logs["epoch_seconds"] = time.perf_counter() - started
             run.history.append(epoch, logs)
@@ -207,10 +249,14 @@ def _train(run: Run) -> History:
 
 def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     """One pass over the training batches; the epoch's loss and accuracy over all ranks."""
-    model, optimizer, scheduler, scaler = run.train_model, run.optimizer, run.scheduler, run.scaler
+    model, optimizer, scaler = run.train_model, run.optimizer, run.scaler
     callbacks, progress, device, dtype = run.callbacks, run.progress, run.device, run.dtype
-    label_smoothing = run.config.label_smoothing
+    loss_fn, custom_loss = run.loss_fn, run.config.loss_fn is not None
+    k = run.config.accumulate
     steps = len(run.train_batches)
+    # The last group of an epoch may hold fewer than k batches: its loss is divided by its size.
+    in_full_groups = steps - steps % k
+    no_sync = getattr(model, "no_sync", None) if k > 1 and run.dist.enabled else None
     sync_every = max(1, steps // _SYNCS_PER_EPOCH)
     want_batch_logs = callbacks.wants_batch_logs
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -219,27 +265,31 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     seen = last_synced = 0
     stop = False
     model.train()
+    optimizer.zero_grad(set_to_none=True)
     progress.start_epoch(epoch, steps)
     for step, (x, y) in enumerate(run.train_batches.epoch(epoch)):
         if want_batch_logs:
             stop |= callbacks.call("on_batch_begin", step, {})
-        with autocast(device, dtype):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        steps_optimizer = k == 1 or (step + 1) % k == 0 or step + 1 == steps
+        # DDP: gradients are all-reduced on the last batch of a group only.
+        with contextlib.nullcontext() if no_sync is None or steps_optimizer else no_sync():
+            with autocast(device, dtype):
+                outputs = model(x)
+            outputs = as_float(outputs)
+            loss = loss_fn(outputs, y)
+            if custom_loss:
+                check_loss(loss)
+            scaled = loss if k == 1 else loss / (k if step < in_full_groups else steps % k)
+            if scaler is not None:
+                scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+        if steps_optimizer:
+            _optimizer_step(run)
 
         detached = loss.detach()
         loss_sum += detached.double() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (main_logits(outputs).detach().argmax(1) == y).sum()
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(detached), step, first_bad)
         seen += len(y)
         if want_batch_logs:
@@ -256,6 +306,30 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     run.dist.all_reduce_sum(totals)
     loss_total, correct_total, count = totals.tolist()
     return {"loss": loss_total / count, "accuracy": correct_total / count}, stop
+
+
+def _optimizer_step(run: Run) -> None:
+    """Clip, step, clear the gradients, advance the schedule and the EMA: no host sync."""
+    optimizer, scaler = run.optimizer, run.scaler
+    if run.config.grad_clip is not None:
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(_trainable(optimizer), run.config.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if run.scheduler is not None and not steps_per_epoch_end(run.scheduler):
+        run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update()
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The parameters the optimizer updates (those clipping bounds)."""
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def _check_finite(run: Run, first_bad: torch.Tensor, epoch: int, step: int) -> None:
@@ -279,8 +353,14 @@ def _validate(run: Run) -> dict[str, float]:
     """Validation loss and accuracy over all ranks (none without validation data)."""
     if run.val_batches is None:
         return {}
-    loss_sum, confusion = accumulate(
-        run.model, run.val_batches, run.num_classes, run.dtype, run.config.label_smoothing
+    custom_loss = run.config.loss_fn  # validation sees the logits only (no auxiliary heads)
+    loss_sum, confusion, _ = accumulate_metrics(
+        run.model,
+        run.val_batches,
+        run.num_classes,
+        run.dtype,
+        run.config.label_smoothing,
+        loss_fn=None if custom_loss is None else run.loss_fn,
     )
     run.dist.all_reduce_sum(loss_sum)
     run.dist.all_reduce_sum(confusion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,15 +12,21 @@ from torch import nn
 __all__ = [
     "DEFAULT_LR",
     "DEFAULT_WEIGHT_DECAY",
+    "PLATEAU_FACTOR",
+    "PLATEAU_PATIENCE",
     "OptimizerArg",
     "make_optimizer",
     "make_scheduler",
+    "steps_per_epoch_end",
 ]
 
 # Peak learning rates that train the zoo's nets well under the default one-cycle schedule
 # (measured on Fashion-MNIST; see benchmarks/README.md).
 DEFAULT_LR = {"adamw": 1e-2, "adam": 1e-2, "sgd": 0.05}
 DEFAULT_WEIGHT_DECAY = {"adamw": 5e-4, "adam": 0.0, "sgd": 5e-4}
+# schedule="plateau": Keras's and torch's factor; a patience for runs of tens of epochs, not 10.
+PLATEAU_FACTOR = 0.1
+PLATEAU_PATIENCE = 2
 
 OptimizerArg = (
     str | torch.optim.Optimizer | Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -78,55 +85,110 @@ def make_optimizer(
 
 
 def make_scheduler(
-    schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int
+    schedule: Any,
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    *,
+    warmup: float | int | None = None,
+    mode: str = "min",
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Build the per-step learning-rate schedule.
+    """Build the learning-rate schedule.
 
     Args:
         schedule: "onecycle" (warm up over the first 25% of steps to the peak ``lr``, then
-            anneal to near zero), "cosine" (cosine decay from ``lr`` to zero), None (constant),
-            or a callable ``(optimizer, total_steps) -> LRScheduler`` stepped every batch.
+            anneal to near zero), "cosine" (cosine decay from ``lr`` to zero, after the
+            ``warmup`` if any), "plateau" (``ReduceLROnPlateau``: divide the rate by 10 after
+            :data:`PLATEAU_PATIENCE` epochs without improvement of the monitored metric; stepped
+            at the end of each epoch), None (constant, after the ``warmup`` if any), or a
+            callable ``(optimizer, total_steps) -> LRScheduler`` stepped every optimizer step
+            (a ``ReduceLROnPlateau`` it returns is stepped at the end of each epoch instead).
         optimizer: The optimizer; its learning rates are the peaks.
         total_steps: Optimizer steps in the whole run.
+        warmup: Linear warm-up from ~0 to the peak: a fraction of ``total_steps`` (a float in
+            [0, 1)) or a number of steps (an int). For "onecycle" it replaces the 25% default;
+            "plateau" and callables take none.
+        mode: "min" or "max": the direction in which the monitored metric improves ("plateau").
 
     Returns:
         The scheduler, or None.
     """
-    if schedule is None:
-        return None
     if callable(schedule) and not isinstance(schedule, str):
+        if warmup is not None:
+            raise ValueError("warmup= applies to the named schedules; build it into your callable")
         return schedule(optimizer, total_steps)
-    name = str(schedule).lower().replace("-", "").replace("_", "")
+    name = None if schedule is None else str(schedule).lower().replace("-", "").replace("_", "")
+    if name == "plateau":
+        if warmup is not None:
+            raise ValueError(
+                "schedule='plateau' takes no warmup (it changes the rate only at epoch ends); "
+                "use 'cosine' or 'onecycle' with warmup="
+            )
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE
+        )
+    warmup_steps = _warmup_steps(warmup, total_steps)
+    if warmup_steps >= max(1, total_steps):
+        raise ValueError(
+            f"warmup={warmup!r} is {warmup_steps} steps, not shorter than the run's {total_steps} "
+            "optimizer steps; pass a smaller fraction or number of steps"
+        )
+    if name is None:
+        return None if warmup_steps == 0 else _warmup_then(optimizer, warmup_steps, None, 0)
     # One spare step: OneCycleLR extrapolates (to a negative rate) past its last step, and
     # fit steps the scheduler after the final batch too.
     total_steps = max(1, total_steps) + 1
     if name == "onecycle":
         peaks = [group["lr"] for group in optimizer.param_groups]
+        # OneCycleLR divides by zero unless both phases last two steps or more (tiny runs).
+        cycle_steps = max(total_steps, 4)
+        warmup_share = 0.25 if warmup is None else warmup_steps / cycle_steps
+        pct_start = max(warmup_share, 2 / cycle_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=peaks,
-            total_steps=total_steps,
-            pct_start=_warm_up_share(total_steps),
+            total_steps=cycle_steps,
+            pct_start=pct_start,
             anneal_strategy="linear",
             cycle_momentum=False,
             div_factor=10.0,
             final_div_factor=100.0,
         )
     if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        if warmup_steps == 0:
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return _warmup_then(optimizer, warmup_steps, "cosine", total_steps)
     raise ValueError(
-        f"unknown schedule {schedule!r}; use 'onecycle', 'cosine', None, or a callable "
-        "(optimizer, total_steps) -> LRScheduler"
+        f"unknown schedule {schedule!r}; use 'onecycle', 'cosine', 'plateau', None, or a "
+        "callable (optimizer, total_steps) -> LRScheduler"
     )
 
 
-def _warm_up_share(total_steps: int) -> float:
-    """25% of the steps warm up, but at least 2 on short runs.
+def steps_per_epoch_end(scheduler: Any) -> bool:
+    """True for a scheduler stepped once per epoch on a metric (``ReduceLROnPlateau``)."""
+    return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
-    OneCycleLR ends its warm-up at step ``pct_start * total_steps - 1`` and divides by that
-    length: exactly 0 (4 steps at 25%) raises ZeroDivisionError. Short runs (a few batches, a
-    smoke test) warm up for two steps instead; from 8 steps on it is the plain 25%.
-    """
-    if total_steps < 3:
-        return 0.25  # the warm-up ends before step 0: OneCycleLR only anneals, which it can
-    return max(0.25, 2 / total_steps)
+
+def _warmup_steps(warmup: float | int | None, total_steps: int) -> int:
+    """``warmup`` as a number of optimizer steps (a float is a share of ``total_steps``)."""
+    if warmup is None:
+        return 0
+    if isinstance(warmup, float):
+        return round(warmup * total_steps)
+    return int(warmup)
+
+
+def _warmup_then(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, then: str | None, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A linear warm-up over ``warmup_steps``, then cosine decay to zero (or a constant rate)."""
+    decay_steps = max(1, total_steps - warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        if then is None:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / decay_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -4,8 +4,9 @@ A training state records the settings of its run (:func:`run_settings`). Resumin
 with the new run's (:func:`check_resumable`), like Keras's ``BackupAndRestore`` with a guard:
 
 - everything that shapes the training so far must be the same — optimizer, learning rate, weight
-  decay, schedule, batch size, seed, the training and validation data (their sizes and the
-  held-out share), label smoothing and augmentation. A difference is refused with a message that
+  decay, schedule and warm-up, batch size and accumulation, seed, the training and validation
+  data (their sizes and the held-out share), loss and label smoothing, augmentation, gradient
+  clipping and EMA. A difference is refused with a message that
   lists each one, rather than ignored (a changed seed or ``val_data`` fraction would re-split the
   data and put training samples in the validation set);
 - ``epochs`` may grow (or shrink, down to the epochs already done). The run then follows the
@@ -51,6 +52,11 @@ CHECKED_SETTINGS = (
     "val_samples",
     "label_smoothing",
     "augment",
+    "loss_fn",
+    "warmup",
+    "accumulate",
+    "grad_clip",
+    "ema",
 )
 
 
@@ -85,6 +91,11 @@ def run_settings(
         "val_samples": 0 if val_batches is None else val_batches.num_samples,
         "label_smoothing": float(config.label_smoothing),
         "augment": _describe(config.augment),
+        "loss_fn": _describe(config.loss_fn),
+        "warmup": _describe(config.warmup),
+        "accumulate": config.accumulate,
+        "grad_clip": _describe(config.grad_clip),
+        "ema": _describe(config.ema),
     }
 
 

@@ -10,9 +10,11 @@ from torch import nn
 
 from .arguments import FitConfig
 from .distributed import Distributed
+from .ema import ExponentialMovingAverage
 from .feed import Batches
 from .history import History
 from .hooks import CallbackList
+from .losses import CrossEntropy, LossFn
 from .progress import ProgressBar
 
 __all__ = ["Run"]
@@ -30,7 +32,8 @@ class Run:
         model: The model being trained (not wrapped): save, copy or load its weights here.
         train_model: The model as the steps call it: wrapped in DDP and/or compiled.
         optimizer: The optimizer.
-        scheduler: The per-step learning-rate scheduler, or None.
+        scheduler: The learning-rate scheduler, or None: stepped after every optimizer step, or
+            at each epoch's end on the monitored metric for a ``ReduceLROnPlateau``.
         scaler: The gradient scaler of fp16 runs, or None.
         history: The :class:`~cnnzoo.training.History` being recorded (restorable).
         device: Where training runs.
@@ -43,6 +46,9 @@ class Run:
         progress: The progress display.
         initial_epoch: The first epoch to run (0-based); a callback restoring an interrupted run
             at ``on_train_begin`` moves it on.
+        loss_fn: The loss minimised: ``loss_fn(outputs, targets)``; the default is
+            :class:`~cnnzoo.training.CrossEntropy` (label smoothing, auxiliary heads).
+        ema: The moving average of the weights (``fit(ema=...)``), or None.
         settings: The settings a resumed run must share with this one (see
             :mod:`cnnzoo.training.resume`), recorded in its training state.
     """
@@ -63,6 +69,8 @@ class Run:
     callbacks: CallbackList
     progress: ProgressBar
     initial_epoch: int = 0
+    loss_fn: LossFn = field(default_factory=CrossEntropy)
+    ema: ExponentialMovingAverage | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,147 @@
+"""Loggers: callbacks that write every epoch's metrics as training goes (Keras's ``CSVLogger``).
+
+- :class:`CSVLogger`: one row per epoch in a CSV file;
+- :class:`TensorBoardLogger`: TensorBoard event files (``pip install 'cnnzoo[tensorboard]'``).
+
+Both write on rank 0 only under ``torchrun``, after every epoch (a killed run keeps what it
+wrote), and continue the same files when a run resumes from ``checkpoint_dir``: the rows or
+events of epochs the resumed run repeats are replaced, not duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from .run import Run
+
+__all__ = ["CSVLogger", "TensorBoardLogger"]
+
+
+class _Logger:
+    """Keeps the run (``set_run``) and knows whether this process writes."""
+
+    _run: Run | None = None
+
+    def set_run(self, run: Run) -> None:
+        """Keep ``run`` (``fit`` calls this before ``on_train_begin``)."""
+        self._run = run
+
+    def _writes(self) -> bool:
+        return self._run is None or self._run.dist.is_main
+
+    def _initial_epoch(self) -> int:
+        """The first epoch of this call: past 0 when the run resumed (read at the first write)."""
+        return 0 if self._run is None else self._run.initial_epoch
+
+
+class CSVLogger(_Logger):
+    """Write one CSV row per epoch: ``epoch`` (0-based, as Keras) then every metric of the logs.
+
+    Args:
+        filename: The CSV file (its directory is created).
+        separator: The field separator.
+        append: Add to an existing file instead of starting it afresh. A run resumed from
+            ``checkpoint_dir`` always appends, dropping the rows of the epochs it runs again.
+
+    Example:
+        >>> from cnnzoo.training import CSVLogger
+        >>> logger = CSVLogger("runs/exp1/log.csv")
+        >>> # cnnzoo.fit(model, data, callbacks=[logger])
+    """
+
+    def __init__(
+        self, filename: str | os.PathLike, separator: str = ",", append: bool = False
+    ) -> None:
+        self.filename = Path(filename)
+        self.separator = separator
+        self.append = append
+        self._fields: list[str] | None = None
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Start a new file on the first epoch (the header comes from its metrics)."""
+        self._fields = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append the epoch's row (and the header, to a new file)."""
+        if not self._writes():
+            return
+        row = {"epoch": epoch, **logs}
+        if self._fields is None:
+            self._fields = self._open(list(row))
+        unknown = [key for key in row if key not in self._fields]
+        if unknown:
+            raise ValueError(
+                f"{self.filename} has the columns {self._fields}; this epoch adds {unknown}. "
+                "Write to a new file (or drop append=True)"
+            )
+        with self.filename.open("a", newline="") as file:
+            csv.DictWriter(file, self._fields, delimiter=self.separator).writerow(row)
+
+    def _open(self, fields: list[str]) -> list[str]:
+        """Prepare the file for the first row; return the columns to write."""
+        self.filename.parent.mkdir(parents=True, exist_ok=True)
+        resumed = self._initial_epoch() > 0
+        if (self.append or resumed) and self.filename.is_file():
+            with self.filename.open(newline="") as file:
+                reader = csv.DictReader(file, delimiter=self.separator)
+                kept = [r for r in reader if not resumed or int(r["epoch"]) < self._initial_epoch()]
+                header = reader.fieldnames
+            if header:
+                if resumed:  # rows of epochs run again are replaced
+                    self._write(header, kept)
+                return list(header)
+        self._write(fields, [])
+        return fields
+
+    def _write(self, fields: list[str], rows: list[dict[str, str]]) -> None:
+        with self.filename.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fields, delimiter=self.separator)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class TensorBoardLogger(_Logger):
+    """Write every epoch's metrics as TensorBoard scalars (``torch.utils.tensorboard``).
+
+    Each metric of the epoch logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``lr``, ``epoch_seconds``) is a scalar of that name, at step ``epoch`` (0-based). View with
+    ``tensorboard --logdir <log_dir>``.
+
+    Args:
+        log_dir: The directory of the event files (created).
+
+    Raises:
+        ImportError: tensorboard is not installed (``pip install 'cnnzoo[tensorboard]'``).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike) -> None:
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ImportError(
+                "TensorBoardLogger needs tensorboard: pip install 'cnnzoo[tensorboard]'"
+            )
+        self.log_dir = Path(log_dir)
+        self._writer: Any = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Add the epoch's scalars and flush them to disk."""
+        if not self._writes():
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # tensorboard loads only here
+
+            # A resumed run drops the events of the epochs it runs again.
+            start = self._initial_epoch()
+            self._writer = SummaryWriter(os.fspath(self.log_dir), purge_step=start or None)
+        for key, value in logs.items():
+            self._writer.add_scalar(key, value, global_step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        """Close the event file."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
