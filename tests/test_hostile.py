@@ -620,6 +620,25 @@ def test_bad_outputs_are_refused_before_the_data_is_read(
     assert files(tmp_path) == before
 
 
+def test_callbacks_used_directly_refuse_bad_paths_and_typos_before_the_first_epoch(tmp_path):
+    started = []
+
+    class Watch:
+        def on_epoch_begin(self, epoch, logs):
+            started.append(epoch)
+
+    (tmp_path / "file").write_text("a file")
+    for callback in (
+        cnnzoo.ModelCheckpoint(tmp_path, monitor="loss"),
+        cnnzoo.BackupAndRestore(tmp_path / "file"),
+    ):
+        with pytest.raises(ValueError, match=r"is a (directory|file)"):
+            cnnzoo.fit(tiny_net(), stripes(), callbacks=[callback, Watch()], **QUICK)
+    with pytest.raises(ValueError, match="a typo of 'val_accuracy'"):
+        cnnzoo.EarlyStopping("val_acuracy")
+    assert started == []
+
+
 def test_cli_refuses_bad_numbers_before_loading_data(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("cnnzoo.data.load_dataset", lambda *a, **k: pytest.fail("data was read"))
     for option, value in (("--epochs", "0"), ("--batch-size", "-2"), ("--val", "1.5")):

@@ -36,7 +36,7 @@ from ..checkpoint import load_training_state, peek_training_state, save, save_tr
 from .hooks import StopTraining, has_state
 from .monitor import Monitor
 from .optimizers import steps_per_epoch_end
-from .outputs import refuse_overwrite
+from .outputs import check_outputs, check_writable, refuse_overwrite
 from .resume import check_resumable, continue_schedule
 from .run import Run
 
@@ -103,9 +103,13 @@ class ModelCheckpoint(_UsesRun):
         self.best_epoch = -1
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        """Refuse a validation metric when the run has no validation data."""
+        """Refuse a validation metric without validation data, or a path that cannot be written.
+
+        Both before the first epoch rather than at the first save.
+        """
         if self.save_best_only:
             _check_available(self.monitor, self.run, type(self).__name__)
+        check_outputs(self.filepath, None, resume=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Save the model if ``monitor`` improved (or always, without ``save_best_only``)."""
@@ -250,6 +254,7 @@ class BackupAndRestore(_UsesRun):
                 settings, or more epochs than this run has; the state is incomplete or
                 corrupted.
         """
+        check_writable(self.backup_dir, "the training state")
         found = peek_training_state(self.backup_dir)  # checks before anything is changed
         if found is None:
             return
