@@ -22,7 +22,8 @@ def resolve_device(device: str | int | torch.device) -> torch.device:
         The device; a bare ``"cuda"`` gets the current CUDA device's index.
 
     Raises:
-        ValueError: Not a device name, or a device this machine does not have.
+        ValueError: Not a device name, a device this machine does not have, or ``"meta"``
+            (which holds no data).
     """
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
@@ -51,6 +52,12 @@ def resolve_device(device: str | int | torch.device) -> torch.device:
                 f"device {str(dev)!r} was requested but this machine has {count} CUDA "
                 f"device(s) (cuda:0 to cuda:{count - 1})"
             )
+    elif dev.type == "meta":
+        raise ValueError(
+            "device 'meta' holds shapes but no data, so nothing can be trained, evaluated or "
+            "loaded on it; use 'cpu', 'cuda' or 'auto' (to build a model without allocating "
+            "memory, write: with torch.device('meta'): get_model(...))"
+        )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(
             f"device {str(dev)!r} was requested but MPS is not available on this machine; "

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .checkpoint._io import read_safetensors, write_json_atomic
+from .checkpoint._io import check_regular_file, read_safetensors, write_json_atomic
 from .checkpoint._weights import data_config_of, model_config, read_data_config, save
 from .devices import resolve_device
 from .models import factory, info
@@ -36,6 +36,8 @@ __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "from_pretrained", "push_to_hub", "sav
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+# A config.json larger than this is not one cnnzoo wrote (label names included, it is kilobytes).
+_MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 # -- saving ---------------------------------------------------------------------------------------
@@ -160,9 +162,9 @@ def _model_card(
     rows = [
         ("Architecture", f"`{name}` ({family})" + (f", {paper}" if paper else "")),
         ("Classes", classes),
-        ("Input size (C×H×W)", "×".join(map(str, pixels.get("input_size", []))) or "?"),
+        ("Input size (C×H×W)", "×".join(map(str, pixels.get("input_size") or [])) or "?"),
         ("Normalisation of pixels in [0, 1]", normalisation),
-        ("Minimum input (H×W)", "×".join(map(str, summary.get("min_input_size", []))) or "?"),
+        ("Minimum input (H×W)", "×".join(map(str, summary.get("min_input_size") or [])) or "?"),
         ("Parameters", f"{summary['num_parameters']:,}"),
         ("Options", options or "none"),
     ]
@@ -242,11 +244,12 @@ def from_pretrained(
     if local.is_dir():
         config_path, weights_path = local / CONFIG_NAME, local / WEIGHTS_NAME
         for path in (config_path, weights_path):
-            if not path.is_file():
+            if not path.exists():
                 raise FileNotFoundError(
                     f"{str(local)!r} is not a cnnzoo pretrained directory: {path.name} is "
                     "missing (save_pretrained writes config.json and model.safetensors)"
                 )
+            check_regular_file(path, path.name)
     elif local.is_file():
         raise ValueError(
             f"{str(local)!r} is a file; from_pretrained takes a directory or a Hub repo id. "
@@ -279,9 +282,15 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     ``pretrained_cfg``, ``label_names``) and the nested layout of earlier cnnzoo versions
     (``{"model": {"name": ..., ...}}``).
     """
+    check_regular_file(path, "config.json")  # a FIFO would block the read
+    if Path(path).stat().st_size > _MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{str(path)!r} is {Path(path).stat().st_size:,} bytes long: not a cnnzoo config "
+            "(save_pretrained writes a few kilobytes)"
+        )
     try:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from None
     if isinstance(content, dict) and isinstance(content.get("architecture"), str):
         return _read_hub_layout(path, content)

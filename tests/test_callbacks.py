@@ -304,12 +304,17 @@ def test_backup_and_restore_resumes_bit_identical_to_the_uninterrupted_run(tmp_p
     assert_same_weights(a.state_dict(), b.state_dict())
 
 
-def test_backup_and_restore_without_resume_starts_afresh(tmp_path):
-    cnnzoo.fit(tiny_net(), stripes(), callbacks=[BackupAndRestore(tmp_path)], **QUICK)
+def test_backup_and_restore_without_resume_starts_afresh_but_never_over_a_state(tmp_path):
     history = cnnzoo.fit(
         tiny_net(), stripes(), callbacks=[BackupAndRestore(tmp_path, resume=False)], **QUICK
     )
     assert history.epoch == [0, 1, 2, 3]
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match=r"already holds the training state.*resume=True"):
+        cnnzoo.fit(
+            tiny_net(), stripes(), callbacks=[BackupAndRestore(tmp_path, resume=False)], **QUICK
+        )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == saved  # nothing lost
 
 
 def test_backup_runs_after_every_callback_with_state():

@@ -231,13 +231,19 @@ def test_torchvision_mnist_family_takes_the_fast_path(tmp_path):
 @pytest.mark.parametrize(
     "data",
     [
-        (torch.zeros(3, 1, 4, 4), torch.tensor([0.0, 1.0, 2.0])),
+        (torch.zeros(3, 1, 4, 4), torch.tensor([0.0, 1.5, 2.0])),
+        (torch.zeros(3, 1, 4, 4), torch.tensor([True, False, True])),
         (torch.zeros(3, 1, 4, 4), torch.zeros(4)),
     ],
 )
 def test_bad_labels_are_refused(data):
     with pytest.raises(ValueError, match="labels"):
         resolve(data)
+
+
+def test_whole_float_labels_are_class_indices():
+    source = resolve((torch.zeros(3, 1, 4, 4), torch.tensor([0.0, 1.0, 2.0])))
+    assert source.labels.dtype == torch.long and source.labels.tolist() == [0, 1, 2]
 
 
 def test_unsupported_data_is_refused():

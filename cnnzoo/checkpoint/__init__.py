@@ -12,7 +12,12 @@ naming the file and the problem; ``torch.load`` is only ever called with ``weigh
 
 from ..devices import resolve_device
 from ._io import read_state_dict
-from ._state import TrainingState, load_training_state, save_training_state
+from ._state import (
+    TrainingState,
+    load_training_state,
+    peek_training_state,
+    save_training_state,
+)
 from ._tensors import LoadResult
 from ._weights import load_weights, model_config, save
 
@@ -22,6 +27,7 @@ __all__ = [
     "load_training_state",
     "load_weights",
     "model_config",
+    "peek_training_state",
     "read_state_dict",
     "resolve_device",
     "save",

@@ -12,8 +12,11 @@ import contextlib
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -50,8 +53,12 @@ _DTYPE_SIZES = {
     "U64": 8,
     "F64": 8,
 }
-_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 _ZIP_MAGIC = b"PK\x03\x04"
+# torch.save's legacy (pre-1.6) format is a pickle stream: protocol 2+ starts with 0x80.
+_PICKLE_MAGIC = b"\x80"
+# Without file locks (Windows), a temporary file this old is taken as orphaned by a dead writer.
+_ORPHAN_AGE_SECONDS = 3600.0
+_UMASK_LOCK = threading.Lock()
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -60,22 +67,106 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success, fsync it and rename it over ``path``.
 
     A crash or exception part-way leaves ``path`` untouched (old content or absent), never half
-    written: readers see either the previous file or the complete new one.
+    written: readers see either the previous file or the complete new one. The file gets the
+    permissions any program's new file gets (``0o666`` minus the umask), or keeps those of the
+    file it replaces; temporary files left by an earlier write that was killed are removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
+    mode = _mode_for(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
+        _lock(fd)  # while held, a concurrent write to ``path`` leaves this file alone
         yield Path(tmp_name)
-        with open(tmp_name, "rb+") as f:  # writers such as safetensors do not fsync
-            os.fsync(f.fileno())
+        # The writer may have put a new file there (safetensors renames its own temporary over
+        # it, created 0600): lock that one too, give it its permissions, and make it durable.
+        with open(tmp_name, "rb+") as f:
+            _lock(f.fileno())
+            os.chmod(tmp_name, mode)  # mkstemp's and safetensors' files are 0600
+            os.fsync(f.fileno())  # writers such as safetensors do not fsync
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+    finally:
+        os.close(fd)
     _fsync_directory(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits for a file written at ``path``, as ``open(path, "w")`` gives them.
+
+    Those of the file it replaces, or ``0o666`` minus the umask for a new file.
+    """
+    with contextlib.suppress(OSError):
+        existing = path.stat()
+        if stat.S_ISREG(existing.st_mode):
+            return stat.S_IMODE(existing.st_mode)
+    return 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    # Elsewhere the only way is to set it and put it back; a lock keeps our own threads from
+    # interleaving, and 0o022 (not 0) is what another thread's file would get meanwhile.
+    with _UMASK_LOCK:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return umask
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: orphans are recognised by age instead
+        return
+    with contextlib.suppress(OSError):  # a file system without locks: nothing to protect
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete ``.<name>.*.tmp`` files of earlier writes to ``path`` whose writer is gone.
+
+    A writer holds a lock on its temporary file until the rename, and the lock dies with the
+    process (even with ``kill -9``), so a file we can lock belongs to nobody. Without locks
+    (Windows), only files untouched for an hour are taken as orphans.
+    """
+    try:
+        candidates = list(path.parent.glob(f".{_glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            if _is_orphan(candidate):
+                candidate.unlink()
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with the glob wildcards ``*?[`` escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _is_orphan(candidate: Path) -> bool:
+    if not candidate.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:
+        return time.time() - candidate.stat().st_mtime > _ORPHAN_AGE_SECONDS
+    fd = os.open(candidate, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
 
 
 @contextlib.contextmanager
@@ -135,9 +226,29 @@ def _existing_file(path: PathLike) -> Path:
             else ""
         )
         raise IsADirectoryError(f"{str(path)!r} is a directory, not a weights file.{hint}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such weights file: {str(path)!r}")
+    check_regular_file(path, "weights file")
     return path
+
+
+def check_regular_file(path: PathLike, what: str) -> None:
+    """Refuse a missing path, or one that is not a regular file, before anything opens it.
+
+    Opening a FIFO for reading would block forever, and a device or socket is never a file
+    cnnzoo wrote, so they are named for what they are rather than called missing.
+
+    Raises:
+        FileNotFoundError: Nothing exists at ``path``.
+        ValueError: ``path`` exists but is not a regular file (a FIFO, device or socket).
+    """
+    path = Path(path)
+    if path.is_file():
+        return
+    if path.exists():
+        raise ValueError(
+            f"{str(path)!r} is not a regular file (it is a FIFO, device or socket); pass the "
+            f"path of a {what}"
+        )
+    raise FileNotFoundError(f"no such {what}: {str(path)!r}")
 
 
 def _invalid(path: Path, problem: str) -> ValueError:
@@ -269,7 +380,8 @@ def read_torch_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     """
     path = _existing_file(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:  # a file object: torch.load dispatches on the name
+            obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise _invalid(
@@ -294,17 +406,42 @@ def read_torch_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
 def read_state_dict(path: PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read weights from a safetensors file or a PyTorch state-dict file.
 
-    The format is chosen by suffix (``.pt``, ``.pth``, ``.bin``, ``.ckpt`` are PyTorch files),
-    otherwise by content (a zip archive is a PyTorch file).
+    The format is read from the file's first bytes, never from its name: ``cnnzoo.save(model,
+    "m.pt")`` writes safetensors, and a torchvision ``.pth`` renamed ``.safetensors`` is still a
+    PyTorch file.
 
     Returns:
         ``(tensors, metadata)``; PyTorch files carry no metadata (an empty dict).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is neither format, or is corrupted.
     """
     path = _existing_file(path)
-    if path.suffix.lower() in _TORCH_SUFFIXES:
+    kind = sniff_format(path)
+    if kind == "torch":
         return read_torch_state_dict(path), {}
-    if path.suffix.lower() != ".safetensors":
-        with open(path, "rb") as f:
-            if f.read(4) == _ZIP_MAGIC:
-                return read_torch_state_dict(path), {}
+    if kind == "unknown":
+        raise _invalid(
+            path,
+            "it is not a safetensors file, and not a readable PyTorch state dict either: its "
+            "first bytes match neither format (it is corrupted, or a file of another kind)",
+        )
     return read_safetensors(path)
+
+
+def sniff_format(path: PathLike) -> str:
+    """What wrote ``path``, from its first bytes: ``"safetensors"``, ``"torch"`` or ``"unknown"``.
+
+    A safetensors file starts with its header's length (8 bytes) and then ``{``; that is checked
+    first, since the length's first byte may look like a pickle's. ``torch.save`` writes a zip
+    archive (or, before torch 1.6, a pickle stream). A file too short to tell is left to the
+    safetensors reader, which says how long it is.
+    """
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] == b"{":
+        return "safetensors"
+    if head[:4] == _ZIP_MAGIC or head[:1] == _PICKLE_MAGIC:
+        return "torch"
+    return "unknown"

@@ -8,9 +8,13 @@ A state directory holds two kinds of file:
   as JSON and naming the tensor file it goes with.
 
 The manifest is the commit point: a process killed at any moment leaves either the previous
-complete state or the new one, never a mix. Non-tensor values travel through a small tagged JSON
-encoding (``{"__tensor__": name}``, ``{"__tuple__": [...]}``, ``{"__dict__": [[key, value],
-...]}`` for non-string keys), so optimizer and scheduler state dicts round-trip exactly.
+complete state or the new one, never a mix. The first save in a directory writes a manifest
+holding no state yet before any tensor file, so tensor files without a manifest can only mean a
+manifest deleted (or lost): that directory is refused, never taken as empty and cleaned out.
+
+Non-tensor values travel through a small tagged JSON encoding (``{"__tensor__": name}``,
+``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}`` for non-string keys), so
+optimizer and scheduler state dicts round-trip exactly.
 """
 
 from __future__ import annotations
@@ -29,11 +33,23 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ._io import PathLike, read_safetensors, write_json_atomic, write_safetensors_atomic
+from ._io import (
+    PathLike,
+    check_regular_file,
+    read_safetensors,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 from ._tensors import drop_aliases, load_checked, own_storage
 from ._weights import data_config_of, model_config
 
-__all__ = ["MANIFEST_NAME", "TrainingState", "load_training_state", "save_training_state"]
+__all__ = [
+    "MANIFEST_NAME",
+    "TrainingState",
+    "load_training_state",
+    "peek_training_state",
+    "save_training_state",
+]
 
 MANIFEST_NAME = "training_state.json"
 _FORMAT = "cnnzoo.training_state"
@@ -52,12 +68,15 @@ class TrainingState:
         extra: Whatever the trainer stored in ``extra`` (data order, best score, ...).
         data_config: The model's data configuration when the state was saved (a plain dict:
             input size, mean, std, class names), or ``None``.
+        settings: The run's settings the trainer stored (learning rate, batch size, ...), which
+            a resumed run must share.
     """
 
     epoch: int
     history: dict[str, list[Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     data_config: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 # -- tagged JSON encoding -------------------------------------------------------------------------
@@ -167,6 +186,7 @@ def save_training_state(
     epoch: int,
     history: dict[str, list[Any]],
     extra: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     """Write the complete training state to ``directory``, atomically.
 
@@ -185,6 +205,8 @@ def save_training_state(
         history: Metric name to one value per finished epoch.
         extra: More state to keep (tensors, numbers, strings, lists, dicts), e.g. the data
             order generator's state or the best score so far.
+        settings: The settings of the run (numbers, strings, booleans, None; no tensors), for a
+            later run to compare its own with before resuming (see :func:`peek_training_state`).
 
     Raises:
         ValueError: Some state cannot be stored without pickle (the message names it).
@@ -211,15 +233,38 @@ def save_training_state(
         "rng": encoder.encode(_capture_rng(), "rng"),
         "history": encoder.encode(dict(history), "history"),
         "extra": encoder.encode(dict(extra or {}), "extra"),
+        "settings": _plain(dict(settings or {})),
     }
     model_tensors = {f"model/{k}": v for k, v in drop_aliases(model.state_dict()).items()}
     tensors = own_storage({**model_tensors, **encoder.tensors})
 
+    if not (directory / MANIFEST_NAME).exists():
+        # Before any tensor file: a directory with tensor files but no manifest is then never
+        # one whose first save was interrupted, always one whose manifest went missing.
+        write_json_atomic(directory / MANIFEST_NAME, _pending_manifest())
     tensor_file = f"{_TENSOR_PREFIX}{int(epoch):05d}-{secrets.token_hex(4)}.safetensors"
     write_safetensors_atomic(directory / tensor_file, tensors, {"format": "pt"})
     manifest["tensors_file"] = tensor_file
     write_json_atomic(directory / MANIFEST_NAME, manifest)  # the commit point
     _remove_stale_files(directory, keep=tensor_file)
+
+
+def _pending_manifest() -> dict[str, Any]:
+    """The manifest of a directory whose first state is being written: no state yet."""
+    return {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "cnnzoo_version": __version__,
+        "tensors_file": None,
+    }
+
+
+def _plain(settings: dict[str, Any]) -> Any:
+    """``settings`` as plain JSON (numbers, strings, booleans, None, lists, dicts), checked."""
+    encoded = _Encoder().encode(settings, "settings")
+    if "__tensor__" in json.dumps(encoded):
+        raise ValueError("settings hold a tensor; store tensors in extra")
+    return encoded
 
 
 def _component(obj: Any, what: str, encoder: _Encoder) -> dict[str, Any] | None:
@@ -273,10 +318,9 @@ def load_training_state(
     """
     del map_location  # load_state_dict already moves every tensor where it belongs
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_NAME
-    if not manifest_path.is_file():
+    manifest = _committed_manifest(directory)
+    if manifest is None:
         return None
-    manifest = _read_manifest(manifest_path)
     start_over = f" To start over, delete {str(directory)!r} or use another checkpoint directory."
     tensor_path = directory / manifest["tensors_file"]
     if not tensor_path.is_file():
@@ -313,14 +357,79 @@ def load_training_state(
         history=decoded["history"],
         extra=decoded["extra"],
         data_config=data_config if isinstance(data_config, dict) else None,
+        settings=_decode(manifest.get("settings") or {}, {}),
     )
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def peek_training_state(directory: PathLike) -> TrainingState | None:
+    """What a state directory holds, without loading its tensors or changing anything.
+
+    Args:
+        directory: The state directory.
+
+    Returns:
+        The epoch, history and settings of the state (``extra`` is left empty: it may hold
+        tensors), or ``None`` when the directory holds no state.
+
+    Raises:
+        ValueError: The manifest is corrupted, or missing while tensor files of a state are
+            there (the message says what to do).
+    """
+    directory = Path(directory)
+    manifest = _committed_manifest(directory)
+    if manifest is None:
+        return None
+    try:
+        history = _decode(manifest["history"], {})
+        settings = _decode(manifest.get("settings") or {}, {})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ValueError(
+            f"the training state in {str(directory)!r} is corrupted: its manifest cannot be "
+            f"read. To start over, delete {str(directory)!r} or use another checkpoint directory."
+        ) from None
+    return TrainingState(epoch=int(manifest["epoch"]), history=history, settings=settings)
+
+
+def _committed_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of the state in ``directory``, or None when there is none (yet).
+
+    Raises:
+        ValueError: Tensor files of a state are there but no manifest; or a corrupted manifest.
+    """
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.exists():
+        leftovers = sorted(p.name for p in _tensor_files(directory))
+        if leftovers:
+            raise ValueError(
+                f"{str(directory)!r} holds training-state tensors ({', '.join(leftovers)}) but "
+                f"no {MANIFEST_NAME}, the manifest that says which of them is complete: it was "
+                "deleted or lost, and cnnzoo will not guess, nor start over and delete them. "
+                f"Restore {MANIFEST_NAME} to resume, or delete {str(directory)!r} (or choose "
+                "another checkpoint directory) to start afresh"
+            )
+        return None
+    check_regular_file(manifest_path, "training-state manifest")
+    return _read_manifest(manifest_path)
+
+
+def _tensor_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.name.startswith(_TENSOR_PREFIX) and p.is_file()]
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path``; None for one written before the first state was complete."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         manifest = None
+    if (
+        isinstance(manifest, dict)
+        and manifest.get("format") == _FORMAT
+        and manifest.get("tensors_file", "") is None
+    ):
+        return None  # the first save began and was not finished: no state yet
     required = ("epoch", "tensors_file", "model", "optimizer", "rng", "history", "extra")
     if (
         not isinstance(manifest, dict)

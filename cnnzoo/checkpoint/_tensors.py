@@ -25,7 +25,8 @@ class LoadResult(NamedTuple):
     Attributes:
         missing_keys: Names the model has and the file lacks (left as they were).
         unexpected_keys: Names the file has and the model lacks (ignored).
-        mismatched_keys: Names in both whose shapes differ (left as they were).
+        mismatched_keys: Names in both whose shapes, or kinds of dtype (floating point,
+            integer, ...), differ (left as they were).
     """
 
     missing_keys: list[str]
@@ -101,6 +102,15 @@ def _fill_aliases(
     return filled
 
 
+def _kind(tensor: torch.Tensor) -> str:
+    """Floating point, complex, bool or integer: a load may convert within a kind, not across."""
+    if tensor.is_floating_point():
+        return "floating point"
+    if tensor.is_complex():
+        return "complex"
+    return "bool" if tensor.dtype == torch.bool else "integer"
+
+
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
@@ -135,6 +145,22 @@ def load_checked(
     missing = [k for k in model_state if k not in loaded]
     unexpected = [k for k in loaded if k not in model_state]
     mismatched = [k for k in model_state if k in loaded and loaded[k].shape != model_state[k].shape]
+    wrong_kind = [
+        k
+        for k in model_state
+        if k in loaded and k not in mismatched and _kind(loaded[k]) != _kind(model_state[k])
+    ]
+    if wrong_kind:
+        # Integers where the model has floats (or the reverse) are not weights: copying them
+        # would "load" nonsense, e.g. float bits re-read as int32 give values around 1e9.
+        kinds = [f"{k}: file {loaded[k].dtype} vs model {model_state[k].dtype}" for k in wrong_kind]
+        if strict:
+            raise ValueError(
+                f"{source} holds {len(wrong_kind)} tensor(s) whose dtype contradicts the "
+                f"model's ({_listing(kinds)}): the file is corrupted or holds something other "
+                f"than these weights. {hint}".rstrip()
+            )
+        mismatched += wrong_kind
     if strict and (missing or unexpected or mismatched):
         raise ValueError(
             _mismatch_message(

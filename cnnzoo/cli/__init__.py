@@ -1,7 +1,9 @@
 """The ``cnnzoo`` command: list, inspect, train, evaluate and run the zoo's models.
 
-Every expected failure (unknown model, missing data, bad checkpoint) prints a message starting
-with ``cnnzoo: error:`` and exits with status 2; tracebacks are for bugs only.
+Every expected failure (unknown model, missing data, bad checkpoint, a full disk, a folder that
+cannot be written) prints its whole message, starting with ``cnnzoo: error:``, and exits with
+status 2; tracebacks are for bugs only. A closed pipe (``cnnzoo list | head``) ends the command
+quietly with status 0, as other Unix tools do.
 
 The commands live in one module per job: :mod:`.browse` (``list``, ``info``, ``summary``),
 :mod:`.train` (``train``) and :mod:`.inference` (``eval``, ``predict``).
@@ -10,6 +12,8 @@ The commands live in one module per job: :mod:`.browse` (``list``, ``info``, ``s
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,20 +50,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
 
     Returns:
-        The exit status: 0 on success, 2 on an expected error.
+        The exit status: 0 on success (or when the reader of the output went away), 2 on an
+        expected error, 130 when interrupted.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
     except (CommandError, ValueError, OSError, RuntimeError, FloatingPointError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"cnnzoo: error: {message}", file=sys.stderr)
+        print(f"cnnzoo: error: {describe(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnnzoo: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def describe(error: BaseException) -> str:
+    """The whole message of ``error``, with what to do for the machine's own failures."""
+    if isinstance(error, OSError) and error.errno in _MACHINE_FAILURES and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror.lower()}{where}; {_MACHINE_FAILURES[error.errno]}"
+    message = str(error).strip()
+    return message or type(error).__name__
+
+
+# What to do when the machine, not the command, is at fault.
+_MACHINE_FAILURES = {
+    errno.ENOSPC: "free some space, or write to another disk (--out)",
+    errno.EDQUOT: "free some space within your quota, or write elsewhere (--out)",
+    errno.EROFS: "the disk is read-only: write somewhere else (--out)",
+    errno.EACCES: "check the permissions, or use another path",
+    errno.EPERM: "check the permissions, or use another path",
+}
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not hit the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured): nothing to do
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,12 +6,23 @@ import argparse
 
 from .errors import CommandError
 
-__all__ = ["add_browse_commands", "add_model_options"]
+__all__ = ["add_browse_commands", "add_model_options", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1 (``--epochs 0`` is refused before anything runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Add the model-building options shared by ``summary`` and ``train``."""
-    parser.add_argument("--num-classes", type=int, default=None, help="number of classes")
+    parser.add_argument("--num-classes", type=positive_int, default=None, help="number of classes")
     parser.add_argument(
         "--small-input",
         action="store_true",
@@ -32,7 +43,11 @@ def add_browse_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="layer-by-layer table of one model")
     p.add_argument("name")
     p.add_argument(
-        "--input-size", type=int, nargs=3, metavar=("C", "H", "W"), help="one image's size"
+        "--input-size",
+        type=positive_int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        help="one image's size",
     )
     add_model_options(p)
     p.set_defaults(run=_cmd_summary)

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .browse import positive_int
+
 __all__ = [
     "DATA_HELP",
     "METADATA_KEY",
@@ -36,14 +38,16 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--image-size", type=int, default=None, help="ImageFolder: resize to this")
+    p.add_argument(
+        "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
+    )
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("predict", help="classify image files with a checkpoint")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--top", type=int, default=3, help="how many classes to show per image")
+    p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image")
     p.set_defaults(run=_cmd_predict)
 
 
@@ -83,15 +87,15 @@ def load_checkpoint(path: Path) -> torch.nn.Module:
 def _fill_from_earlier_train(model: torch.nn.Module, path: Path) -> None:
     from ..checkpoint import read_state_dict
 
+    _, metadata = read_state_dict(path)
+    raw = metadata.get(METADATA_KEY)
+    if raw is None:
+        return
+    info = _data_info(raw, path)  # checked even when not needed: a corrupted record is named
     config = getattr(model, "pretrained_cfg", None)
     if config is None or config.mean is not None:
         return
-    _, metadata = read_state_dict(path)
-    try:
-        info = json.loads(metadata.get(METADATA_KEY, "{}"))
-    except json.JSONDecodeError:
-        return
-    if not isinstance(info, dict) or not {"mean", "std", "classes", "image_size"} <= set(info):
+    if not {"mean", "std", "classes", "image_size"} <= set(info):
         return
     names = tuple(info["classes"])
     channels = config.channels or len(info["mean"])
@@ -103,21 +107,78 @@ def _fill_from_earlier_train(model: torch.nn.Module, path: Path) -> None:
     )
 
 
+def _data_info(raw: str, path: Path) -> dict[str, Any]:
+    """The dataset record ``cnnzoo train`` stored in a checkpoint, checked field by field.
+
+    Current versions record the dataset and the test accuracy; earlier ones also the class
+    names, mean, std and image size. Whatever is there must be well formed.
+    """
+    try:
+        info = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        info = None
+    problem = None
+    if not isinstance(info, dict):
+        problem = "it is not a JSON object"
+    elif "classes" in info and not _strings(info["classes"]):
+        problem = "'classes' is not a list of class names"
+    elif not all(
+        _numbers(info[key], nonzero=key == "std") for key in ("mean", "std") if key in info
+    ):
+        problem = "'mean' or 'std' is not a list of numbers (std non-zero)"
+    elif "image_size" in info and not (
+        _numbers(info["image_size"], nonzero=True) and len(info["image_size"]) == 2
+    ):
+        problem = "'image_size' is not [height, width]"
+    if problem is not None:
+        raise ValueError(
+            f"{path} has a corrupted {METADATA_KEY} record in its metadata ({problem}); "
+            "re-train, or write the checkpoint again with 'cnnzoo train'"
+        )
+    return info
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _numbers(value: Any, nonzero: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and (v > 0 or not nonzero)
+            for v in value
+        )
+    )
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     from ..data import load_dataset
     from ..training import evaluate
 
     model = load_checkpoint(args.checkpoint)
     data = load_dataset(args.data, args.split, args.data_root, image_size=args.image_size)
+    names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
+    trained_on = list(names) if names else None
+    if trained_on is not None and trained_on != data.classes:
+        raise ValueError(
+            f"{args.checkpoint} was trained on the classes {trained_on}, but {args.data} has "
+            f"{data.classes}: labels would be compared by position and mean other classes. "
+            "Evaluate on data with the same classes"
+        )
     metrics = evaluate(model, data, device=args.device)
+    if len(metrics["per_class_accuracy"]) != len(data.classes):
+        raise ValueError(
+            f"{args.checkpoint} predicts {len(metrics['per_class_accuracy'])} classes, but "
+            f"{args.data} has {len(data.classes)}: evaluate it on data with its classes"
+        )
     print_metrics(metrics, data.classes)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from ..training import classify
 
-    if args.top < 1:
-        raise ValueError(f"--top must be >= 1, got {args.top}")
     model = load_checkpoint(args.checkpoint)
     for path in args.images:  # every file checked before the model reads any
         if not path.is_file():

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .browse import add_model_options
+from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, METADATA_KEY, print_metrics
 
@@ -42,9 +42,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training data")
-    p.add_argument("--batch-size", type=int, default=128, help="samples per step")
-    p.add_argument("--accumulate", type=int, default=1, help="batches per optimizer step")
+    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="samples per step")
+    p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
         "--lr", type=float, default=None, help="peak learning rate (None: the optimizer's default)"
     )
@@ -82,9 +82,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help=f"validate and keep a moving average of the weights (--ema alone: {DEFAULT_EMA})",
     )
     p.add_argument("--augment", nargs="*", default=None, help="batch augmentations: flip crop")
-    p.add_argument("--val", type=float, default=0.1, help="share of train held out (0 for none)")
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience")
-    p.add_argument("--image-size", type=int, default=None, help="ImageFolder: resize to this")
+    p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
+    p.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience")
+    p.add_argument(
+        "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
+    )
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (None: auto)")
@@ -95,6 +97,17 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_model_options(p)
     p.set_defaults(run=_cmd_train)
+
+
+def _share(text: str) -> float:
+    """An ``argparse`` type: a share in [0, 1) (``--val``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
 
 
 def _warmup(text: str) -> float | int:
@@ -137,10 +150,41 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .. import checkpoint, training
     from ..checkpoint._io import write_json_atomic
     from ..data import load_dataset
+    from ..devices import resolve_device
     from ..models import get
+    from ..training.arguments import FitConfig
+    from ..training.outputs import check_writable
 
-    if not 0 <= args.val < 1:
-        raise ValueError(f"--val must be in [0, 1), got {args.val}")
+    fit_options = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "schedule": None if args.schedule == "none" else args.schedule,
+        "label_smoothing": _label_smoothing(args),
+        "augment": args.augment or None,
+        "precision": args.precision,
+        "num_workers": args.workers,
+        "grad_clip": args.grad_clip,
+        "accumulate": args.accumulate,
+        "ema": args.ema,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "patience": args.patience,
+        "checkpoint": args.out / "best.safetensors" if args.val else None,
+        "monitor": "val_accuracy" if args.val else "loss",
+        "restore_best": bool(args.val),
+        "checkpoint_dir": args.out / "state",
+        "resume": args.resume,
+    }
+    # Everything that can be refused is refused before the data is read: the options, the
+    # output folder (writable? another run's state in it?), the device, the data's layout.
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; pass a directory for the run's outputs")
+    check_writable(args.out, "--out")
+    FitConfig(**fit_options)
+    resolve_device(args.device)
+    _check_splits(args.data)
     train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
     test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
     channels = train.images.shape[1]
@@ -148,7 +192,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.weights is not None:
         options["weights"] = args.weights
     num_classes = args.num_classes or len(train.classes)
-    label_smoothing = _label_smoothing(args)
     # Seeded before the model is built, so its initialisation repeats too (--seed).
     torch.manual_seed(args.seed)
     model = get(args.name, num_classes=num_classes, in_channels=channels, **options)
@@ -156,31 +199,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     callbacks = _loggers(args)
     history = training.fit(
-        model,
-        train,
-        args.val or None,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        schedule=None if args.schedule == "none" else args.schedule,
-        label_smoothing=label_smoothing,
-        augment=args.augment or None,
-        device=args.device,
-        precision=args.precision,
-        num_workers=args.workers,
-        grad_clip=args.grad_clip,
-        accumulate=args.accumulate,
-        ema=args.ema,
-        warmup=args.warmup,
-        callbacks=callbacks,
-        seed=args.seed,
-        patience=args.patience,
-        checkpoint=args.out / "best.safetensors" if args.val else None,
-        monitor="val_accuracy" if args.val else "loss",
-        restore_best=bool(args.val),
-        checkpoint_dir=args.out / "state",
-        resume=args.resume,
+        model, train, args.val or None, device=args.device, callbacks=callbacks, **fit_options
     )
     metrics = training.evaluate(model, test, device=args.device, precision=args.precision)
     data_info = {"dataset": str(args.data), "test_accuracy": metrics["accuracy"]}
@@ -230,6 +249,15 @@ def _pictures(
     except ImportError as error:
         return f" (no pictures: {error})"
     return f", pictures {', '.join(written)} in {args.out}"
+
+
+def _check_splits(data: str) -> None:
+    """An ImageFolder needs train/ and test/ folders: checked before any image is read."""
+    from ..data.folder import split_folder
+
+    if Path(data).is_dir():
+        for split in ("train", "test"):
+            split_folder(Path(data), split)
 
 
 def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -120,8 +120,9 @@ def load_dataset(
     torchvision's layout. When none has them, torchvision downloads them into ``root`` (or
     ``~/.cache/cnnzoo``).
 
-    A directory path instead loads an ImageFolder tree (``<dir>/<split>/<class>/<image>``, or
-    ``<dir>/<class>/<image>`` when there is no ``<split>`` folder).
+    A directory path instead loads an ImageFolder tree (``<dir>/<split>/<class>/<image>``; a
+    tree of class folders ``<dir>/<class>/<image>`` has a ``train`` split only). Test labels
+    follow the class names of ``train/``.
 
     Args:
         name: "fashion-mnist", "mnist", "cifar10", or an ImageFolder directory.
@@ -136,9 +137,10 @@ def load_dataset(
         The split, in memory.
 
     Raises:
-        ValueError: Unknown name or split.
-        FileNotFoundError: The data is nowhere on disk and could not be downloaded; the message
-            names every place looked and how to get the data.
+        ValueError: Unknown name or split; an unreadable image in an ImageFolder (named).
+        FileNotFoundError: The data is nowhere on disk and could not be downloaded (the message
+            names every place looked and how to get the data); a directory path that does not
+            exist; an ImageFolder without the split's folder.
 
     Example:
         >>> train = load_dataset("fashion-mnist", "train")
@@ -150,8 +152,14 @@ def load_dataset(
     if isinstance(name, os.PathLike) or (isinstance(name, str) and Path(name).is_dir()):
         from .folder import load_image_folder  # PIL and torchvision's ImageFolder only here
 
-        return load_image_folder(Path(name), split, image_size=image_size)
-    spec = _spec(str(name))
+        return load_image_folder(_image_folder(name), split, image_size=image_size)
+    if not isinstance(name, str):
+        raise TypeError(
+            f"load_dataset takes a dataset name or a directory path, got {type(name).__name__}"
+        )
+    if _key(name) not in DATASETS and _looks_like_a_path(name):
+        return load_dataset(Path(name), split, root, download=download, image_size=image_size)
+    spec = _spec(name)
     places = search_paths(spec.name, root)
     for place in places:
         found = _read_from(spec, place, split)
@@ -170,14 +178,45 @@ def load_dataset(
 
 
 # -- finding and reading the files -----------------------------------------------------------
+def _key(name: str) -> str:
+    return _ALIASES.get(name.lower(), name.lower())
+
+
 def _spec(name: str) -> DatasetSpec:
-    key = _ALIASES.get(name.lower(), name.lower())
+    key = _key(name)
     if key not in DATASETS:
         raise ValueError(
             f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or pass the path of an "
-            "ImageFolder directory"
+            f"ImageFolder directory (there is no directory {name!r} here either)"
         )
     return DATASETS[key]
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """A name with a path separator, a leading dot or tilde, or naming something on disk."""
+    return (
+        os.sep in name
+        or (os.altsep is not None and os.altsep in name)
+        or name.startswith((".", "~"))
+        or Path(name).exists()
+    )
+
+
+def _image_folder(name: str | os.PathLike) -> Path:
+    """The ImageFolder root ``name`` names, which must be an existing directory."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ValueError(
+            f"{str(path)!r} is a file, not a directory: load_dataset takes a dataset name "
+            f"({', '.join(sorted(DATASETS))}) or an ImageFolder directory "
+            "(<dir>/train/<class>/<image>, <dir>/test/<class>/<image>)"
+        )
+    raise FileNotFoundError(
+        f"no such directory: {str(path)!r}. load_dataset takes a dataset name "
+        f"({', '.join(sorted(DATASETS))}) or the path of an existing ImageFolder directory"
+    )
 
 
 def _cache_dir() -> Path:

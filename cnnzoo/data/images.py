@@ -44,8 +44,9 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
 
     Raises:
         FileNotFoundError: No file at the path.
-        ValueError: A file that is not a readable image, a channel count images cannot have, or
-            integer or float values outside what an image holds.
+        ValueError: A file that is not a readable image (corrupted, truncated, a decompression
+            bomb, not a regular file: named), a channel count images cannot have, or integer or
+            float values outside what an image holds.
     """
     if channels is not None and channels not in _MODE_FOR_CHANNELS:
         raise ValueError(
@@ -55,16 +56,26 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
     if _is_pil(image):
         return _to_pixels(image, channels, "the PIL image")
     path = Path(image)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no image file at {path}")
-    from PIL import Image, UnidentifiedImageError
+    if not path.is_file():  # a FIFO named x.png would block the read forever
+        raise ValueError(f"{path} is not a regular file (a FIFO, device or socket); remove it")
+    from PIL import Image
 
     try:
         with Image.open(path) as opened:
             opened.load()
             return _to_pixels(opened, channels, str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{path} is not an image file that can be read ({error})") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(
+            f"{path} was refused as a possible decompression bomb ({error}). If you trust the "
+            "file, raise PIL.Image.MAX_IMAGE_PIXELS before loading; otherwise remove it"
+        ) from None
+    except (OSError, SyntaxError) as error:  # unidentified, truncated, corrupted
+        raise ValueError(
+            f"{path} is not an image file that can be read ({type(error).__name__}: {error}): "
+            "it is corrupted, truncated or not an image; remove or replace it"
+        ) from None
 
 
 def resize_pixels(

@@ -7,18 +7,26 @@
 - ``rebuild`` turns a recorded configuration and its weights back into a model. Both
   ``cnnzoo.load`` (one safetensors file) and ``cnnzoo.from_pretrained`` (a folder or Hub
   repository) go through it, so they build, check and place models the same way.
+
+A configuration read from a file never steers the code: only the builder's own options are
+accepted, each of the type its default has and within sane bounds, never ``weights`` (a file
+cannot make cnnzoo download or read anything else), and the model it describes is first built on
+the ``meta`` device (no memory) and compared with the file's tensors, so nothing large is
+allocated for a file that does not match.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..checkpoint._io import PathLike, read_safetensors
+from ..checkpoint._io import PathLike, read_safetensors, sniff_format
 from ..checkpoint._tensors import load_checked
 from ..checkpoint._weights import describe_config, read_config, read_data_config
 from ..data import DataConfig
@@ -31,6 +39,9 @@ from .registry import Builder, lookup
 __all__ = ["build_from_config", "get", "get_model", "load", "rebuild"]
 
 _SIZE_ARGUMENTS = ("num_classes", "in_channels")
+# Upper bounds on sizes read from a file: far above any real classifier, far below what would
+# ask for gigabytes (a corrupted or hostile num_classes=10_000_000 would).
+MAX_FILE_SIZES = {"num_classes": 100_000, "in_channels": 4096}
 
 
 def get(
@@ -130,17 +141,51 @@ def _default_data_config(model: nn.Module) -> DataConfig:
 
 
 def _check_kwargs(key: str, builder: Builder, kwargs: dict[str, Any]) -> None:
-    """Reject an unknown keyword early, listing the ones the builder takes."""
+    """Reject an unknown keyword, or an option of the wrong type, early."""
     params = inspect.signature(builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        accepted = ", ".join(n for n in params if n not in _SIZE_ARGUMENTS)
-        raise ValueError(
-            f"{key} does not take {', '.join(map(repr, unknown))}; its options are: "
-            f"num_classes, in_channels{', ' + accepted if accepted else ''}"
-        )
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(
+                f"{key} does not take {', '.join(map(repr, unknown))}; its options are: "
+                f"{_options_of(params)}"
+            )
+    for name, value in kwargs.items():
+        if name in params and name not in _SIZE_ARGUMENTS:
+            _check_type(key, name, value, params[name].default)
+
+
+def _options_of(params: Mapping[str, inspect.Parameter]) -> str:
+    accepted = [n for n, p in params.items() if n not in _SIZE_ARGUMENTS and _is_named(p)]
+    return ", ".join(["num_classes", "in_channels", *accepted])
+
+
+def _is_named(param: inspect.Parameter) -> bool:
+    return param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _check_type(key: str, name: str, value: Any, default: Any) -> None:
+    """Refuse a value whose type contradicts the option's default (``small_input="yes"``).
+
+    A truthy string or number where a bool is expected would otherwise be taken silently, and
+    ``True`` where a number is expected counts as 1.
+
+    Raises:
+        TypeError: The value is not of the default's kind.
+    """
+    if isinstance(default, bool):
+        wanted, ok = "True or False", isinstance(value, bool)
+    elif isinstance(default, int):
+        wanted, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        wanted = "a number"
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        wanted, ok = "a string", isinstance(value, str)
+    else:
+        return  # no default, or None: the builder checks its own option
+    if not ok:
+        raise TypeError(f"{name} must be {wanted} for {key}, got {value!r}")
 
 
 def _resolved_arguments(builder: Builder, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -156,30 +201,109 @@ def _resolved_arguments(builder: Builder, kwargs: dict[str, Any]) -> dict[str, A
 
 
 # -- rebuilding saved models ----------------------------------------------------------------------
-def build_from_config(config: dict[str, Any], source: str) -> nn.Module:
+def build_from_config(
+    config: dict[str, Any],
+    source: str,
+    tensors: Mapping[str, torch.Tensor] | None = None,
+    tensors_source: str | None = None,
+) -> nn.Module:
     """Build the model a saved configuration describes, with fresh weights.
+
+    The configuration comes from a file, so it is checked as data, never trusted: only the
+    builder's own options, of the type of their defaults, ``num_classes`` <= 100,000 and
+    ``in_channels`` <= 4096, no ``weights`` (a file cannot make cnnzoo download or read another
+    file), JSON scalars only. With ``tensors``, the model is first built on the ``meta`` device
+    and its shapes compared with theirs, so a configuration that does not match its weights is
+    refused before any memory is allocated for it.
 
     Args:
         config: A recorded ``cnnzoo_config``: the registry ``name`` and the build arguments.
         source: Where the configuration came from, for error messages (a quoted path).
+        tensors: The weights saved with the configuration, to check it against.
+        tensors_source: Where ``tensors`` came from, when not from ``source`` itself.
 
     Returns:
         The model, as ``get(**config)`` builds it.
 
     Raises:
-        ValueError: The configuration names no registered model, or options it refuses; the
-            message names ``source``.
+        ValueError: The configuration names no registered model, or holds options the builder
+            does not take, of the wrong type, out of bounds, or that do not match ``tensors``;
+            the message names ``source``.
     """
     options = dict(config)
     name = options.pop("name")
     try:
-        return get(name, **options)
+        key, entry = lookup(name)
     except (TypeError, ValueError) as err:
         raise ValueError(
-            f"cannot rebuild the model stored in {source} (model {name!r}, options {options}): "
-            f"{err}. If it is your own model, register it with cnnzoo.models.register before "
-            "loading"
+            f"cannot rebuild the model stored in {source}: {err} If it is your own model, "
+            "register it with cnnzoo.models.register before loading"
         ) from None
+    try:
+        _check_file_options(key, entry.builder, options)
+        if tensors is not None:
+            _check_shapes(key, options, tensors, tensors_source or source)
+        return get(key, **options)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"cannot rebuild the model stored in {source} (model {key!r}, options {options}): "
+            f"{err}. The file was altered, or not written by this version of cnnzoo; nothing "
+            "was built. Build the model yourself and use cnnzoo.load_weights(model, path)"
+        ) from None
+
+
+def _check_file_options(key: str, builder: Builder, options: dict[str, Any]) -> None:
+    """Only the builder's own options, of the right types and sizes (see build_from_config)."""
+    if "weights" in options:
+        raise ValueError(
+            "it asks for weights=" + repr(options["weights"]) + ", which a file may not: cnnzoo "
+            "never downloads or reads another file because a checkpoint says so (load the "
+            "weights it holds, or ask for weights= yourself with cnnzoo.get_model)"
+        )
+    params = inspect.signature(builder).parameters
+    known = {name for name, param in params.items() if _is_named(param)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"{key} does not take {', '.join(map(repr, unknown))}; its options are: "
+            f"{_options_of(params)}"
+        )
+    for name, value in options.items():
+        if not _is_json_scalar(value):
+            raise TypeError(f"option {name} must be a number, string, boolean or null")
+        if name in MAX_FILE_SIZES:
+            check_size_argument(key, name, value)
+            if value > MAX_FILE_SIZES[name]:
+                raise ValueError(
+                    f"{name}={value} is beyond what cnnzoo accepts from a file "
+                    f"(at most {MAX_FILE_SIZES[name]:,})"
+                )
+
+
+def _is_json_scalar(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, bool | int | str)
+
+
+def _check_shapes(
+    key: str, options: dict[str, Any], tensors: Mapping[str, torch.Tensor], where: str
+) -> None:
+    """Build the described model on the meta device and compare its shapes with the file's."""
+    with torch.device("meta"):
+        probe = get(key, **options)
+    expected = {name: tuple(t.shape) for name, t in probe.state_dict().items()}
+    wrong = [
+        f"{name}: file {tuple(tensors[name].shape)} vs configuration {shape}"
+        for name, shape in expected.items()
+        if name in tensors and tuple(tensors[name].shape) != shape
+    ]
+    if wrong:
+        listed = "; ".join(wrong[:4]) + (f"; ... ({len(wrong) - 4} more)" if len(wrong) > 4 else "")
+        raise ValueError(
+            f"its configuration does not match the weights in {where}: {len(wrong)} shape "
+            f"mismatch(es) ({listed})"
+        )
 
 
 def rebuild(
@@ -211,7 +335,7 @@ def rebuild(
             device this machine does not have.
     """
     target = resolve_device(device)
-    model = build_from_config(config, config_source or source)
+    model = build_from_config(config, config_source or source, tensors, source)
     hint = describe_config(config) + " The weights do not fit the configuration saved with them."
     load_checked(model, tensors, source=source, hint=hint)
     if data_config is not None:
@@ -241,7 +365,21 @@ def load(path: PathLike, device: str | torch.device = "cpu") -> nn.Module:
         >>> model = cnnzoo.load("lenet5.safetensors")
     """
     target = resolve_device(device)  # fail before reading a large file
-    tensors, metadata = read_safetensors(path)
+    try:
+        tensors, metadata = read_safetensors(path)
+    except ValueError:
+        _refuse_torch_file(path)
+        raise
     config = read_config(path, metadata)
     data_config = read_data_config(path, metadata)
     return rebuild(config, tensors, source=repr(str(path)), device=target, data_config=data_config)
+
+
+def _refuse_torch_file(path: PathLike) -> None:
+    """Point a PyTorch state dict, which holds no configuration to rebuild from, to load_weights."""
+    if Path(path).is_file() and sniff_format(path) == "torch":  # never open a FIFO
+        raise ValueError(
+            f"{str(path)!r} is a PyTorch state dict (torch.save), which records no cnnzoo model "
+            "configuration, so cnnzoo.load cannot rebuild the model. Build the model and load "
+            "the weights with cnnzoo.load_weights(model, path)"
+        ) from None

@@ -71,7 +71,7 @@ class ModelInfo:
 
 
 def register(
-    name: str | None = None,
+    name: str | Callable[..., nn.Module] | None = None,
     *,
     family: str = "",
     source: str = "",
@@ -88,15 +88,31 @@ def register(
         overwrite: Replace an existing registration of the same name instead of raising.
 
     Returns:
-        A decorator that registers the builder and returns it unchanged.
+        A decorator that registers the builder and returns it unchanged (used bare, as
+        ``@register``, it registers the function under its own name).
+
+    Raises:
+        TypeError: ``name`` is neither a string nor None, or what is decorated is not callable.
 
     Example:
         >>> @register(family="custom")
         ... def tiny_cnn(num_classes=10, in_channels=1):
         ...     return MyNet(num_classes, in_channels)
     """
+    if callable(name):  # used bare, as @register: the builder came as the name
+        return register(family=family, source=source, paper=paper, overwrite=overwrite)(name)
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(
+            f"register takes the model's name as a non-empty string (or nothing, to use the "
+            f"builder's __name__), got {name!r}; use @register('my_net') or @register()"
+        )
 
     def decorator(builder: BuilderT) -> BuilderT:
+        if not callable(builder):
+            raise TypeError(
+                f"register decorates a builder function or class returning an nn.Module, got "
+                f"{builder!r}"
+            )
         key = (name or builder.__name__).lower()
         if key in _REGISTRY and not overwrite:
             raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass
@@ -9,19 +10,23 @@ from typing import Any
 
 from .ema import DEFAULT_EMA_DECAY
 from .optimizers import OptimizerArg
+from .outputs import check_outputs
 
 __all__ = ["DEFAULT_BATCH_SIZE", "FitConfig", "auto"]
 
 DEFAULT_BATCH_SIZE = 128
+# The metrics fit records and its monitor= can rank (others: callbacks with mode=).
+FIT_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 @dataclass(frozen=True)
 class FitConfig:
     """``fit``'s keyword options (see :func:`cnnzoo.fit` for each one's meaning).
 
-    Bad scalar options are refused on construction with a message that names the fix; options
-    that need the data or the device (precision, optimizer, schedule, augment) are checked when
-    the run is built from them.
+    Bad scalar options, a ``monitor`` fit does not record, and outputs that cannot be written
+    (see :func:`~cnnzoo.training.outputs.check_outputs`) are refused on construction, before any
+    data is read, with a message that names the fix; options that need the data or the device
+    (precision, optimizer, schedule, augment) are checked when the run is built from them.
     """
 
     epochs: int = 10
@@ -60,20 +65,34 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         epochs, batch_size = self.epochs, self.batch_size
-        if not isinstance(epochs, int) or epochs < 1:
+        if not _is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be None or a number >= 0, got {value!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {self.verbose!r}")
         patience = self.patience
-        if patience is not None and (not isinstance(patience, int) or patience < 1):
+        if patience is not None and (not _is_int(patience) or patience < 1):
             raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
+        for name in ("restore_best", "resume"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        workers = self.num_workers
+        if workers is not None and (not _is_int(workers) or workers < 0):
+            raise ValueError(f"num_workers must be None or an integer >= 0, got {workers!r}")
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir=<directory of the interrupted run>")
         self._check_step_options()
+        _check_monitor(self.monitor)
+        check_outputs(self.checkpoint, self.checkpoint_dir, self.resume)
 
     def _check_step_options(self) -> None:
         """The options of the optimizer step: loss, clipping, accumulation, EMA, warm-up."""
@@ -118,6 +137,28 @@ class FitConfig:
                 f"warmup must be None, a fraction of the steps in [0, 1) (e.g. 0.05) or a number "
                 f"of steps >= 0; got {warmup!r}"
             )
+
+
+def _check_monitor(monitor: Any) -> None:
+    """Refuse a metric fit does not record (a typo), suggesting the closest it does."""
+    if monitor in FIT_METRICS:
+        return
+    close = difflib.get_close_matches(str(monitor), FIT_METRICS, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"monitor={monitor!r} is not a metric fit records and ranks.{hint} Choose one of "
+        f"{sorted(FIT_METRICS)}, or rank another metric with callbacks=[ModelCheckpoint(..., "
+        "monitor=..., mode='min' or 'max')] or EarlyStopping(...)"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    """An integer, and not a bool (``True`` is an int to Python, never what was meant)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def auto(value: bool | str, automatic: bool, name: str) -> bool:

@@ -14,7 +14,7 @@ from .callbacks import in_call_order
 from .contract import fit_rule, image_reading, model_data_config, record
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
-from .evaluation import check_label_range, infer_num_classes
+from .evaluation import check_label_range, infer_num_classes, input_dtype
 from .feed import Batches, LoaderBatches, ModelInput, make_batches, resolve, split
 from .history import History
 from .hooks import CallbackList
@@ -23,6 +23,7 @@ from .monitor import Monitor
 from .optimizers import make_optimizer, make_scheduler, steps_per_epoch_end
 from .precision import resolve_precision
 from .progress import ProgressBar
+from .resume import run_settings
 from .run import Run
 from .shortcuts import shortcut_callbacks
 
@@ -85,6 +86,8 @@ def build_run(
         return make_batches(
             source,
             rule=ModelInput(source.facts, normalisation, what),
+            what=what,
+            input_dtype=input_dtype(model),
             train=train,
             augment=make_augment(config.augment) if train else None,
             shard=dist.shard,
@@ -109,6 +112,7 @@ def build_run(
     )
 
     optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
     # The schedule counts optimizer steps: one per `accumulate` batches (and one for the rest).
     total_steps = config.epochs * math.ceil(len(train_batches) / config.accumulate)
     scheduler = make_scheduler(
@@ -172,6 +176,7 @@ def build_run(
         progress=ProgressBar(config.verbose, config.epochs, enabled=dist.is_main),
         loss_fn=loss_fn,
         ema=ema,
+        settings=settings,
     )
 
 

@@ -32,9 +32,12 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_training_state, save, save_training_state
+from ..checkpoint import load_training_state, peek_training_state, save, save_training_state
 from .hooks import StopTraining, has_state
 from .monitor import Monitor
+from .optimizers import steps_per_epoch_end
+from .outputs import check_outputs, check_writable, refuse_overwrite
+from .resume import check_resumable, continue_schedule
 from .run import Run
 
 __all__ = [
@@ -100,9 +103,13 @@ class ModelCheckpoint(_UsesRun):
         self.best_epoch = -1
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        """Refuse a validation metric when the run has no validation data."""
+        """Refuse a validation metric without validation data, or a path that cannot be written.
+
+        Both before the first epoch rather than at the first save.
+        """
         if self.save_best_only:
             _check_available(self.monitor, self.run, type(self).__name__)
+        check_outputs(self.filepath, None, resume=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Save the model if ``monitor`` improved (or always, without ``save_best_only``)."""
@@ -220,14 +227,19 @@ class BackupAndRestore(_UsesRun):
 
     After every epoch (rank 0 under ``torchrun``) it writes, atomically, with
     :func:`cnnzoo.checkpoint.save_training_state`: the model, optimizer, scheduler, gradient
-    scaler, RNG states, history and the state of every other callback with ``state_dict``. At
-    the start of training it restores them when the directory holds a state, and the run goes
-    on from the next epoch, ending as the uninterrupted run would have.
+    scaler, RNG states, history, the run's settings and the state of every other callback with
+    ``state_dict``. At the start of training it restores them when the directory holds a state,
+    and the run goes on from the next epoch, ending as the uninterrupted run would have.
+
+    A resumed run must have the saved run's settings (learning rate, batch size, seed, data,
+    ...; see :mod:`cnnzoo.training.resume`): a difference is refused with a message listing
+    each. ``epochs`` may change: the schedule is then the one of a run of the new length, taken
+    up at the step where the state stopped.
 
     Args:
         backup_dir: The state directory (created when first written).
-        resume: Restore from ``backup_dir`` at the start; False starts afresh (and replaces the
-            state there after the first epoch).
+        resume: Restore from ``backup_dir`` at the start. False starts afresh, and refuses a
+            directory that already holds another run's state rather than overwrite it.
     """
 
     def __init__(self, backup_dir: str | os.PathLike, resume: bool = True) -> None:
@@ -235,10 +247,24 @@ class BackupAndRestore(_UsesRun):
         self.resume = resume
 
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        """Restore the state in ``backup_dir``, if there is one and ``resume`` is on."""
-        if not self.resume:
+        """Restore the state in ``backup_dir``, if there is one and ``resume`` is on.
+
+        Raises:
+            ValueError: A state is there and ``resume`` is off; the state was saved with other
+                settings, or more epochs than this run has; the state is incomplete or
+                corrupted.
+        """
+        check_writable(self.backup_dir, "the training state")
+        found = peek_training_state(self.backup_dir)  # checks before anything is changed
+        if found is None:
             return
+        if not self.resume:
+            raise ValueError(refuse_overwrite(self.backup_dir, found.epoch))
         run = self.run
+        check_resumable(found, run.settings, self.backup_dir)
+        scheduler = run.scheduler
+        fresh = None if scheduler is None else scheduler.state_dict()
+        fresh_lrs = [group["lr"] for group in run.optimizer.param_groups]
         state = load_training_state(
             self.backup_dir,
             model=run.model,
@@ -250,6 +276,11 @@ class BackupAndRestore(_UsesRun):
         if state is None:
             return
         _check_same_inputs(state.data_config, run.model, self.backup_dir)
+        saved_epochs = state.settings.get("epochs", run.config.epochs)
+        stretches = scheduler is not None and not steps_per_epoch_end(scheduler)  # not plateau
+        if stretches and saved_epochs != run.config.epochs:
+            steps = getattr(scheduler, "last_epoch", (state.epoch + 1) * len(run.train_batches))
+            continue_schedule(scheduler, fresh, fresh_lrs, run.optimizer, steps)
         run.initial_epoch = state.epoch + 1
         run.history.load_state_dict(state.history)
         saved = (state.extra or {}).get("callbacks", {})
@@ -272,6 +303,7 @@ class BackupAndRestore(_UsesRun):
             epoch=epoch,
             history=run.history.state_dict(),
             extra={"callbacks": states},
+            settings=run.settings,
         )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "class_scores",
     "evaluate",
     "infer_num_classes",
+    "input_dtype",
     "model_device",
     "predict",
 ]
@@ -74,14 +75,8 @@ def evaluate(
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=True)
-    batches = make_batches(
-        source,
-        device=target,
-        batch_size=batch_size,
-        train=False,
-        num_workers=num_workers,
-        rule=rule,
-    )
+    options = {"device": target, "batch_size": batch_size, "input_dtype": input_dtype(model)}
+    batches = make_batches(source, train=False, num_workers=num_workers, rule=rule, **options)
     dtype = resolve_precision(precision, target)
     num_classes = infer_num_classes(model, batches, dtype)
     if batches.labels is not None:
@@ -89,12 +84,11 @@ def evaluate(
     else:
         batches = make_batches(
             source,
-            device=target,
-            batch_size=batch_size,
             train=False,
             num_workers=num_workers,
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
             rule=rule,
+            **options,
         )
     ks = _top_k(top_k, num_classes)
     loss_sum, confusion, hits = accumulate(model, batches, num_classes, dtype, top_k=ks)
@@ -138,6 +132,7 @@ def predict(
         train=False,
         num_workers=num_workers,
         rule=rule,
+        input_dtype=input_dtype(model),
     )
     dtype = resolve_precision(precision, target)
     outputs = []
@@ -297,11 +292,25 @@ def check_label_range(labels: torch.Tensor, num_classes: int, what: str) -> None
     bad = (labels < 0) | (labels >= num_classes)
     if bool(bad.any()):
         value = int(labels[bad][0])
+        if value < 0:
+            fix = (
+                "class indices start at 0, so fix the labels (map them to 0..num_classes-1; "
+                "drop the samples a -1 marks as unlabelled)"
+            )
+        else:
+            fix = f"build the model with num_classes={int(labels.max()) + 1} or fix the labels"
         raise ValueError(
             f"{what} has label {value}, outside [0, {num_classes}) for a model with "
-            f"{num_classes} classes; build the model with num_classes={int(labels.max()) + 1} "
-            "or fix the labels"
+            f"{num_classes} classes; {fix}"
         )
+
+
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's weights (float32 for most): images convert to it."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
 
 
 def _top_k(top_k: int | Sequence[int] | None, num_classes: int) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ wrong way round.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -98,7 +99,10 @@ def _direction(name: str) -> str:
     if base in HIGHER_IS_BETTER:
         return "max"
     known = sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER)
+    names = [*known, *(f"val_{k}" for k in known)]
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    typo = f" (a typo of {close[0]!r}?)" if close else ""
     raise ValueError(
-        f"mode='auto' cannot tell whether {name!r} is better lower or higher (it knows only "
-        f"{', '.join(known)}, with or without 'val_'); pass mode='min' or mode='max'"
+        f"mode='auto' cannot tell whether {name!r}{typo} is better lower or higher (it knows "
+        f"only {', '.join(known)}, with or without 'val_'); pass mode='min' or mode='max'"
     )

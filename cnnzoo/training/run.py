@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,6 +49,8 @@ class Run:
         loss_fn: The loss minimised: ``loss_fn(outputs, targets)``; the default is
             :class:`~cnnzoo.training.CrossEntropy` (label smoothing, auxiliary heads).
         ema: The moving average of the weights (``fit(ema=...)``), or None.
+        settings: The settings a resumed run must share with this one (see
+            :mod:`cnnzoo.training.resume`), recorded in its training state.
     """
 
     config: FitConfig
@@ -68,6 +71,7 @@ class Run:
     initial_epoch: int = 0
     loss_fn: LossFn = field(default_factory=CrossEntropy)
     ema: ExponentialMovingAverage | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_validation(self) -> bool:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ...data import BatchAugment
 from .pixels import ModelInput
-from .sources import InMemory, Source, Streamed, streamed
+from .sources import InMemory, Source, Streamed, as_class_indices, streamed
 
 __all__ = ["Batches", "DeviceBatches", "LoaderBatches", "Shard", "epoch_order", "make_batches"]
 
@@ -74,10 +74,15 @@ def _mix(seed: int, epoch: int) -> int:
 
 
 class Batches:
-    """One epoch of ``(x, y)`` batches on the device at a time (the interface fit reads)."""
+    """One epoch of ``(x, y)`` batches on the device at a time (the interface fit reads).
+
+    Inputs come out as floating point of ``input_dtype`` (float32 unless the model is
+    another float type): uint8, float16 or float64 images alike.
+    """
 
     num_samples: int
     labels: torch.Tensor | None
+    input_dtype: torch.dtype = torch.float32
 
     def __len__(self) -> int:  # batches per epoch on this rank
         raise NotImplementedError
@@ -107,11 +112,16 @@ class DeviceBatches(Batches):
         drop_last: bool = False,
         channels_last: bool = False,
         rule: ModelInput | None = None,
+        what: str = "data",
+        input_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.device = device
+        self.input_dtype = input_dtype
         self.rule = rule or _data_own_rule(data)
-        self.rule.check(data.images)  # once, on the whole set, before it moves
         self.images = data.images.to(device, non_blocking=True)
+        # Once, on the whole set, on the device: NaN/Inf first (the range check cannot see them).
+        check_finite(self.images, what, data.origin)
+        self.rule.check(self.images)
         self.labels = None if data.labels is None else data.labels.to(device, non_blocking=True)
         self.num_samples = len(data.images)
         self.batch_size = batch_size
@@ -148,6 +158,8 @@ class DeviceBatches(Batches):
 
     def _prepare(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         x = self.rule(raw)
+        if x.dtype != self.input_dtype:  # float16/float64 pixels: the model's own dtype
+            x = x.to(self.input_dtype)
         if self.augment is not None and generator is not None:
             x = self.augment(x, generator)
         if self.channels_last:
@@ -173,8 +185,11 @@ class LoaderBatches(Batches):
         num_workers: int | None = None,
         check_labels: Callable[[torch.Tensor], None] | None = None,
         rule: ModelInput | None = None,
+        what: str = "data",
+        input_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.device, self.seed, self.augment = device, seed, augment
+        self.what, self.input_dtype = what, input_dtype
         self.channels_last = channels_last
         self.check_labels = check_labels
         source = data if isinstance(data, Streamed) else streamed(data)
@@ -210,10 +225,14 @@ class LoaderBatches(Batches):
         generator = _augment_generator(self.augment, self.device, self.seed, epoch)
         for batch in self.loader:
             x, y = _unpack(batch)
-            if y is not None and self.check_labels is not None:
-                self.check_labels(y)
+            if y is not None:
+                y = as_class_indices(y, self.what)  # a Dataset's float labels (1.0) convert
+                if self.check_labels is not None:
+                    self.check_labels(y)
             self.rule.check(x)  # on the CPU batch: no device sync
             x = self.rule(x.to(self.device, non_blocking=True))
+            if x.dtype != self.input_dtype:
+                x = x.to(self.input_dtype)
             if self.augment is not None:
                 x = self.augment(x, generator)
             if self.channels_last:
@@ -231,7 +250,7 @@ class LoaderBatches(Batches):
             x, _ = _unpack(next(iter(self.loader)))
             x = x[:2]
         self.rule.check(x)
-        return self.rule(x.to(self.device))
+        return self.rule(x.to(self.device)).to(self.input_dtype)
 
 
 class EpochSampler(Sampler[int]):
@@ -275,6 +294,8 @@ def make_batches(
     num_workers: int | None = None,
     check_labels: Callable[[torch.Tensor], None] | None = None,
     rule: ModelInput | None = None,
+    what: str = "data",
+    input_dtype: torch.dtype = torch.float32,
 ) -> Batches:
     """Pick the fastest way to serve ``source``: in-memory on the device, or a DataLoader.
 
@@ -292,9 +313,15 @@ def make_batches(
         check_labels: Called on each CPU label batch of the DataLoader path (label range check).
         rule: How values become model inputs (the model's normalisation); default: the data's
             own statistics, if it has any.
+        what: The argument's name, for error messages ("val_data").
+        input_dtype: The floating dtype the model takes; images of any other dtype convert.
 
     Returns:
         A :class:`Batches`.
+
+    Raises:
+        ValueError: In-memory images hold NaN or Inf (checked once, on the device; the message
+            names the first bad sample).
     """
     options = {
         "device": device,
@@ -306,6 +333,8 @@ def make_batches(
         "drop_last": train,
         "channels_last": channels_last,
         "rule": rule,
+        "what": what,
+        "input_dtype": input_dtype,
     }
     if isinstance(source, InMemory):
         return DeviceBatches(source, **options)
@@ -322,6 +351,35 @@ def default_num_workers() -> int:
 def _data_own_rule(source: Source) -> ModelInput:
     """The rule without a model: normalise with the data's own statistics, if it has any."""
     return ModelInput(source.facts, source.facts.stats, "data")
+
+
+def check_finite(images: torch.Tensor, what: str, origin: torch.Tensor | None = None) -> None:
+    """Refuse floating-point images holding NaN or Inf, naming the first bad sample.
+
+    One reduction on the device where the images live (a sum is non-finite as soon as one
+    value is); the per-sample search runs only when it is.
+
+    Args:
+        images: ``(N, ...)`` images.
+        what: The argument's name, for the message.
+        origin: Each row's index in the data the user passed, when the rows are a share of it.
+
+    Raises:
+        ValueError: A value is NaN or infinite.
+    """
+    if not images.is_floating_point() or bool(torch.isfinite(images.sum(dtype=torch.float32))):
+        return
+    bad_rows = (~torch.isfinite(images.flatten(1))).any(1).nonzero().flatten()
+    if len(bad_rows) == 0:  # the sum overflowed, yet every value is finite
+        return
+    first = int(bad_rows[0]) if origin is None else int(origin[bad_rows].min())
+    where = "" if origin is None else " (its index in the data given to fit)"
+    raise ValueError(
+        f"{what} holds NaN or Inf in sample {first}{where}, and in {len(bad_rows)} sample(s) in "
+        "all: training on them gives NaN weights, evaluating on them a meaningless accuracy. "
+        "Fix those samples, or drop them: keep = torch.isfinite(images).flatten(1).all(1); "
+        "images, labels = images[keep], labels[keep]"
+    )
 
 
 def _augment_generator(

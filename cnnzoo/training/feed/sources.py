@@ -28,7 +28,7 @@ from ...data import ImageTensorDataset, Normalized
 from .forms import ImageReading, ItemCollate, array_to_images, is_image, read_images
 from .pixels import DataFacts
 
-__all__ = ["InMemory", "Source", "Streamed", "resolve", "split", "streamed"]
+__all__ = ["InMemory", "Source", "Streamed", "as_class_indices", "resolve", "split", "streamed"]
 
 
 @dataclass
@@ -40,19 +40,23 @@ class InMemory:
             normalised floats when ``facts.normalized``.
         labels: ``(N,)`` integer class indices, or ``None`` (predict).
         facts: What the data says about its values.
+        origin: For a share held out by :func:`split`, each row's index in the data the user
+            passed (so messages name the sample the user knows); ``None`` when rows are that.
     """
 
     images: torch.Tensor
     labels: torch.Tensor | None
     facts: DataFacts = field(default_factory=DataFacts)
+    origin: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, indices: torch.Tensor) -> InMemory:
-        """The rows at ``indices`` (a copy)."""
+        """The rows at ``indices`` (a copy), remembering where each came from."""
         labels = None if self.labels is None else self.labels[indices]
-        return InMemory(self.images[indices], labels, self.facts)
+        origin = indices if self.origin is None else self.origin[indices]
+        return InMemory(self.images[indices], labels, self.facts, origin)
 
 
 @dataclass
@@ -243,7 +247,9 @@ def _in_memory_view(dataset: Dataset | DataLoader, what: str) -> InMemory | None
     if isinstance(dataset, Subset):
         inner = _in_memory_view(dataset.dataset, what)
         if inner is not None:
-            return inner.subset(torch.as_tensor(list(dataset.indices), dtype=torch.long))
+            view = inner.subset(torch.as_tensor(list(dataset.indices), dtype=torch.long))
+            view.origin = None  # the user indexes the Subset itself
+            return view
         return None
     return _torchvision_mnist_view(dataset)
 
@@ -371,12 +377,34 @@ def _check_in_memory(source: InMemory, what: str, need_labels: bool) -> None:
             f"{what}: labels must be a 1-D tensor with one class index per image; got labels of "
             f"shape {tuple(labels.shape)} for {len(source.images)} images"
         )
-    if labels.is_floating_point() or labels.dtype == torch.bool:
+    source.labels = as_class_indices(labels, what)
+
+
+def as_class_indices(labels: Any, what: str) -> torch.Tensor:
+    """Labels as ``int64`` class indices; float labels are accepted when they are whole numbers.
+
+    A custom ``Dataset`` often yields labels as floats (``1.0``): the intent is clear, so they
+    are converted. A fractional or non-finite label, or a boolean one, has no class index.
+
+    Raises:
+        ValueError: The labels are not class indices (the message names the first bad one).
+    """
+    labels = torch.as_tensor(labels)
+    if labels.dtype == torch.bool or labels.is_complex():
         raise ValueError(
             f"{what}: labels must be integer class indices, got dtype {labels.dtype}; convert "
-            "them with labels.long() (one-hot labels: labels.argmax(1))"
+            "them with labels.long()"
         )
-    source.labels = labels.long()
+    if labels.is_floating_point():
+        whole = torch.isfinite(labels) & (labels == labels.round())
+        if not bool(whole.all()):
+            bad = labels[~whole][0].item()
+            raise ValueError(
+                f"{what}: labels must be class indices, got the float label {bad!r}, which is "
+                "not a whole number; pass the class index of each sample (one-hot or soft "
+                "labels: labels.argmax(1))"
+            )
+    return labels.long()
 
 
 def _safe_len(dataset: Any) -> int | None:
