@@ -31,7 +31,7 @@ from torch import nn
 from .._version import __version__
 from ._io import PathLike, read_safetensors, write_json_atomic, write_safetensors_atomic
 from ._tensors import drop_aliases, load_checked, own_storage
-from ._weights import model_config
+from ._weights import model_config, unwrap_model
 
 __all__ = ["MANIFEST_NAME", "TrainingState", "load_training_state", "save_training_state"]
 
@@ -188,6 +188,7 @@ def save_training_state(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    model = unwrap_model(model)  # a compiled or DDP model's state is its inner model's
     encoder = _Encoder()
     manifest: dict[str, Any] = {
         "format": _FORMAT,
@@ -289,6 +290,7 @@ def load_training_state(
             f"file do not agree.{start_over}"
         ) from None
 
+    model = unwrap_model(model)
     model_tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     saved_config = manifest["model"].get("config")
     hint = (f"It was saved from {saved_config}." if saved_config else "") + start_over

@@ -36,6 +36,7 @@ __all__ = [
     "check_image_batch",
     "check_size_argument",
     "classifier_head",
+    "is_eager",
     "keep_norm_statistics",
     "pool_layer",
     "resolve_drop_rate",
@@ -156,7 +157,7 @@ def pool_layer(global_pool: str, output_size: int | tuple[int, int]) -> nn.Modul
 
 
 # -- input checks, eager mode only ----------------------------------------------------------------
-def _eager(x: torch.Tensor) -> bool:
+def is_eager(x: torch.Tensor) -> bool:
     """True when ``x`` is a real tensor run eagerly, not traced, compiled or exported.
 
     A tracer sees shape checks as data-dependent control flow (``torch.fx``), warns about them
@@ -567,7 +568,7 @@ class ZooModel(nn.Module):
 
     def check_eager_input(self, x: torch.Tensor) -> None:
         """``check_input`` in eager mode; nothing while traced, compiled or exported."""
-        if _eager(x):
+        if is_eager(x):
             self.check_input(x)
 
     def check_input(self, x: torch.Tensor) -> None:

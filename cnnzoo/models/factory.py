@@ -23,6 +23,7 @@ from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
 from .base import check_size_argument
+from .features import FeatureListNet
 from .registry import Builder, lookup
 
 __all__ = ["build_from_config", "get", "get_model", "load", "rebuild"]
@@ -46,16 +47,28 @@ def get(
         in_channels: Input channels; ``None`` keeps the model's default.
         weights: ``"imagenet"`` for torchvision's ImageNet weights (families shared with
             torchvision), or the path of a ``.safetensors`` or torchvision ``.pth`` state dict.
-        **kwargs: Model-specific options, such as ``small_input=True``.
+        **kwargs: Model-specific options, such as ``small_input=True``; and, for the families
+            with stages, ``features_only=True`` (a backbone returning the feature map of each
+            stage, as timm's ``features_only``) with ``out_indices`` (stage numbers, or an int
+            ``n`` for the last ``n``; default all).
 
     Returns:
-        The model, in training mode, on the CPU.
+        The model, in training mode, on the CPU; with ``features_only``, a
+        ``cnnzoo.models.features.FeatureListNet``.
 
     Raises:
         ValueError: Unknown name (with the closest names), or invalid arguments.
     """
     key, entry = lookup(name)
     build_kwargs = dict(kwargs)
+    features_only = build_kwargs.pop("features_only", False)
+    out_indices = build_kwargs.pop("out_indices", None)
+    if not isinstance(features_only, bool):
+        raise ValueError(f"features_only must be True or False, got {features_only!r}")
+    if out_indices is not None and not features_only:
+        raise ValueError(
+            "out_indices selects the stages of a backbone: pass it with features_only=True"
+        )
     # Checked here as well as by ZooModel: before any download, and for builders of any kind.
     for what, value in zip(_SIZE_ARGUMENTS, (num_classes, in_channels), strict=True):
         if value is not None:
@@ -70,7 +83,13 @@ def get(
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
             model.model_name = key
-        model.cnnzoo_config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
+        config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
+        if features_only:
+            model = FeatureListNet(model, out_indices)
+            config.update(features_only=True, out_indices=list(model.out_indices))
+        model.cnnzoo_config = config
+    elif features_only:
+        raise ValueError(f"features_only needs an nn.Module; {key}'s builder returned {model!r}")
     return model
 
 
