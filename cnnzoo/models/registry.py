@@ -56,7 +56,8 @@ class ModelInfo:
         num_classes: Default number of classes (the model's ``num_classes``, else the
             builder's default), or ``None`` when neither says.
         in_channels: Default number of input channels, likewise.
-        num_params: Parameters at the default classes and channels.
+        num_params: Parameters at the default classes and channels (``None`` while a lazy
+            layer has not seen its first batch).
         source: Where the architecture comes from (a tutorial, torchvision).
         paper: The paper that introduced the architecture.
     """
@@ -69,7 +70,7 @@ class ModelInfo:
     fixed_input_size: bool
     num_classes: int | None
     in_channels: int | None
-    num_params: int
+    num_params: int | None
     source: str
     paper: str
 
@@ -231,7 +232,9 @@ def info(name: str) -> ModelInfo:
         raise TypeError(
             f"the builder registered as {key!r} returned {type(model).__name__}, not an nn.Module"
         )
-    num_params = sum(p.numel() for p in model.parameters())
+    parameters = list(model.parameters())
+    lazy = any(isinstance(p, nn.parameter.UninitializedParameter) for p in parameters)
+    num_params = None if lazy else sum(p.numel() for p in parameters)
     input_size = _sizes(getattr(model, "input_size", None), 3)
     doc = inspect.getdoc(entry.builder) or ""
     defaults = _builder_defaults(entry.builder)
