@@ -70,7 +70,14 @@ CASES = [_case(name) for name in list_models()]
 # The auxiliary heads change no forward, but TorchScript compiles every submodule.
 CASES.append(Case("googlenet", {"small_input": True, "aux_logits": True}, ("script",), "aux"))
 CASES.append(Case("densenet121", {"small_input": True}, tuple(SAMPLED), "small-config"))
-IDS = [c.name + (f"-{c.label}" if c.label else "") for c in CASES]
+BY_ID = {c.name + (f"-{c.label}" if c.label else ""): c for c in CASES}
+
+
+def cases_for(tool: str) -> pytest.MarkDecorator:
+    """Parametrize a test with the ids of the cases that run ``tool``, through ``built``."""
+    return pytest.mark.parametrize(
+        "built", [key for key, case in BY_ID.items() if tool in case.tools], indirect=True
+    )
 
 
 class Built(NamedTuple):
@@ -81,15 +88,10 @@ class Built(NamedTuple):
     exported: dict  # the torch.export program, shared with the ONNX test
 
 
-def _requires(built: Built, tool: str) -> None:
-    if tool not in built.case.tools:
-        pytest.skip(f"{tool} does not run on this case (see SAMPLE and CASES)")
-
-
-@pytest.fixture(scope="module", params=CASES, ids=IDS)
+@pytest.fixture(scope="module")
 def built(request) -> Built:
     """The model in eval mode, an input batch and the eager output (pytest groups tests by it)."""
-    case = request.param
+    case = BY_ID[request.param]
     torch.manual_seed(0)
     if case.label == "small-config":
         model = DenseNet(**SMALL_DENSENET, num_classes=5, **case.options).eval()
@@ -109,15 +111,15 @@ def _other_batch(built: Built, size: int = 3) -> tuple[torch.Tensor, torch.Tenso
 
 
 # -- the tools ------------------------------------------------------------------------------------
+@cases_for("fx")
 def test_fx_symbolic_trace(built):
-    _requires(built, "fx")
     graph = torch.fx.symbolic_trace(built.model)
     with torch.no_grad():
         torch.testing.assert_close(graph(built.x), built.expected)
 
 
+@cases_for("feature_extraction")
 def test_torchvision_feature_extraction(built):
-    _requires(built, "feature_extraction")
     model = built.model
     train_nodes, eval_nodes = get_graph_node_names(model)
     stages = model.feature_info.module_name(list(range(len(model.feature_info))))
@@ -138,8 +140,8 @@ def test_torchvision_feature_extraction(built):
             torch.testing.assert_close(final, model.forward_features(built.x))
 
 
+@cases_for("script")
 def test_jit_script(built):
-    _requires(built, "script")
     with warnings.catch_warnings():
         # torch 2.15 deprecates TorchScript with a FutureWarning; nothing else may be raised
         warnings.simplefilter("error")
@@ -151,8 +153,8 @@ def test_jit_script(built):
         torch.testing.assert_close(scripted(x), expected)
 
 
+@cases_for("trace")
 def test_jit_trace_without_warnings(built):
-    _requires(built, "trace")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = torch.jit.trace(built.model, built.x)
@@ -172,8 +174,8 @@ def _export(built: Built) -> torch.export.ExportedProgram:
     return built.exported["program"]
 
 
+@cases_for("export")
 def test_export_with_dynamic_batch(built):
-    _requires(built, "export")
     module = _export(built).module()
     with torch.no_grad():
         torch.testing.assert_close(module(built.x), built.expected)
@@ -181,8 +183,8 @@ def test_export_with_dynamic_batch(built):
         torch.testing.assert_close(module(x), expected)
 
 
+@cases_for("onnx")
 def test_onnx_matches_onnxruntime(built):
-    _requires(built, "onnx")
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     with warnings.catch_warnings():
@@ -200,8 +202,8 @@ def test_onnx_matches_onnxruntime(built):
         torch.testing.assert_close(torch.from_numpy(out), reference, atol=1e-4, rtol=1e-4)
 
 
+@cases_for("compile")
 def test_torch_compile_has_no_graph_break(built):
-    _requires(built, "compile")
     # The "eager" backend runs dynamo's tracing alone (no C++ compiler needed); fullgraph=True
     # fails on any graph break, which an input check left in the graph would cause.
     torch._dynamo.reset()
@@ -210,8 +212,8 @@ def test_torch_compile_has_no_graph_break(built):
         torch.testing.assert_close(compiled(built.x), built.expected)
 
 
+@cases_for("fx")
 def test_eager_checks_still_guard_the_input(built):
-    _requires(built, "fx")
     model = built.model
     with pytest.raises(TypeError, match=r"floating-point images.*x\.float\(\)"):
         model((built.x * 100).to(torch.uint8))
@@ -241,10 +243,10 @@ def _stage_family(name: str) -> str | None:
     return key if key in STAGES else None
 
 
+@cases_for("features")
 def test_features_only_shapes(built):
     from cnnzoo.models.features import FeatureListNet
 
-    _requires(built, "features")
     model, name = built.model, built.case.name
     key = _stage_family(name)
     if key is None:

@@ -573,12 +573,14 @@ class ZooModel(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear ``TypeError``/``ValueError`` when ``x`` is not a batch this model takes."""
+        fixed = self.fixed_input_size and getattr(self, "input_size", None) is not None
         check_image_batch(
             x,
             name=self.model_name,
             in_channels=self.in_channels,
-            min_input_size=self.min_input_size,
-            fixed_input_size=self.input_size[1:] if self.fixed_input_size else None,
+            # a subclass that states no size gets the channel and dtype checks only
+            min_input_size=getattr(self, "min_input_size", None),
+            fixed_input_size=self.input_size[1:] if fixed else None,
             small_input_hint=self._small_input_hint(),
         )
 
