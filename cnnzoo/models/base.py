@@ -352,7 +352,7 @@ def keep_norm_statistics(modules: Sequence[nn.Module]) -> Iterator[None]:
         buffer
         for module in modules
         for norm in module.modules()
-        if isinstance(norm, nn.modules.batchnorm._NormBase) and norm.track_running_stats
+        if getattr(norm, "track_running_stats", False)  # BatchNorm, SyncBatchNorm, InstanceNorm
         for buffer in (norm.running_mean, norm.running_var, norm.num_batches_tracked)
         if buffer is not None
     ]
