@@ -174,8 +174,9 @@ class InceptionA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)``."""
-        branches = (self.branch1x1, self.branch5x5, self.branch3x3, self.branch_pool)
-        return torch.cat([branch(x) for branch in branches], dim=1)
+        # Each branch called by name: TorchScript cannot call modules held in a tuple.
+        outputs = [self.branch1x1(x), self.branch5x5(x), self.branch3x3(x), self.branch_pool(x)]
+        return torch.cat(outputs, dim=1)
 
 
 class Inception(nn.Module):
@@ -237,8 +238,9 @@ class Inception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)``."""
-        branches = (self.branch1, self.branch2, self.branch3, self.branch4)
-        return torch.cat([branch(x) for branch in branches], dim=1)
+        # Each branch called by name: TorchScript cannot call modules held in a tuple.
+        outputs = [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
+        return torch.cat(outputs, dim=1)
 
 
 class ResidualBlock(nn.Module):

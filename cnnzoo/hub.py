@@ -27,7 +27,7 @@ from torch import nn
 
 from ._version import __version__
 from .checkpoint._io import check_regular_file, read_safetensors, write_json_atomic
-from .checkpoint._weights import data_config_of, model_config, read_data_config, save
+from .checkpoint._weights import data_config_of, model_config, read_data_config, save, unwrap_model
 from .devices import resolve_device
 from .models import factory, info
 
@@ -65,6 +65,7 @@ def save_pretrained(
         ValueError: The model was not built by ``cnnzoo.models.get``, or ``metrics`` holds
             non-numbers.
     """
+    model = unwrap_model(model)  # a compiled or DataParallel model is saved as the one inside
     config = model_config(model)
     if config is None:
         raise ValueError(

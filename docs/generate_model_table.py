@@ -1,7 +1,10 @@
-"""Regenerate the model table in docs/models.md and README.md from the registry.
+"""Regenerate the tables of the docs from the registry.
+
+The model table lives in docs/models.md and README.md, the stage table in
+docs/interoperability.md.
 
 Run ``python docs/generate_model_table.py`` after adding or changing a model; the test suite
-(tests/test_docs.py) fails while either file is out of date.
+(tests/test_docs.py) fails while any of these files is out of date.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+STAGE_START, STAGE_END = "<!-- stage-table:start -->", "<!-- stage-table:end -->"
 
 
 def model_table() -> str:
@@ -33,13 +37,45 @@ def model_table() -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, table: str) -> str:
+def stage_table() -> str:
+    """The Markdown table of the stages of every model that has them (``feature_info``)."""
+    import torch
+
+    from cnnzoo.models import get, list_models
+
+    lines = [
+        "| model | stage modules (`feature_info.module_name()`) | channels | strides | "
+        "strides with `small_input=True` |",
+        "|---|---|---|---|---|",
+    ]
+    for name in list_models():
+        with torch.device("meta"):
+            stages = get(name).feature_info
+            try:
+                small = get(name, small_input=True).feature_info.reduction()
+            except ValueError:  # no small_input option
+                small = None
+        if not len(stages):
+            continue
+        modules = ", ".join(f"`{m}`" for m in stages.module_name())
+        lines.append(
+            f"| `{name}` | {modules} | {_numbers(stages.channels())} | "
+            f"{_numbers(stages.reduction())} | {_numbers(small) if small else '—'} |"
+        )
+    return "\n".join(lines)
+
+
+def _numbers(values: list[int]) -> str:
+    return ", ".join(map(str, values))
+
+
+def replace_block(text: str, table: str, start: str = START, end: str = END) -> str:
     """Replace what stands between the table markers in ``text`` with ``table``."""
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
     if not rest:
-        raise ValueError(f"the markers {START} ... {END} are missing")
-    return f"{head}{START}\n{table}\n{END}{tail}"
+        raise ValueError(f"the markers {start} ... {end} are missing")
+    return f"{head}{start}\n{table}\n{end}{tail}"
 
 
 def targets() -> list[Path]:
@@ -47,12 +83,19 @@ def targets() -> list[Path]:
     return [ROOT / "docs" / "models.md", ROOT / "README.md"]
 
 
+def stage_target() -> Path:
+    """The file that holds the generated stage table."""
+    return ROOT / "docs" / "interoperability.md"
+
+
 def main() -> int:
     """Rewrite the tables in place; print which files changed."""
     table = model_table()
-    for path in targets():
+    jobs = [(path, table, START, END) for path in targets()]
+    jobs.append((stage_target(), stage_table(), STAGE_START, STAGE_END))
+    for path, block, start, end in jobs:
         old = path.read_text(encoding="utf-8")
-        new = replace_block(old, table)
+        new = replace_block(old, block, start, end)
         if new != old:
             path.write_text(new, encoding="utf-8")
             print(f"updated {path.relative_to(ROOT)}")

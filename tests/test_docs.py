@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import warnings
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +51,45 @@ def test_the_layout_page_names_every_room_and_only_rooms_that_exist():
     rooms -= {"__init__.py", "__pycache__"}
     assert {name for name in named if not (package / name).exists()} == set()
     assert rooms - named == set(), "docs/architecture.md does not place these modules"
+
+
+def test_stage_table_is_current():
+    generator = _generator()
+    path = generator.stage_target()
+    text = path.read_text(encoding="utf-8")
+    table = generator.stage_table()
+    block = generator.replace_block(text, table, generator.STAGE_START, generator.STAGE_END)
+    assert block == text, f"{path.name} is out of date: run python docs/generate_model_table.py"
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+@pytest.fixture
+def scratch_registry():
+    """Let a doc example register models without leaving them behind (the tables list all)."""
+    from cnnzoo.models import registry
+
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    registry.info.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("page", "section"),
+    [("models.md", "## Your own model"), ("interoperability.md", "# Interoperability")],
+)
+def test_doc_examples_run_as_written(page, section, tmp_path, monkeypatch, scratch_registry):
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    assert section in text
+    blocks = _python_blocks(text.split(section, 1)[1])
+    assert blocks
+    monkeypatch.chdir(tmp_path)  # the examples write files
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation, the ONNX exporter's notes
+        for block in blocks:
+            exec(compile(block, f"{page} example", "exec"), namespace)

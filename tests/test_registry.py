@@ -172,3 +172,56 @@ def test_registry_is_a_leaf_and_the_lower_layers_do_not_import_the_models():
     # the two siblings under the factory do not lean on each other either
     assert not any(m.startswith("cnnzoo.transfer") for m in _cnnzoo_imports(lower[0]))
     assert not any(m.startswith("cnnzoo.pretrained") for m in _cnnzoo_imports(lower[1]))
+
+
+# -- the builder contract, checked by register ----------------------------------------------------
+def test_register_refuses_what_is_not_a_builder(scratch_registry):
+    with pytest.raises(TypeError, match=r"register takes the model's name \(a str\).*got 42"):
+        models.register(42)
+    with pytest.raises(TypeError, match=r"register\('x'\) needs a model builder.*got 42"):
+        models.register("x")(42)
+    with pytest.raises(ValueError, match="non-empty model name"):
+        models.register(" ")
+    with pytest.raises(TypeError, match="does not take num_classes and in_channels as keyword"):
+        models.register("x")(lambda classes=10: nn.Linear(2, classes))
+    with pytest.raises(TypeError, match="does not take num_classes as keyword"):
+        models.register("x")(lambda num_classes=10, /, in_channels=1: nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="num_classes has no default"):
+        models.register("x")(lambda num_classes, in_channels=1: nn.Linear(2, num_classes))
+    assert "x" not in models.list_models()
+
+
+def test_register_bare_and_with_keyword_catch_all(scratch_registry):
+    @models.register
+    def bare_net(**options) -> nn.Module:
+        """A builder taking any keyword."""
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(options.get("num_classes", 2)))
+
+    assert models.list_models("bare_net") == ["bare_net"]
+    assert cnnzoo.get_model("bare_net", num_classes=4)(torch.zeros(1, 1, 3, 3)).shape == (1, 4)
+    meta = models.info("bare_net")  # a lazy layer: its size is unknown until the first batch
+    assert (meta.num_classes, meta.in_channels, meta.input_size) == (None, None, None)
+    assert meta.num_params is None
+
+
+def test_a_plain_sequential_gets_unknown_sizes_not_zeros(scratch_registry, capsys):
+    @models.register("plain_mlp", family="custom")
+    def plain_mlp(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+        """Logistic regression on 28x28 pixels."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, num_classes))
+
+    meta = models.info("plain_mlp")
+    assert (meta.input_size, meta.min_input_size, meta.fixed_input_size) == (None, None, False)
+    assert (meta.num_classes, meta.in_channels, meta.num_params) == (10, 1, 7850)
+
+    from cnnzoo.cli import main
+
+    main(["info", "plain_mlp"])
+    out = capsys.readouterr().out
+    assert "input size:    unknown" in out and "minimum input: unknown" in out
+
+
+def test_info_refuses_a_builder_that_returns_no_module(scratch_registry):
+    models.register("not_a_module")(lambda num_classes=1, in_channels=1: "a string")
+    with pytest.raises(TypeError, match=r"returned str, not an nn\.Module"):
+        models.info("not_a_module")

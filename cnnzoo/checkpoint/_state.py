@@ -41,7 +41,7 @@ from ._io import (
     write_safetensors_atomic,
 )
 from ._tensors import drop_aliases, load_checked, own_storage
-from ._weights import data_config_of, model_config
+from ._weights import data_config_of, model_config, unwrap_model
 
 __all__ = [
     "MANIFEST_NAME",
@@ -213,6 +213,7 @@ def save_training_state(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    model = unwrap_model(model)  # a compiled or DDP model's state is its inner model's
     encoder = _Encoder()
     manifest: dict[str, Any] = {
         "format": _FORMAT,
@@ -340,6 +341,7 @@ def load_training_state(
             f"file do not agree.{start_over}"
         ) from None
 
+    model = unwrap_model(model)
     model_tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     saved_config = manifest["model"].get("config")
     hint = (f"It was saved from {saved_config}." if saved_config else "") + start_over

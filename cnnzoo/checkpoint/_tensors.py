@@ -17,6 +17,8 @@ from torch import nn
 __all__ = ["LoadResult", "drop_aliases", "load_checked", "own_storage"]
 
 _MAX_LISTED = 6
+# Name prefixes that wrappers add: DataParallel/DDP (``module.``), torch.compile (``_orig_mod.``).
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class LoadResult(NamedTuple):
@@ -111,6 +113,30 @@ def _kind(tensor: torch.Tensor) -> str:
     return "bool" if tensor.dtype == torch.bool else "integer"
 
 
+def strip_wrapper_prefix(
+    model_state: Mapping[str, torch.Tensor], loaded: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Drop a wrapper's prefix from every name, when, and only when, that makes them match.
+
+    Files written from a ``torch.compile``d, DataParallel or DDP model by earlier versions (or
+    by other tools) name every tensor ``_orig_mod.<name>`` or ``module.<name>``, possibly both.
+    The prefix goes only if every name in the file carries it, no name of the model does, and
+    the stripped names then meet the model's; otherwise the names are left for the usual
+    checks to report.
+    """
+    stripped = loaded
+    while stripped:
+        prefix = next(
+            (p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in stripped)), None
+        )
+        if prefix is None or any(k.startswith(prefix) for k in model_state):
+            break
+        stripped = {k[len(prefix) :]: v for k, v in stripped.items()}
+    if stripped is not loaded and set(stripped) & set(model_state):
+        return stripped
+    return loaded
+
+
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
@@ -141,7 +167,7 @@ def load_checked(
         ValueError: ``strict`` and the tensors do not fit the model exactly.
     """
     model_state = model.state_dict()
-    loaded = _fill_aliases(model_state, dict(loaded))
+    loaded = _fill_aliases(model_state, strip_wrapper_prefix(model_state, dict(loaded)))
     missing = [k for k in model_state if k not in loaded]
     unexpected = [k for k in loaded if k not in model_state]
     mismatched = [k for k in model_state if k in loaded and loaded[k].shape != model_state[k].shape]

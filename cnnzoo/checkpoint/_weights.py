@@ -35,11 +35,30 @@ __all__ = [
     "read_config",
     "read_data_config",
     "save",
+    "unwrap_model",
 ]
 
 CONFIG_KEY = "cnnzoo.config"
 DATA_CONFIG_KEY = "cnnzoo.pretrained_cfg"
 VERSION_KEY = "cnnzoo.version"
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside ``torch.compile``, ``nn.DataParallel`` and DistributedDataParallel.
+
+    Those wrappers share the parameters of the module they wrap but prefix their names
+    (``_orig_mod.``, ``module.``) and hide its attributes; files are written from, and loaded
+    into, the module itself. Wrappers nest (a compiled DDP model), so all are peeled.
+    """
+    while True:
+        inner = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if not isinstance(inner, nn.Module) and isinstance(
+            model, (nn.DataParallel, nn.parallel.DistributedDataParallel)
+        ):
+            inner = model.module
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def model_config(model: nn.Module) -> dict[str, Any] | None:
@@ -52,6 +71,7 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
     Returns:
         The configuration, or ``None`` for a model not built by ``cnnzoo.models.get``.
     """
+    model = unwrap_model(model)
     config = getattr(model, "cnnzoo_config", None)
     if not isinstance(config, dict) or "name" not in config:
         return None
@@ -60,6 +80,9 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
         value = getattr(model, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool):
             config[attribute] = value
+    pool = getattr(model, "global_pool", None)  # reset_classifier(global_pool=...) changes it
+    if "global_pool" in config and isinstance(pool, str):
+        config["global_pool"] = pool
     return config
 
 
@@ -139,7 +162,9 @@ def save(
             configuration, so ``cnnzoo.load(path)`` can rebuild them; other modules are saved
             as weights only, for ``cnnzoo.load_weights``. A model's data configuration
             (``model.pretrained_cfg``: input size, mean, std, class names) is recorded too, so
-            the file says how to feed the model.
+            the file says how to feed the model. A ``torch.compile``d,
+            ``nn.DataParallel`` or DDP model is saved as the model it wraps (its configuration
+            and unprefixed names).
         path: Destination file (conventionally ``*.safetensors``); parent folders are created.
         metadata: Extra string metadata to store (for example metrics, a dataset name).
         include_config: Record the model and data configurations (turn off to save weights
@@ -159,6 +184,7 @@ def save(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"save expects an nn.Module, got {type(model).__name__}")
+    model = unwrap_model(model)
     header = {"format": "pt", VERSION_KEY: __version__}
     config = model_config(model) if include_config else None
     if config is not None:
@@ -218,8 +244,10 @@ def load_weights(
 ) -> LoadResult:
     """Load weights from a file into an existing model, in place.
 
-    Works for any ``nn.Module``, including your own. Reads safetensors files and PyTorch
-    state-dict files (``.pth``/``.pt``, with ``torch.load(weights_only=True)``).
+    Works for any ``nn.Module``, including your own, and for the model inside a
+    ``torch.compile``, DataParallel or DDP wrapper. Reads safetensors files and PyTorch
+    state-dict files (``.pth``/``.pt``, with ``torch.load(weights_only=True)``); names saved with
+    a wrapper's prefix (``module.``, ``_orig_mod.``) are matched without it.
 
     Args:
         model: The module to fill.
@@ -239,6 +267,7 @@ def load_weights(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"load_weights expects an nn.Module, got {type(model).__name__}")
+    model = unwrap_model(model)
     target = resolve_device(device) if device is not None else None
     tensors, metadata = read_state_dict(path)
     stored = None

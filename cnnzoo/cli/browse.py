@@ -63,21 +63,31 @@ def _cmd_list(args: argparse.Namespace) -> None:
     print(f"{'name':<{width}}{'params':>14}  {'input':<12}family")
     for name in names:
         meta = info(name)
-        size = "x".join(map(str, meta.input_size))
-        print(f"{name:<{width}}{meta.num_params:>14,}  {size:<12}{meta.family}")
+        size = _size(meta.input_size)
+        print(f"{name:<{width}}{_count(meta.num_params):>14}  {size:<12}{meta.family}")
+
+
+def _size(size: tuple[int, ...] | None) -> str:
+    """``3x224x224``, or ``unknown`` for a model that does not state it."""
+    return "x".join(map(str, size)) if size else "unknown"
+
+
+def _count(number: int | None) -> str:
+    """``11,689,512``, or ``unknown`` (a lazy layer not yet built)."""
+    return f"{number:,}" if number is not None else "unknown"
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
     from ..models import info
 
     meta = info(args.name)
-    minimum = "x".join(map(str, meta.min_input_size))
+    minimum = _size(meta.min_input_size)
     rows = [
         ("name", meta.name),
         ("description", meta.description),
         ("family", meta.family),
-        ("parameters", f"{meta.num_params:,} (at {meta.num_classes} classes)"),
-        ("input size", "x".join(map(str, meta.input_size)) + " (C x H x W)"),
+        ("parameters", f"{_count(meta.num_params)} (at {meta.num_classes} classes)"),
+        ("input size", _size(meta.input_size) + " (C x H x W)"),
         ("minimum input", minimum + (" (fixed size)" if meta.fixed_input_size else "")),
         ("classes", str(meta.num_classes)),
         ("in_channels", str(meta.in_channels)),

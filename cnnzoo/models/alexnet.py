@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel, classifier_head
+from .base import ZooModel, check_global_pool, classifier_head, pool_layer, resolve_drop_rate
 from .registry import register
 
 __all__ = ["AlexNet", "AlexNetOriginal", "alexnet", "alexnet_original"]
@@ -31,6 +31,9 @@ _KRIZHEVSKY_2012 = (
 _KRIZHEVSKY_2014 = (
     "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"
 )
+_DROP_RATE = 0.5
+# The hidden classifier layers read a pooled 6x6 map, so the pool cannot be removed.
+_POOL_CHOICES = ("avg", "max")
 
 
 class AlexNetOriginal(ZooModel):
@@ -39,14 +42,20 @@ class AlexNetOriginal(ZooModel):
     Args:
         num_classes: Outputs of the last layer; 0 leaves it out.
         in_channels: Channels of the input images.
-        dropout: Dropout probability after each hidden fully connected layer.
+        drop_rate: Dropout probability after each hidden fully connected layer.
+
+    Stages (``feature_info``): ``act1``, ``act3`` and ``act7``, the last ReLU at strides 4, 8
+    and 16.
     """
 
     fixed_input_size = True
     classifier_path = "f3"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, drop_rate: float = _DROP_RATE
+    ) -> None:
         super().__init__(num_classes, in_channels)
+        drop_rate = resolve_drop_rate(self.model_name, drop_rate, None, drop_rate)
         self.num_features = 4096
         self.input_size = (in_channels, 227, 227)
         self.min_input_size = (227, 227)
@@ -69,14 +78,18 @@ class AlexNetOriginal(ZooModel):
         self.f1 = nn.Linear(256 * 6 * 6, 4096)
         self.act_f1 = nn.ReLU(inplace=True)
         # Module dropout, not the tutorial's F.dropout(x, 0.5): that one stays on in eval mode.
-        self.drop1 = nn.Dropout(dropout)
+        self.drop1 = nn.Dropout(drop_rate)
         self.f2 = nn.Linear(4096, 4096)
         self.act_f2 = nn.ReLU(inplace=True)
-        self.drop2 = nn.Dropout(dropout)
+        self.drop2 = nn.Dropout(drop_rate)
         self.f3 = classifier_head(4096, num_classes)
+        trunk = ["c1", "act1", "s2", "c3", "act3", "s4", "c5", "act5", "c6", "act6", "c7", "act7"]
+        self._set_stages([*trunk, "s8"], [("act1", 96, 4), ("act3", 256, 8), ("act7", 256, 16)])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 256, 6, 6)`` map after the last max-pool."""
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
         x = self.s2(self.act1(self.c1(x)))
         x = self.s4(self.act3(self.c3(x)))
         x = self.act5(self.c5(x))
@@ -88,6 +101,11 @@ class AlexNetOriginal(ZooModel):
         x = self.drop1(self.act_f1(self.f1(self.flatten(x))))
         return self.drop2(self.act_f2(self.f2(x)))
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """The hidden layers, then ``f3``; ``pre_logits`` stops before ``f3``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.f3(x)
+
 
 class AlexNet(ZooModel):
     """torchvision's AlexNet, parameter for parameter, with an optional small-image stem.
@@ -95,9 +113,14 @@ class AlexNet(ZooModel):
     Args:
         num_classes: Outputs of the last layer (``classifier.6``); 0 leaves it out.
         in_channels: Channels of the input images.
-        dropout: Dropout probability in the classifier.
+        drop_rate: Dropout probability in the classifier.
         small_input: Use a 3x3 stride-1 stem and no first max-pool, for 28x28 and 32x32 images.
             Only ``features.0`` changes shape; every parameter keeps its torchvision name.
+        global_pool: The adaptive pooling to 6x6 before the classifier: ``"avg"``
+            (torchvision's) or ``"max"``.
+
+    Stages (``feature_info``): ``features.1``, ``features.4`` and ``features.11``, the last
+    ReLU at strides 4, 8 and 16 (1, 1 and 2 with ``small_input``).
     """
 
     classifier_path = "classifier.6"
@@ -106,10 +129,15 @@ class AlexNet(ZooModel):
         self,
         num_classes: int = 1000,
         in_channels: int = 3,
-        dropout: float = 0.5,
+        drop_rate: float = _DROP_RATE,
         small_input: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
+        drop_rate = resolve_drop_rate(self.model_name, drop_rate, None, drop_rate)
+        self.global_pool = check_global_pool(
+            self.model_name, global_pool, num_classes, _POOL_CHOICES
+        )
         self.num_features = 4096
         self.small_input = small_input
         if small_input:
@@ -141,66 +169,103 @@ class AlexNet(ZooModel):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.avgpool = pool_layer(global_pool, (6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_rate),
             nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_rate),
             nn.Linear(4096, 4096),
             nn.ReLU(inplace=True),
             classifier_head(4096, num_classes),
         )
         # No init loop: torchvision's AlexNet keeps PyTorch's default initialisation.
+        first, second = (1, 1) if small_input else (4, 8)
+        self._set_stages(
+            [f"features.{i}" for i in range(len(self.features))],
+            [
+                ("features.1", 64, first),
+                ("features.4", 192, second),
+                ("features.11", 256, 2 * second),
+            ],
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 256, H', W')`` map after the last max-pool."""
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
         return self.features(x)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pool to 6x6, flatten and apply the hidden classifier layers: ``(N, 4096)``."""
         x = torch.flatten(self.avgpool(x), 1)
-        for layer in self.classifier[:-1]:
-            x = layer(x)
+        for index, layer in enumerate(self.classifier):
+            if index < len(self.classifier) - 1:  # all but the last (TorchScript cannot slice)
+                x = layer(x)
         return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, the hidden layers, then ``classifier.6``; ``pre_logits`` stops before it."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier[6](x)  # TorchScript needs a literal index
+
+    def set_global_pool(self, global_pool: str, num_classes: int) -> None:
+        """Switch the adaptive 6x6 pooling before the classifier to ``"avg"`` or ``"max"``."""
+        self.global_pool = check_global_pool(
+            self.model_name, global_pool, num_classes, _POOL_CHOICES
+        )
+        self.avgpool = pool_layer(global_pool, (6, 6))
 
 
 @register(family="alexnet", source=_FASHION_MNIST_TUTORIAL, paper=_KRIZHEVSKY_2012)
 def alexnet_original(
-    num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5
+    num_classes: int = 10,
+    in_channels: int = 1,
+    drop_rate: float = _DROP_RATE,
+    dropout: float | None = None,
 ) -> AlexNetOriginal:
     """AlexNet at Krizhevsky's 2012 widths for 227x227 images (58,299,082 parameters).
 
     Args:
         num_classes: Number of classes.
         in_channels: Channels of the input images (1, as the tutorial trains on Fashion-MNIST).
-        dropout: Dropout probability in the classifier.
+        drop_rate: Dropout probability in the classifier.
+        dropout: The older name of ``drop_rate``, still accepted.
 
     Returns:
         The model, with PyTorch's default initialisation (as in the tutorial).
     """
-    return AlexNetOriginal(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+    rate = resolve_drop_rate("alexnet_original", drop_rate, dropout, _DROP_RATE)
+    return AlexNetOriginal(num_classes=num_classes, in_channels=in_channels, drop_rate=rate)
 
 
 @register(family="alexnet", source=_TRANSFER_TUTORIAL, paper=_KRIZHEVSKY_2014)
 def alexnet(
     num_classes: int = 1000,
     in_channels: int = 3,
-    dropout: float = 0.5,
+    drop_rate: float = _DROP_RATE,
     small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> AlexNet:
     """AlexNet in torchvision's layout and names (61,100,840 parameters at 1000 classes).
 
     Args:
         num_classes: Number of classes.
         in_channels: Channels of the input images.
-        dropout: Dropout probability in the classifier.
+        drop_rate: Dropout probability in the classifier.
         small_input: A 3x3 stride-1 stem without the first max-pool, so 28x28 and 32x32
             images keep their resolution (minimum input 7x7 instead of 63x63).
+        global_pool: The adaptive pooling to 6x6 before the classifier, ``"avg"`` or ``"max"``.
+        dropout: The older name of ``drop_rate``, still accepted.
 
     Returns:
         The model, initialised as torchvision initialises it.
     """
     return AlexNet(
-        num_classes=num_classes, in_channels=in_channels, dropout=dropout, small_input=small_input
+        num_classes=num_classes,
+        in_channels=in_channels,
+        drop_rate=resolve_drop_rate("alexnet", drop_rate, dropout, _DROP_RATE),
+        small_input=small_input,
+        global_pool=global_pool,
     )

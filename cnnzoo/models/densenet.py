@@ -15,10 +15,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint as checkpoint
 from torch import nn
 
-from .base import ZooModel, classifier_head
+from .base import ZooModel, check_global_pool, checkpointed, classifier_head, pool_layer
 from .registry import register
 
 __all__ = ["DenseNet", "densenet121"]
@@ -53,17 +52,22 @@ class _DenseLayer(nn.Module):
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
 
-    def _bottleneck(self, *features: torch.Tensor) -> torch.Tensor:
+    def _bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+
+    def _eager_bottleneck(self, features: list[torch.Tensor]) -> torch.Tensor:
+        if self.memory_efficient and any(f.requires_grad for f in features):
+            # Recompute the concatenation and bottleneck in the backward pass instead of
+            # storing them: memory grows linearly rather than quadratically with depth.
+            return checkpointed(lambda *f: self._bottleneck(list(f)), [self.norm1], *features)
+        return self._bottleneck(features)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Map the block's feature maps so far to ``growth_rate`` new channels."""
-        if self.memory_efficient and any(f.requires_grad for f in features):
-            # Recompute the concatenation and bottleneck in the backward pass instead of storing
-            # them: memory grows linearly rather than quadratically with depth.
-            out = checkpoint.checkpoint(self._bottleneck, *features, use_reentrant=False)
+        if torch.jit.is_scripting():  # no checkpointing in TorchScript
+            out = self._bottleneck(features)
         else:
-            out = self._bottleneck(*features)
+            out = self._eager_bottleneck(features)
         out = self.conv2(self.relu2(self.norm2(out)))
         if self.drop_rate > 0:
             out = F.dropout(out, p=self.drop_rate, training=self.training)
@@ -92,7 +96,7 @@ class _DenseBlock(nn.ModuleDict):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(N, C, H, W)`` to ``(N, C + num_layers * growth_rate, H, W)``."""
         features = [x]
-        for layer in self.values():
+        for _, layer in self.items():
             features.append(layer(features))
         return torch.cat(features, 1)
 
@@ -122,6 +126,12 @@ class DenseNet(ZooModel):
         small_input: Use a 3x3 stride-1 stem conv and no max pool, for 28x28/32x32 images.
         memory_efficient: Recompute the bottleneck inputs in the backward pass (gradient
             checkpointing): much less memory, somewhat slower.
+        global_pool: Pooling before ``classifier``: ``"avg"`` (torchvision's), ``"max"``, or
+            ``""`` (none; with ``num_classes=0`` the model returns the last feature map).
+
+    Stages (``feature_info``): ``features.relu0`` (the stem), ``features.denseblock1`` to
+    ``denseblock3`` and ``final_relu`` (after ``norm5``), at strides 2, 4, 8, 16, 32 (1, 1, 2,
+    4, 8 with ``small_input``).
     """
 
     classifier_path = "classifier"
@@ -137,10 +147,12 @@ class DenseNet(ZooModel):
         in_channels: int = 3,
         small_input: bool = False,
         memory_efficient: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
         if not 0.0 <= drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
         self.small_input = small_input
         self.input_size = (in_channels, 32, 32) if small_input else (in_channels, 224, 224)
         # Each of the len(block_config) - 1 transitions needs at least 2x2 pixels; the stride-2
@@ -165,6 +177,9 @@ class DenseNet(ZooModel):
             ]
         self.features = nn.Sequential(OrderedDict(stem))
 
+        stride = 1 if small_input else 2
+        stages = [("features.relu0", num_init_features, stride)]
+        stride *= 1 if small_input else 2  # the stem's max pool
         width = num_init_features
         for i, num_layers in enumerate(block_config):
             block = _DenseBlock(
@@ -173,14 +188,23 @@ class DenseNet(ZooModel):
             self.features.add_module(f"denseblock{i + 1}", block)
             width += num_layers * growth_rate
             if i != len(block_config) - 1:
+                stages.append((f"features.denseblock{i + 1}", width, stride))
                 self.features.add_module(f"transition{i + 1}", _Transition(width, width // 2))
                 width //= 2
+                stride *= 2
         self.features.add_module("norm5", nn.BatchNorm2d(width))
+        # torchvision applies this ReLU functionally; as a module (no parameters, so the same
+        # state dict) it is a stage end that feature extractors can name.
+        self.final_relu = nn.ReLU(inplace=True)
+        stages.append(("final_relu", width, stride))
 
         self.num_features = width
+        self.avgpool = pool_layer(global_pool, (1, 1))
         self.classifier = classifier_head(width, num_classes)
         self._init_weights()
         self.register_load_state_dict_pre_hook(_rename_legacy_keys)
+        plan = [f"features.{name}" for name in self.features._modules]
+        self._set_stages([*plan, "final_relu"], stages)
 
     def _init_weights(self) -> None:
         # torchvision's initialisation.
@@ -195,11 +219,24 @@ class DenseNet(ZooModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the final ``(N, num_features, H/32, W/32)`` map, after norm5 and ReLU."""
-        return F.relu(self.features(x), inplace=True)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
+        return self.final_relu(self.features(x))
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Average-pool and flatten to ``(N, num_features)``."""
-        return torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1)
+        """Pool and flatten to ``(N, num_features)`` (the map itself when unpooled)."""
+        x = self.avgpool(x)
+        return x if self.global_pool == "" else torch.flatten(x, 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, then ``classifier``; ``pre_logits`` stops before it."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier(x)
+
+    def set_global_pool(self, global_pool: str, num_classes: int) -> None:
+        """Switch the pooling before ``classifier`` to ``"avg"``, ``"max"`` or ``""`` (none)."""
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
+        self.avgpool = pool_layer(global_pool, (1, 1))
 
 
 def _rename_legacy_keys(
@@ -223,6 +260,7 @@ def densenet121(
     small_input: bool = False,
     memory_efficient: bool = False,
     drop_rate: float = 0.0,
+    global_pool: str = "avg",
 ) -> DenseNet:
     """DenseNet-121: growth rate 32, blocks [6, 12, 24, 16] (7,978,856 parameters at 1000 classes).
 
@@ -233,6 +271,7 @@ def densenet121(
         memory_efficient: Gradient checkpointing in the dense layers: much less memory when
             training, somewhat slower.
         drop_rate: Dropout rate after each dense layer.
+        global_pool: Pooling before the classifier: ``"avg"``, ``"max"`` or ``""`` (none).
 
     Returns:
         The model, with torchvision's initialisation.
@@ -246,4 +285,5 @@ def densenet121(
         small_input=small_input,
         memory_efficient=memory_efficient,
         drop_rate=drop_rate,
+        global_pool=global_pool,
     )

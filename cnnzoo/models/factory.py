@@ -34,6 +34,7 @@ from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
 from .base import check_size_argument
+from .features import FeatureListNet
 from .registry import Builder, lookup
 
 __all__ = ["build_from_config", "get", "get_model", "load", "rebuild"]
@@ -60,19 +61,31 @@ def get(
         in_channels: Input channels; ``None`` keeps the model's default.
         weights: ``"imagenet"`` for torchvision's ImageNet weights (families shared with
             torchvision), or the path of a ``.safetensors`` or torchvision ``.pth`` state dict.
-        **kwargs: Model-specific options, such as ``small_input=True``.
+        **kwargs: Model-specific options, such as ``small_input=True``; and, for the families
+            with stages, ``features_only=True`` (a backbone returning the feature map of each
+            stage, as timm's ``features_only``) with ``out_indices`` (stage numbers, or an int
+            ``n`` for the last ``n``; default all).
 
     Returns:
         The model, in training mode, on the CPU. Its ``pretrained_cfg`` (a
         :class:`cnnzoo.data.DataConfig`) holds its input size and classes, and with ``weights``
         the weights' mean, std, resize and class names; a model not trained yet has no mean
-        and std (``fit`` records the ones it trains with).
+        and std (``fit`` records the ones it trains with). With ``features_only``, a
+        ``cnnzoo.models.features.FeatureListNet`` (carrying the same ``pretrained_cfg``).
 
     Raises:
         ValueError: Unknown name (with the closest names), or invalid arguments.
     """
     key, entry = lookup(name)
     build_kwargs = dict(kwargs)
+    features_only = build_kwargs.pop("features_only", False)
+    out_indices = build_kwargs.pop("out_indices", None)
+    if not isinstance(features_only, bool):
+        raise ValueError(f"features_only must be True or False, got {features_only!r}")
+    if out_indices is not None and not features_only:
+        raise ValueError(
+            "out_indices selects the stages of a backbone: pass it with features_only=True"
+        )
     # Checked here as well as by ZooModel: before any download, and for builders of any kind.
     for what, value in zip(_SIZE_ARGUMENTS, (num_classes, in_channels), strict=True):
         if value is not None:
@@ -88,9 +101,17 @@ def get(
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
             model.model_name = key
-        model.cnnzoo_config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
+        config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
         if data_config is not None or getattr(model, "pretrained_cfg", None) is None:
             model.pretrained_cfg = data_config or _default_data_config(model)
+        if features_only:
+            data_config = model.pretrained_cfg
+            model = FeatureListNet(model, out_indices)
+            model.pretrained_cfg = data_config
+            config.update(features_only=True, out_indices=list(model.out_indices))
+        model.cnnzoo_config = config
+    elif features_only:
+        raise ValueError(f"features_only needs an nn.Module; {key}'s builder returned {model!r}")
     return model
 
 
@@ -260,6 +281,8 @@ def _check_file_options(key: str, builder: Builder, options: dict[str, Any]) -> 
             "never downloads or reads another file because a checkpoint says so (load the "
             "weights it holds, or ask for weights= yourself with cnnzoo.get_model)"
         )
+    _check_backbone_options(options)
+    options = {k: v for k, v in options.items() if k not in _BACKBONE_OPTIONS}
     params = inspect.signature(builder).parameters
     known = {name for name, param in params.items() if _is_named(param)}
     unknown = sorted(set(options) - known)
@@ -278,6 +301,27 @@ def _check_file_options(key: str, builder: Builder, options: dict[str, Any]) -> 
                     f"{name}={value} is beyond what cnnzoo accepts from a file "
                     f"(at most {MAX_FILE_SIZES[name]:,})"
                 )
+
+
+# The factory's own options (timm's backbones), recorded beside the builder's.
+_BACKBONE_OPTIONS = ("features_only", "out_indices")
+_MAX_STAGES = 16
+
+
+def _check_backbone_options(options: dict[str, Any]) -> None:
+    """``features_only`` a boolean, ``out_indices`` a short list of stage numbers."""
+    if not isinstance(options.get("features_only", False), bool):
+        raise TypeError(f"features_only must be true or false, got {options['features_only']!r}")
+    indices = options.get("out_indices")
+    if indices is None:
+        return
+    stages = range(-_MAX_STAGES, _MAX_STAGES)
+    if (
+        not isinstance(indices, list)
+        or len(indices) > _MAX_STAGES
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i in stages for i in indices)
+    ):
+        raise ValueError(f"out_indices must be a list of stage numbers, got {indices!r}")
 
 
 def _is_json_scalar(value: Any) -> bool:

@@ -20,7 +20,14 @@ import torch
 from torch import nn
 
 from ..blocks import ConvBNAct, Inception
-from .base import ZooModel, classifier_head
+from .base import (
+    ZooModel,
+    check_global_pool,
+    classifier_head,
+    pool_layer,
+    resolve_drop_rate,
+    run_trunk,
+)
 from .registry import register
 
 __all__ = ["GoogLeNet", "googlenet"]
@@ -37,6 +44,21 @@ _INCEPTION_WIDTHS: dict[str, tuple[int, int, int, int, int, int]] = {
     "5a": (256, 160, 320, 32, 128, 128),
     "5b": (384, 192, 384, 48, 128, 128),
 }
+_TRUNK = [
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    *(f"inception4{letter}" for letter in "abcde"),
+    "maxpool4",
+    "inception5a",
+    "inception5b",
+]
+_DROP_RATE = 0.4
 
 
 def _max_pool() -> nn.MaxPool2d:
@@ -79,8 +101,14 @@ class GoogLeNet(ZooModel):
         in_channels: Channels of the input images.
         aux_logits: Build the two auxiliary classifiers (used by ``forward_with_aux`` only).
         small_input: 3x3 stride-1 first conv and no stem max pools, for 28x28/32x32 images.
-        dropout: Dropout rate before ``fc`` (0.4 in the paper).
+        drop_rate: Dropout rate before ``fc`` (0.4 in the paper).
         dropout_aux: Dropout rate in the auxiliary classifiers (0.7 in the paper).
+        global_pool: Pooling before ``fc``: ``"avg"`` (the paper's), ``"max"``, or ``""``
+            (none; with ``num_classes=0`` the model returns the last feature map).
+
+    Stages (``feature_info``): ``conv1``, ``conv3``, ``inception3b``, ``inception4e`` and
+    ``inception5b``, the last module at strides 2, 4, 8, 16, 32 (1, 1, 1, 2, 4 with
+    ``small_input``).
     """
 
     classifier_path = "fc"
@@ -91,10 +119,13 @@ class GoogLeNet(ZooModel):
         in_channels: int = 3,
         aux_logits: bool = False,
         small_input: bool = False,
-        dropout: float = 0.4,
+        drop_rate: float = _DROP_RATE,
         dropout_aux: float = 0.7,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
+        drop_rate = resolve_drop_rate(self.model_name, drop_rate, None, drop_rate)
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
         self.aux_logits = aux_logits
         self.small_input = small_input
         self.num_features = 1024
@@ -133,10 +164,15 @@ class GoogLeNet(ZooModel):
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, dropout_aux)
             self.aux2 = InceptionAux(self.inception4d.out_channels, num_classes, dropout_aux)
 
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.dropout = nn.Dropout(dropout)
+        self.avgpool = pool_layer(global_pool, (1, 1))
+        self.dropout = nn.Dropout(drop_rate)
         self.fc = classifier_head(1024, num_classes)
         self._init_weights()
+
+        strides = (1, 1, 1, 2, 4) if small_input else (2, 4, 8, 16, 32)
+        stage_ends = ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]
+        channels = [64, 192, *(getattr(self, n).out_channels for n in stage_ends[2:])]
+        self._set_stages(_TRUNK, list(zip(stage_ends, channels, strides, strict=True)))
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -149,31 +185,36 @@ class GoogLeNet(ZooModel):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.constant_(m.bias, 0)
 
-    def _trunk(
-        self, x: torch.Tensor, with_aux: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Run the convolutional trunk; with ``with_aux`` also the auxiliary classifiers."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the ``(N, 1024, H/32, W/32)`` output of inception 5b (``H/4`` small)."""
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
-        aux1 = self.aux1(x) if with_aux and self.aux1 is not None else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if with_aux and self.aux2 is not None else None
+        x = self.inception4d(self.inception4c(self.inception4b(self.inception4a(x))))
         x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        return x, aux1, aux2
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the ``(N, 1024, H/32, W/32)`` output of inception 5b (``H/4`` small)."""
-        return self._trunk(x, with_aux=False)[0]
+        return self.inception5b(self.inception5a(x))
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Average-pool, flatten and apply dropout, giving ``(N, 1024)``."""
-        return self.dropout(torch.flatten(self.avgpool(x), 1))
+        """Pool, flatten and apply dropout, giving ``(N, 1024)`` (the map when unpooled)."""
+        x = self.avgpool(x)
+        return self.dropout(x if self.global_pool == "" else torch.flatten(x, 1))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool and dropout, then ``fc``; ``pre_logits`` stops before ``fc``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc(x)
+
+    def set_global_pool(self, global_pool: str, num_classes: int) -> None:
+        """Switch the pooling before ``fc`` to ``"avg"``, ``"max"`` or ``""`` (none)."""
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
+        self.avgpool = pool_layer(global_pool, (1, 1))
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(logits, aux1, aux2)``, all ``(N, num_classes)``, in any mode.
+
+        Gradient checkpointing (``set_grad_checkpointing``) applies here too.
 
         Args:
             x: Images ``(N, in_channels, H, W)``.
@@ -189,18 +230,25 @@ class GoogLeNet(ZooModel):
                 f"{self.model_name} has no auxiliary classifiers; build it with "
                 "aux_logits=True to use forward_with_aux"
             )
-        self.check_input(x)
-        features, aux1, aux2 = self._trunk(x, with_aux=True)
-        assert aux1 is not None and aux2 is not None  # built above, for type checkers
-        return self.forward_head(features), aux1, aux2
+        self.check_eager_input(x)
+        features, (after_4a, after_4d) = run_trunk(
+            self,
+            self.trunk_plan,
+            x,
+            collect=["inception4a", "inception4d"],
+            checkpoint_at=self._checkpoint_cuts(),
+        )
+        return self.forward_head(features), self.aux1(after_4a), self.aux2(after_4d)
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace ``fc`` and, when present, the auxiliary classifiers' last layers.
 
         Args:
             num_classes: New number of classes; 0 makes them identities (features out).
+            global_pool: ``None`` keeps the pooling before ``fc``; ``"avg"``, ``"max"`` or
+                ``""`` (none, with ``num_classes=0``) changes it.
         """
-        super().reset_classifier(num_classes)
+        super().reset_classifier(num_classes, global_pool)
         for aux in (self.aux1, self.aux2):
             if aux is not None:
                 aux.fc2 = classifier_head(1024, num_classes)
@@ -220,6 +268,8 @@ def googlenet(
     in_channels: int = 3,
     aux_logits: bool = False,
     small_input: bool = False,
+    drop_rate: float = _DROP_RATE,
+    global_pool: str = "avg",
 ) -> GoogLeNet:
     """GoogLeNet (Inception v1) with real 5x5 branches and batch norm after every conv.
 
@@ -229,6 +279,8 @@ def googlenet(
         aux_logits: Also build the auxiliary classifiers after 4a and 4d; ``forward`` still
             returns only the logits, ``forward_with_aux`` returns all three.
         small_input: 3x3 stride-1 first conv and no stem max pools, for 28x28 and 32x32 images.
+        drop_rate: Dropout rate before the classifier (0.4 in the paper).
+        global_pool: Pooling before the classifier: ``"avg"``, ``"max"`` or ``""`` (none).
 
     Returns:
         The model.
@@ -238,4 +290,6 @@ def googlenet(
         in_channels=in_channels,
         aux_logits=aux_logits,
         small_input=small_input,
+        drop_rate=drop_rate,
+        global_pool=global_pool,
     )

@@ -64,6 +64,11 @@ class LeNet5(ZooModel):
         x = self.act5(self.f5(self.flatten(x)))
         return self.act6(self.f6(x))
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """F5 and F6, then ``f7``; ``pre_logits`` stops before ``f7``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.f7(x)
+
 
 @register(
     family="lenet",

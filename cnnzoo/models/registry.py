@@ -1,7 +1,8 @@
 """The model registry: the table of builders, ``register``, ``list_models`` and ``info``.
 
 A registered builder is any callable ``builder(num_classes=..., in_channels=..., **kwargs)`` that
-returns an ``nn.Module``; its own keyword defaults are the model's defaults. Building a model by
+returns an ``nn.Module``; its own keyword defaults are the model's defaults, so every argument
+has one. ``register`` checks that contract when it is given the builder. Building a model by
 name is the factory's job (``cnnzoo.models.get``); this module only keeps the table, so it
 imports nothing else of cnnzoo and every other module can depend on it.
 """
@@ -43,16 +44,21 @@ _REGISTRY: dict[str, RegistryEntry] = {}
 class ModelInfo:
     """What a registered model is, at its default configuration.
 
+    A model that does not state a size (a user's plain ``nn.Sequential``, say) gets ``None``
+    for it: unknown, not zero.
+
     Attributes:
         name: Registry name.
         family: Architecture family ("resnet", "vgg", ...).
         description: First line of the builder's docstring.
-        input_size: Default input ``(C, H, W)``.
-        min_input_size: Smallest accepted ``(H, W)``.
+        input_size: Default input ``(C, H, W)``, or ``None`` when the model does not say.
+        min_input_size: Smallest accepted ``(H, W)``, or ``None`` when the model does not say.
         fixed_input_size: True when only ``input_size`` itself is accepted.
-        num_classes: Default number of classes.
-        in_channels: Default number of input channels.
-        num_params: Parameters at the default classes and channels.
+        num_classes: Default number of classes (the model's ``num_classes``, else the
+            builder's default), or ``None`` when neither says.
+        in_channels: Default number of input channels, likewise.
+        num_params: Parameters at the default classes and channels (``None`` while a lazy
+            layer has not seen its first batch).
         source: Where the architecture comes from (a tutorial, torchvision).
         paper: The paper that introduced the architecture.
     """
@@ -60,12 +66,12 @@ class ModelInfo:
     name: str
     family: str
     description: str
-    input_size: tuple[int, int, int]
-    min_input_size: tuple[int, int]
+    input_size: tuple[int, int, int] | None
+    min_input_size: tuple[int, int] | None
     fixed_input_size: bool
-    num_classes: int
-    in_channels: int
-    num_params: int
+    num_classes: int | None
+    in_channels: int | None
+    num_params: int | None
     source: str
     paper: str
 
@@ -79,6 +85,11 @@ def register(
     overwrite: bool = False,
 ) -> Callable[[BuilderT], BuilderT]:
     """Register a model builder under a name (a decorator).
+
+    The builder is a callable ``builder(num_classes=..., in_channels=..., **options)`` returning
+    an ``nn.Module``: both size arguments as keywords (or a ``**kwargs`` catch-all), and a
+    default for every argument, which are the model's defaults. ``@register`` without
+    parentheses registers under the builder's ``__name__``.
 
     Args:
         name: Registry name; defaults to the builder's ``__name__``. Names are case-insensitive.
@@ -94,25 +105,28 @@ def register(
     Raises:
         TypeError: ``name`` is neither a string nor None, or what is decorated is not callable.
 
+    Raises:
+        TypeError: ``name`` is not a string, or the builder is not callable or breaks the
+            contract above (raised when the decorator is applied).
+        ValueError: The name is taken (without ``overwrite``) or empty.
+
     Example:
         >>> @register(family="custom")
         ... def tiny_cnn(num_classes=10, in_channels=1):
         ...     return MyNet(num_classes, in_channels)
     """
-    if callable(name):  # used bare, as @register: the builder came as the name
+    if callable(name) and not isinstance(name, str):  # used bare: @register
         return register(family=family, source=source, paper=paper, overwrite=overwrite)(name)
-    if name is not None and (not isinstance(name, str) or not name):
+    if name is not None and not isinstance(name, str):
         raise TypeError(
-            f"register takes the model's name as a non-empty string (or nothing, to use the "
-            f"builder's __name__), got {name!r}; use @register('my_net') or @register()"
+            f"register takes the model's name (a str) and decorates its builder, e.g. "
+            f'@register("tiny_cnn"); got {name!r} ({type(name).__name__})'
         )
+    if name is not None and not name.strip():
+        raise ValueError("register needs a non-empty model name")
 
     def decorator(builder: BuilderT) -> BuilderT:
-        if not callable(builder):
-            raise TypeError(
-                f"register decorates a builder function or class returning an nn.Module, got "
-                f"{builder!r}"
-            )
+        _check_builder(name, builder)
         key = (name or builder.__name__).lower()
         if key in _REGISTRY and not overwrite:
             raise ValueError(
@@ -124,6 +138,51 @@ def register(
         return builder
 
     return decorator
+
+
+_SIZE_ARGUMENTS = ("num_classes", "in_channels")
+
+
+def _check_builder(name: str | None, builder: object) -> None:
+    """Refuse a builder that ``get`` and ``info`` could not call as the contract says."""
+    label = name or getattr(builder, "__name__", repr(builder))
+    if not callable(builder):
+        raise TypeError(
+            f"register({label!r}) needs a model builder: a callable taking num_classes and "
+            f"in_channels keywords and returning an nn.Module; got {builder!r} "
+            f"({type(builder).__name__})"
+        )
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a readable signature
+        return
+    kinds = inspect.Parameter
+    takes_any_keyword = any(p.kind is kinds.VAR_KEYWORD for p in params.values())
+    missing = [
+        arg
+        for arg in _SIZE_ARGUMENTS
+        if not takes_any_keyword
+        and (arg not in params or params[arg].kind in (kinds.POSITIONAL_ONLY, kinds.VAR_POSITIONAL))
+    ]
+    no_default = [
+        p.name
+        for p in params.values()
+        if p.default is kinds.empty and p.kind not in (kinds.VAR_KEYWORD, kinds.VAR_POSITIONAL)
+    ]
+    if missing or no_default:
+        problems = []
+        if missing:
+            problems.append(f"it does not take {' and '.join(missing)} as keyword arguments")
+        if no_default:
+            problems.append(
+                f"{', '.join(no_default)} ha{'s' if len(no_default) == 1 else 've'} no default"
+            )
+        raise TypeError(
+            f"register({label!r}): {'; '.join(problems)}. A builder is called as "
+            "builder(num_classes=..., in_channels=..., **options) and with no arguments at all "
+            "(its defaults are the model's defaults), e.g. "
+            "def tiny_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module"
+        )
 
 
 def lookup(name: str) -> tuple[str, RegistryEntry]:
@@ -185,19 +244,54 @@ def info(name: str) -> ModelInfo:
     key, entry = lookup(name)
     with torch.device("meta"):
         model = entry.builder()
-    num_params = sum(p.numel() for p in model.parameters())
-    input_size = tuple(getattr(model, "input_size", (0, 0, 0)))
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"the builder registered as {key!r} returned {type(model).__name__}, not an nn.Module"
+        )
+    parameters = list(model.parameters())
+    lazy = any(isinstance(p, nn.parameter.UninitializedParameter) for p in parameters)
+    num_params = None if lazy else sum(p.numel() for p in parameters)
+    input_size = _sizes(getattr(model, "input_size", None), 3)
     doc = inspect.getdoc(entry.builder) or ""
+    defaults = _builder_defaults(entry.builder)
+    in_channels = _size(model, "in_channels", defaults)
+    if in_channels is None and input_size is not None:
+        in_channels = input_size[0]
     return ModelInfo(
         name=key,
         family=entry.family,
         description=doc.splitlines()[0] if doc else "",
         input_size=input_size,  # type: ignore[arg-type]
-        min_input_size=tuple(getattr(model, "min_input_size", input_size[1:])),  # type: ignore[arg-type]
+        min_input_size=_sizes(getattr(model, "min_input_size", None), 2),  # type: ignore[arg-type]
         fixed_input_size=bool(getattr(model, "fixed_input_size", False)),
-        num_classes=int(getattr(model, "num_classes", 0)),
-        in_channels=int(getattr(model, "in_channels", input_size[0])),
+        num_classes=_size(model, "num_classes", defaults),
+        in_channels=in_channels,
         num_params=num_params,
         source=entry.source,
         paper=entry.paper,
     )
+
+
+def _sizes(value: object, length: int) -> tuple[int, ...] | None:
+    """``value`` as a tuple of ``length`` positive ints, or ``None`` when it is not one."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        return None
+    return tuple(value)
+
+
+def _builder_defaults(builder: Builder) -> dict[str, object]:
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
+
+
+def _size(model: nn.Module, what: str, defaults: dict[str, object]) -> int | None:
+    """The model's ``num_classes``/``in_channels``, else the builder's default, else ``None``."""
+    for value in (getattr(model, what, None), defaults.get(what)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

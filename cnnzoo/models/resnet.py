@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
-from .base import ZooModel, classifier_head
+from .base import ZooModel, check_global_pool, classifier_head, pool_layer
 from .registry import register
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -48,6 +48,11 @@ class ResNet(ZooModel):
         small_input: Use a 3x3 stride-1 stem conv and no max pool, for 28x28/32x32 images.
         zero_init_residual: Start the last norm layer of every residual branch at zero, so each
             block starts as the identity (Goyal et al. 2017; helps large-batch training).
+        global_pool: Pooling before ``fc``: ``"avg"`` (torchvision's), ``"max"``, or ``""``
+            (none; with ``num_classes=0`` the model returns the last feature map).
+
+    Stages (``feature_info``): ``relu`` (the stem, stride 2), ``layer1`` to ``layer4`` (strides
+    4 to 32); with ``small_input`` the strides are 1, 1, 2, 4 and 8.
     """
 
     classifier_path = "fc"
@@ -60,8 +65,10 @@ class ResNet(ZooModel):
         in_channels: int = 3,
         small_input: bool = False,
         zero_init_residual: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, got {layers!r}")
         self.small_input = small_input
@@ -84,9 +91,23 @@ class ResNet(ZooModel):
         self.layer2 = _make_stage(block, 64 * block.expansion, 128, layers[1], stride=2)
         self.layer3 = _make_stage(block, 128 * block.expansion, 256, layers[2], stride=2)
         self.layer4 = _make_stage(block, 256 * block.expansion, 512, layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.avgpool = pool_layer(global_pool, (1, 1))
         self.fc = classifier_head(self.num_features, num_classes)
         self._init_weights(zero_init_residual)
+
+        e = block.expansion
+        stem = 1 if small_input else 2
+        first = 1 if small_input else 4
+        self._set_stages(
+            ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"],
+            [
+                ("relu", 64, stem),
+                ("layer1", 64 * e, first),
+                ("layer2", 128 * e, first * 2),
+                ("layer3", 256 * e, first * 4),
+                ("layer4", 512 * e, first * 8),
+            ],
+        )
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         # torchvision's initialisation; the Linear head keeps PyTorch's default, as there.
@@ -105,6 +126,8 @@ class ResNet(ZooModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, num_features, H/32, W/32)`` map of ``layer4`` (``H/8`` small)."""
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer1(x)
         x = self.layer2(x)
@@ -112,8 +135,19 @@ class ResNet(ZooModel):
         return self.layer4(x)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Average-pool and flatten to ``(N, num_features)``."""
-        return torch.flatten(self.avgpool(x), 1)
+        """Pool and flatten to ``(N, num_features)`` (the map itself when unpooled)."""
+        x = self.avgpool(x)
+        return x if self.global_pool == "" else torch.flatten(x, 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, then ``fc``; ``pre_logits`` stops before ``fc``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc(x)
+
+    def set_global_pool(self, global_pool: str, num_classes: int) -> None:
+        """Switch the pooling before ``fc`` to ``"avg"``, ``"max"`` or ``""`` (none)."""
+        self.global_pool = check_global_pool(self.model_name, global_pool, num_classes)
+        self.avgpool = pool_layer(global_pool, (1, 1))
 
 
 @register(family="resnet", source=_SOURCE, paper=_PAPER)
@@ -122,13 +156,20 @@ def resnet18(
     in_channels: int = 3,
     small_input: bool = False,
     zero_init_residual: bool = False,
+    global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2] (11,689,512 parameters at 1000 classes).
 
     The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
-        BasicBlock, [2, 2, 2, 2], num_classes, in_channels, small_input, zero_init_residual
+        BasicBlock,
+        [2, 2, 2, 2],
+        num_classes,
+        in_channels,
+        small_input,
+        zero_init_residual,
+        global_pool,
     )
 
 
@@ -138,13 +179,20 @@ def resnet34(
     in_channels: int = 3,
     small_input: bool = False,
     zero_init_residual: bool = False,
+    global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3] (21,797,672 parameters at 1000 classes).
 
     The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
-        BasicBlock, [3, 4, 6, 3], num_classes, in_channels, small_input, zero_init_residual
+        BasicBlock,
+        [3, 4, 6, 3],
+        num_classes,
+        in_channels,
+        small_input,
+        zero_init_residual,
+        global_pool,
     )
 
 
@@ -154,13 +202,20 @@ def resnet50(
     in_channels: int = 3,
     small_input: bool = False,
     zero_init_residual: bool = False,
+    global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-50: bottleneck blocks [3, 4, 6, 3] (25,557,032 parameters at 1000 classes).
 
     The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
-        Bottleneck, [3, 4, 6, 3], num_classes, in_channels, small_input, zero_init_residual
+        Bottleneck,
+        [3, 4, 6, 3],
+        num_classes,
+        in_channels,
+        small_input,
+        zero_init_residual,
+        global_pool,
     )
 
 
@@ -170,13 +225,20 @@ def resnet101(
     in_channels: int = 3,
     small_input: bool = False,
     zero_init_residual: bool = False,
+    global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-101: bottleneck blocks [3, 4, 23, 3] (44,549,160 parameters at 1000 classes).
 
     The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
-        Bottleneck, [3, 4, 23, 3], num_classes, in_channels, small_input, zero_init_residual
+        Bottleneck,
+        [3, 4, 23, 3],
+        num_classes,
+        in_channels,
+        small_input,
+        zero_init_residual,
+        global_pool,
     )
 
 
@@ -186,11 +248,18 @@ def resnet152(
     in_channels: int = 3,
     small_input: bool = False,
     zero_init_residual: bool = False,
+    global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-152: bottleneck blocks [3, 8, 36, 3] (60,192,808 parameters at 1000 classes).
 
     The arguments are ``ResNet``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
     """
     return ResNet(
-        Bottleneck, [3, 8, 36, 3], num_classes, in_channels, small_input, zero_init_residual
+        Bottleneck,
+        [3, 8, 36, 3],
+        num_classes,
+        in_channels,
+        small_input,
+        zero_init_residual,
+        global_pool,
     )

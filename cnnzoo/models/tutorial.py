@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..blocks import InceptionA, ResidualBlock
-from .base import ZooModel, classifier_head
+from .base import ZooModel, classifier_head, resolve_drop_rate
 from .registry import register
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
 _MONKEYPOX = "the monkeypox BatchNorm CNN tutorial"
 _CIFAR = "the CIFAR-10 BatchNorm CNN tutorial"
 _ADVANCED = "the advanced-CNN tutorial (Inception module, residual block, on MNIST)"
+_DROP_RATE = 0.5  # the CIFAR-10 tutorial's classifier dropout
 _BATCH_NORM = (
     "Ioffe & Szegedy 2015, Batch normalization: accelerating deep network training by "
     "reducing internal covariate shift"
@@ -106,6 +107,11 @@ class NetworkBN(ZooModel):
         """Flatten the map into the ``(N, 60000)`` vector the classifier reads."""
         return self.flatten(x)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten, then ``fc1``; ``pre_logits`` stops before ``fc1``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc1(x)
+
 
 class NetworkBNv2(ZooModel):
     """The adjusted ``Network_bn``: a fifth conv-BN-ReLU block and a third max-pool.
@@ -149,6 +155,11 @@ class NetworkBNv2(ZooModel):
         """Flatten the map into the ``(N, 25392)`` vector the classifier reads."""
         return torch.flatten(x, 1)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten, then ``classifier``; ``pre_logits`` stops before ``classifier``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier(x)
+
 
 def _cifar_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """A 3x3 padded convolution, BatchNorm, ReLU and 2x2 max-pool: the CIFAR-10 tutorial's unit."""
@@ -168,14 +179,17 @@ class CifarCNN(ZooModel):
     Args:
         num_classes: Outputs of the last layer ``fc3``; 0 leaves it out.
         in_channels: Channels of the input images.
-        dropout: Dropout probability after each hidden fully connected layer.
+        drop_rate: Dropout probability after each hidden fully connected layer.
     """
 
     fixed_input_size = True
     classifier_path = "fc3"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 3, drop_rate: float = _DROP_RATE
+    ) -> None:
         super().__init__(num_classes, in_channels)
+        drop_rate = resolve_drop_rate(self.model_name, drop_rate, None, drop_rate)
         self.num_features = 128
         self.input_size = (in_channels, 32, 32)
         self.min_input_size = (32, 32)
@@ -186,10 +200,10 @@ class CifarCNN(ZooModel):
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(128 * 4 * 4, 256)
         self.relu1 = nn.ReLU(inplace=True)
-        self.dropout1 = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(drop_rate)
         self.fc2 = nn.Linear(256, 128)
         self.relu2 = nn.ReLU(inplace=True)
-        self.dropout2 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(drop_rate)
         self.fc3 = classifier_head(128, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,6 +214,11 @@ class CifarCNN(ZooModel):
         """Flatten and apply ``fc1`` and ``fc2``: ``(N, 128)``."""
         x = self.dropout1(self.relu1(self.fc1(self.flatten(x))))
         return self.dropout2(self.relu2(self.fc2(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten, ``fc1`` and ``fc2``, then ``fc3``; ``pre_logits`` stops before ``fc3``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc3(x)
 
 
 @register(family="tutorial", source=_MONKEYPOX, paper=_BATCH_NORM)
@@ -231,18 +250,25 @@ def network_bn_v2(num_classes: int = 2, in_channels: int = 3) -> NetworkBNv2:
 
 
 @register(family="tutorial", source=_CIFAR, paper=_BATCH_NORM)
-def cifar_cnn(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> CifarCNN:
+def cifar_cnn(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    dropout: float | None = None,
+) -> CifarCNN:
     """The CIFAR-10 tutorial's CNN for 32x32 images (652,426 parameters at 10 classes).
 
     Args:
         num_classes: Number of classes.
         in_channels: Channels of the input images.
-        dropout: Dropout probability after each hidden fully connected layer.
+        drop_rate: Dropout probability after each hidden fully connected layer.
+        dropout: The older name of ``drop_rate``, still accepted.
 
     Returns:
         The model, with PyTorch's default initialisation (as in the tutorial).
     """
-    return CifarCNN(num_classes=num_classes, in_channels=in_channels, dropout=dropout)
+    rate = resolve_drop_rate("cifar_cnn", drop_rate, dropout, _DROP_RATE)
+    return CifarCNN(num_classes=num_classes, in_channels=in_channels, drop_rate=rate)
 
 
 class _MiniNet(ZooModel):
@@ -273,6 +299,11 @@ class _MiniNet(ZooModel):
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Flatten the feature map to ``(N, num_features)``."""
         return torch.flatten(x, 1)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten, then ``fc``; ``pre_logits`` stops before ``fc``."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.fc(x)
 
 
 class MiniInception(_MiniNet):

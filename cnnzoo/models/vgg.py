@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel, classifier_head
+from .base import ZooModel, check_global_pool, classifier_head, pool_layer, resolve_drop_rate
 from .registry import register
 
 __all__ = [
@@ -35,18 +35,24 @@ __all__ = [
 ]
 
 _POOL = "M"
-# Convolution widths per depth ("M" is a 2x2 max-pool): the paper's configurations A, B, D, E.
+# Convolution widths of each block, per depth: the paper's configurations A, B, D, E. A 2x2
+# max-pool ("M" in torchvision's notation) ends every block.
+_BLOCKS: dict[int, tuple[tuple[int, ...], ...]] = {
+    11: ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    13: ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    16: ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    19: ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
+}
+# The same in torchvision's flat notation, which fixes the indices of features.<i>.
 _CONFIGS: dict[int, list[int | str]] = {
-    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    19: [
-        64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-        512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
-    ],
-}  # fmt: skip
+    depth: [item for block in blocks for item in (*block, _POOL)]
+    for depth, blocks in _BLOCKS.items()
+}
 _SMALL_INPUT_POOLS = 3  # max-pools kept with small_input=True
 _SMALL_INPUT_HIDDEN = 512  # hidden width of the small-input classifier
+# The hidden classifier layers read a pooled map of a fixed size, so the pool cannot be removed.
+_POOL_CHOICES = ("avg", "max")
+_DROP_RATE = 0.5
 
 _SOURCE = "the AlexNet/VGG/ResNet transfer-learning tutorial; torchvision-compatible"
 _PAPER = (
@@ -57,19 +63,26 @@ _PAPER_BN = _PAPER + "; Ioffe & Szegedy 2015, Batch normalization"
 
 def _make_features(
     config: list[int | str], in_channels: int, batch_norm: bool, pools_kept: int
-) -> nn.Sequential:
+) -> tuple[nn.Sequential, list[tuple[str, int, int]]]:
     """Build torchvision's ``features`` stack; pools past ``pools_kept`` become ``nn.Identity``.
 
     The Identity placeholders keep every later index, so the parameter names do not move.
+
+    Returns:
+        The stack, and ``(module, channels, reduction)`` of each block's last ReLU: the stages.
     """
     layers: list[nn.Module] = []
+    stages: list[tuple[str, int, int]] = []
     channels = in_channels
     pools_seen = 0
+    reduction = 1
     for item in config:
         if item == _POOL:
+            stages.append((f"features.{len(layers) - 1}", channels, reduction))
             pools_seen += 1
             keep = pools_seen <= pools_kept
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2) if keep else nn.Identity())
+            reduction *= 2 if keep else 1
             continue
         width = int(item)
         layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
@@ -77,7 +90,7 @@ def _make_features(
             layers.append(nn.BatchNorm2d(width))
         layers.append(nn.ReLU(inplace=True))
         channels = width
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers), stages
 
 
 class VGG(ZooModel):
@@ -88,12 +101,18 @@ class VGG(ZooModel):
         batch_norm: Put a BatchNorm after every convolution (the ``_bn`` variants).
         num_classes: Outputs of the last layer (``classifier.6``); 0 leaves it out.
         in_channels: Channels of the input images.
-        dropout: Dropout probability in the classifier.
+        drop_rate: Dropout probability in the classifier.
         small_input: Adapt to 28x28 and 32x32 images: keep only the first three max-pools and
             use a global-average-pool, 512-wide classifier (see the module docstring).
+        global_pool: The adaptive pooling before the classifier (to 7x7, or 1x1 with
+            ``small_input``): ``"avg"`` (torchvision's) or ``"max"``.
+
+    Stages (``feature_info``): the last ReLU of each of the five blocks, before its max-pool:
+    ``features.<i>`` at strides 1, 2, 4, 8, 16 (1, 2, 4, 8, 8 with ``small_input``).
 
     Raises:
-        ValueError: ``depth`` is not one of 11, 13, 16, 19.
+        ValueError: ``depth`` is not one of 11, 13, 16, 19, or a bad ``drop_rate`` or
+            ``global_pool``.
     """
 
     classifier_path = "classifier.6"
@@ -104,12 +123,17 @@ class VGG(ZooModel):
         batch_norm: bool = False,
         num_classes: int = 1000,
         in_channels: int = 3,
-        dropout: float = 0.5,
+        drop_rate: float = 0.5,
         small_input: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
         if depth not in _CONFIGS:
             raise ValueError(f"VGG depth must be one of {sorted(_CONFIGS)}, got {depth!r}")
+        drop_rate = resolve_drop_rate(self.model_name, drop_rate, None, drop_rate)
+        self.global_pool = check_global_pool(
+            self.model_name, global_pool, num_classes, _POOL_CHOICES
+        )
         self.small_input = small_input
         self.depth = depth
         self.batch_norm = batch_norm
@@ -117,29 +141,31 @@ class VGG(ZooModel):
         config = _CONFIGS[depth]
         total_pools = config.count(_POOL)
         pools_kept = _SMALL_INPUT_POOLS if small_input else total_pools
-        self.features = _make_features(config, in_channels, batch_norm, pools_kept)
+        self.features, stages = _make_features(config, in_channels, batch_norm, pools_kept)
         # Each kept 2x2 pool halves (flooring) the map, which must stay at least 1 pixel wide.
         side = 2**pools_kept
         self.min_input_size = (side, side)
         if small_input:
             self.input_size = (in_channels, 32, 32)
-            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.pool_size = 1
             pooled, hidden = 512, _SMALL_INPUT_HIDDEN
         else:
             self.input_size = (in_channels, 224, 224)
-            self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+            self.pool_size = 7
             pooled, hidden = 512 * 7 * 7, 4096
+        self.avgpool = pool_layer(global_pool, self.pool_size)
         self.num_features = hidden
         self.classifier = nn.Sequential(
             nn.Linear(pooled, hidden),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_rate),
             nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
+            nn.Dropout(p=drop_rate),
             classifier_head(hidden, num_classes),
         )
         self._init_weights()
+        self._set_stages([f"features.{i}" for i in range(len(self.features))], stages)
 
     def _init_weights(self) -> None:
         """Torchvision's VGG initialisation, with a rescaled small-input head.
@@ -167,99 +193,170 @@ class VGG(ZooModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, 512, H', W')`` map after the last convolution block."""
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return self.forward_features_checkpointed(x)
         return self.features(x)
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pool, flatten and apply the hidden classifier layers: ``(N, num_features)``."""
         x = torch.flatten(self.avgpool(x), 1)
-        for layer in self.classifier[:-1]:
-            x = layer(x)
+        for index, layer in enumerate(self.classifier):
+            if index < len(self.classifier) - 1:  # all but the last (TorchScript cannot slice)
+                x = layer(x)
         return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, the hidden layers, then ``classifier.6``; ``pre_logits`` stops before it."""
+        x = self.pre_logits(x)
+        return x if pre_logits else self.classifier[6](x)  # TorchScript needs a literal index
+
+    def set_global_pool(self, global_pool: str, num_classes: int) -> None:
+        """Switch the adaptive pooling before the classifier to ``"avg"`` or ``"max"``."""
+        self.global_pool = check_global_pool(
+            self.model_name, global_pool, num_classes, _POOL_CHOICES
+        )
+        self.avgpool = pool_layer(global_pool, self.pool_size)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
 def vgg11(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-11 (configuration A), torchvision-compatible (132,863,336 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(11, False, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg11", drop_rate, dropout, _DROP_RATE)
+    return VGG(11, False, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
 def vgg11_bn(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-11 with BatchNorm, torchvision-compatible (132,868,840 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(11, True, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg11_bn", drop_rate, dropout, _DROP_RATE)
+    return VGG(11, True, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
 def vgg13(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-13 (configuration B), torchvision-compatible (133,047,848 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(13, False, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg13", drop_rate, dropout, _DROP_RATE)
+    return VGG(13, False, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
 def vgg13_bn(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-13 with BatchNorm, torchvision-compatible (133,053,736 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(13, True, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg13_bn", drop_rate, dropout, _DROP_RATE)
+    return VGG(13, True, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
 def vgg16(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-16 (configuration D), torchvision-compatible (138,357,544 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(16, False, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg16", drop_rate, dropout, _DROP_RATE)
+    return VGG(16, False, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
 def vgg16_bn(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-16 with BatchNorm, torchvision-compatible (138,365,992 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(16, True, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg16_bn", drop_rate, dropout, _DROP_RATE)
+    return VGG(16, True, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER)
 def vgg19(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-19 (configuration E), torchvision-compatible (143,667,240 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(19, False, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg19", drop_rate, dropout, _DROP_RATE)
+    return VGG(19, False, num_classes, in_channels, rate, small_input, global_pool)
 
 
 @register(family="vgg", source=_SOURCE, paper=_PAPER_BN)
 def vgg19_bn(
-    num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, small_input: bool = False
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    drop_rate: float = _DROP_RATE,
+    small_input: bool = False,
+    global_pool: str = "avg",
+    dropout: float | None = None,
 ) -> VGG:
     """VGG-19 with BatchNorm, torchvision-compatible (143,678,248 parameters at 1000 classes).
 
     The arguments are ``VGG``'s; ``small_input=True`` adapts it to 28x28 and 32x32 images.
+    ``dropout`` is the older name of ``drop_rate``.
     """
-    return VGG(19, True, num_classes, in_channels, dropout, small_input)
+    rate = resolve_drop_rate("vgg19_bn", drop_rate, dropout, _DROP_RATE)
+    return VGG(19, True, num_classes, in_channels, rate, small_input, global_pool)
