@@ -34,7 +34,8 @@ def evaluate(
             label)``, or a ``DataLoader``. In-memory data is normalised as in ``fit``.
         batch_size: Samples per forward pass (ignored for a DataLoader).
         device: Where to run; None keeps the model where it is. The model is moved there.
-        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+        precision: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, fp32
+            elsewhere), "fp32", "bf16" or "fp16".
         num_workers: DataLoader workers for a plain ``Dataset``.
 
     Returns:

@@ -89,7 +89,8 @@ def fit(
             such as ``["crop", "flip"]``); or a callable taking the normalised batch (and
             optionally a ``torch.Generator``) and returning it augmented.
         device: "auto" (cuda, then mps, then cpu) or any torch device.
-        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+        precision: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, AVX-512 BF16
+            or AMX; fp32 elsewhere), "fp32", "bf16" or "fp16".
         channels_last: Use the channels-last memory format for the model and its inputs; "auto"
             turns it on for CPU and CUDA (1.4-1.6x faster steps measured on CPU).
         compile: ``torch.compile`` the model; "auto" compiles only on CUDA runs long enough
