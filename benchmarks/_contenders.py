@@ -53,6 +53,7 @@ from cnnzoo.training.optimizers import (
     make_optimizer,
     make_scheduler,
 )
+from cnnzoo.training.precision import resolve_precision
 
 CONTENDERS = ("fit", "eager", "dataloader", "lightning", "keras")
 # The frameworks a contender needs beyond torch (import names): missing ones are skipped.
@@ -72,6 +73,8 @@ class Recipe:
         schedule: "onecycle" (fit's: warm-up then linear decay over ``epochs``) or None.
         epochs: Length of the schedule; for a constant rate, the most epochs a run may take.
         label_smoothing: Cross-entropy label smoothing.
+        precision: "fp32", or "bf16" for bf16 autocast (fit's default on CPUs with native bf16
+            and on CUDA: the same recipe gives it to everyone).
         source: Where the recipe comes from, for the table.
     """
 
@@ -82,12 +85,14 @@ class Recipe:
     schedule: str | None
     epochs: int
     label_smoothing: float = 0.0
+    precision: str = "fp32"
     source: str = ""
 
 
-def fit_defaults() -> Recipe:
-    """The recipe ``cnnzoo.fit`` uses when given no options: read from fit itself."""
+def fit_defaults(device: torch.device) -> Recipe:
+    """The recipe ``cnnzoo.fit`` uses on ``device`` when given no options: read from fit."""
     parameters = inspect.signature(cnnzoo.fit).parameters
+    autocast = resolve_precision(parameters["precision"].default, device)
     return Recipe(
         optimizer=parameters["optimizer"].default,
         lr=DEFAULT_LR[parameters["optimizer"].default],
@@ -96,6 +101,7 @@ def fit_defaults() -> Recipe:
         schedule=parameters["schedule"].default,
         epochs=parameters["epochs"].default,
         label_smoothing=parameters["label_smoothing"].default,
+        precision="bf16" if autocast == torch.bfloat16 else "fp32",
         source="cnnzoo.fit's defaults",
     )
 
@@ -115,13 +121,13 @@ OWN_DEFAULTS = {
 }
 
 
-def recipes(contender: str, max_epochs: int) -> dict[str, Recipe]:
+def recipes(contender: str, max_epochs: int, device: torch.device) -> dict[str, Recipe]:
     """The contender's recipes: "same" (fit's defaults) and "own" (its documented defaults).
 
     fit's own defaults are the same recipe, and the hand-written loop has no defaults of its
     own: both have "same" only. ``max_epochs`` caps the constant-rate recipes.
     """
-    same = replace(fit_defaults(), source="fit's defaults, for everyone")
+    same = replace(fit_defaults(device), source="fit's defaults, for everyone")
     chosen = {"same": same}
     if contender in OWN_DEFAULTS:
         chosen["own"] = replace(OWN_DEFAULTS[contender], epochs=max_epochs)
@@ -254,6 +260,11 @@ class EpochClock:
         }
 
 
+def autocast(recipe: Recipe, device: torch.device) -> Any:
+    """bf16 autocast when the recipe asks for it (as fit does), else nothing."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=recipe.precision == "bf16")
+
+
 def _count_steps(model: nn.Module, clock: Any) -> Any:
     """Tell ``clock`` whenever ``model`` starts a training forward; returns the hook handle."""
 
@@ -264,12 +275,14 @@ def _count_steps(model: nn.Module, clock: Any) -> Any:
     return model.register_forward_pre_hook(hook)
 
 
-def _torch_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+def _torch_accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, recipe: Recipe
+) -> float:
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     correct = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(recipe, device):
         for x, y in zip(images.split(500), labels.split(500), strict=True):
             correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
     model.train(was_training)
@@ -285,14 +298,21 @@ class Contender:
     def __init__(self, model_name: str, data: Data, device: torch.device) -> None:
         self.model_name, self.data, self.device = model_name, data, device
         self.model: Any = None
+        self.recipe: Recipe | None = None
 
     def prepare(self) -> None:
         """Import the framework (before memory is measured: its import is part of its cost)."""
 
     def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+        """Train a fresh copy of the initial model on the first ``images`` training images."""
+        self.recipe = recipe
+        self._train(recipe, images, epochs, clock)
+
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         raise NotImplementedError
 
     def test_accuracy(self) -> float:
+        """Test accuracy of the model last trained, computed in its recipe's precision."""
         raise NotImplementedError
 
 
@@ -305,7 +325,7 @@ class _TorchPeer(Contender):
         self.test_x, self.test_y = data.normalised("test")
 
     def test_accuracy(self) -> float:
-        return _torch_accuracy(self.model, self.test_x, self.test_y)
+        return _torch_accuracy(self.model, self.test_x, self.test_y, self.recipe)
 
     def optimizer_and_schedule(self, recipe: Recipe, model: nn.Module, steps: int):
         """The recipe's optimizer (fit's parameter groups for AdamW) and per-step schedule."""
@@ -322,7 +342,7 @@ class _TorchPeer(Contender):
 class FitContender(Contender):
     name = "fit"
 
-    def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         model = self.model = initial_model(self.model_name)
         data = _head(self.data.train, images)
         handle = _count_steps(model, clock)
@@ -333,7 +353,7 @@ class FitContender(Contender):
                     raise cnnzoo.training.StopTraining
 
         options: dict[str, Any] = {}
-        defaults = fit_defaults()
+        defaults = fit_defaults(self.device)
         if replace(recipe, source="") != replace(defaults, epochs=recipe.epochs, source=""):
             raise ValueError("the fit contender trains with fit's defaults only")
         if epochs != defaults.epochs:
@@ -364,7 +384,7 @@ class EagerContender(_TorchPeer):
         self.train_x = self.train_x.to(device).contiguous(memory_format=torch.channels_last)
         self.train_y = self.train_y.to(device)
 
-    def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         model = initial_model(self.model_name).to(self.device, memory_format=torch.channels_last)
         self.model = model
         x, y = self.train_x[:images], self.train_y[:images]
@@ -379,8 +399,10 @@ class EagerContender(_TorchPeer):
                 order = torch.randperm(len(x), device=self.device)
                 for step in range(steps):
                     index = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+                    with autocast(recipe, self.device):
+                        logits = model(x[index])
                     loss = F.cross_entropy(
-                        model(x[index]), y[index], label_smoothing=recipe.label_smoothing
+                        logits.float(), y[index], label_smoothing=recipe.label_smoothing
                     )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -396,7 +418,7 @@ class EagerContender(_TorchPeer):
 class DataLoaderContender(_TorchPeer):
     name = "dataloader"
 
-    def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         model = self.model = initial_model(self.model_name).to(self.device)
         handle = _count_steps(model, clock)
         if isinstance(clock, EpochClock):
@@ -412,7 +434,9 @@ class DataLoaderContender(_TorchPeer):
                 for inputs, labels in loader:
                     inputs, labels = inputs.to(self.device), labels.to(self.device)
                     optimizer.zero_grad()
-                    loss = criterion(model(inputs), labels)
+                    with autocast(recipe, self.device):
+                        outputs = model(inputs)
+                    loss = criterion(outputs.float(), labels)
                     loss.backward()
                     optimizer.step()
                     if schedule is not None:
@@ -430,7 +454,7 @@ class LightningContender(_TorchPeer):
     def prepare(self) -> None:
         import lightning  # noqa: F401
 
-    def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         import lightning as L
 
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -481,6 +505,7 @@ class LightningContender(_TorchPeer):
                 callbacks=[EpochEnd()],
                 enable_progress_bar=False,
                 enable_model_summary=False,
+                precision="bf16-mixed" if recipe.precision == "bf16" else "32-true",
             )
             try:
                 trainer.fit(Classifier(), loader)
@@ -501,10 +526,13 @@ class KerasContender(_TorchPeer):
     def prepare(self) -> None:
         import_keras()
 
-    def train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
+    def _train(self, recipe: Recipe, images: int, epochs: int, clock: Any) -> None:
         keras = import_keras()
         from benchmarks._keras_ports import port
 
+        # Keras's mixed precision is a global policy, read when the layers are built.
+        policy = "mixed_bfloat16" if recipe.precision == "bf16" else "float32"
+        keras.mixed_precision.set_global_policy(policy)
         self.model = net = port(self.model_name, initial_model(self.model_name))
 
         class Hooks(keras.callbacks.Callback):

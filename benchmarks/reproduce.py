@@ -248,9 +248,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--models", nargs="+", default=["lenet5", "mini_resnet", "mini_inception", "cifar_cnn"],
+        "--models",
+        nargs="+",
+        default=["lenet5", "mini_resnet", "mini_inception", "cifar_cnn"],
         help='registry names or fnmatch patterns, or "all" (default: the CPU-sized rows)',
-    )  # fmt: skip
+    )
     parser.add_argument("--device", default="auto", help='"cpu", "cuda", ... (default: auto)')
     parser.add_argument("--epochs", type=int, help="override every recipe's epochs")
     parser.add_argument(

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     rows = []
     for model in args.models:
-        target = args.target or TARGETS[model]
+        target = TARGETS[model] if args.target is None else args.target
         for candidate in args.candidates:
             for seed in args.seeds:
                 print(f"== {model} {candidate} seed {seed}: {chosen[candidate]}", flush=True)
