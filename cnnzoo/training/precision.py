@@ -50,9 +50,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
     ``"auto"`` is bf16 autocast on CUDA GPUs that support it and on CPUs with native bf16
     (AVX-512 BF16 or AMX), fp32 elsewhere. On an AVX-512 BF16 CPU (2 cores of an AMD EPYC)
-    bf16 autocast made training steps 1.3x (lenet5, mini_resnet) to 2.0x (resnet18 at 32x32)
-    faster with the same epochs to the target (benchmarks/step_costs.py, sweep_defaults.py);
-    on CPUs without it bf16 is emulated and slower than fp32.
+    bf16 autocast made training steps 1.4x (mini_resnet), 1.6x (cifar_cnn) and 1.7-1.8x
+    (resnet18 at 32x32) faster, LeNet-5 about even (benchmarks/step_costs.py, results in
+    docs/benchmarks.md); on CPUs without it bf16 is emulated and slower than fp32.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
