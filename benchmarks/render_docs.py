@@ -6,9 +6,12 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``tta-headline`` (inline): the time-to-accuracy speed-up, median and range over the rounds;
 * ``tta-table``: both sides' epochs and seconds per round, from ``time_to_accuracy-*.json``;
 * ``peers-tables``: one table per model, from ``peers-*.json``;
-* ``peers-summary`` (inline): fit against the hand-written loop and the fastest peer.
+* ``peers-summary`` (inline): fit against the hand-written loop and the fastest peer;
+* ``sweep-table``: every ``sweep_defaults-*.json`` row (epochs to target per candidate recipe);
+* ``step-costs-table``: every ``step_costs-*.json`` comparison (per-step cost ratios).
 
-By default the newest JSON of each benchmark in ``benchmarks/results/`` is used.
+The first four use the newest JSON of their benchmark in ``benchmarks/results/``; the last two
+gather all of theirs.
 
 Usage::
 
@@ -235,31 +238,108 @@ def peers_summary(result: dict[str, Any], source: Path) -> str:
     return "; ".join(parts) if parts else "(no summary in the result)"
 
 
-RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any], Path], str]]] = {
+# -- the measurements behind fit's defaults (every result, not the newest) --------------------
+def sweep_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = [
+        "| model | training images | candidate | seed | epochs to target | test accuracy per "
+        "epoch | result |",
+        "| --- | --- | --- | ---: | ---: | --- | --- |",
+    ]
+    rows = []
+    for path, result in results:
+        images = "48,000 + validation" if result.get("val_fraction") else "60,000"
+        for row in result["rows"]:
+            rows.append((row["model"], images, row["candidate"], row.get("seed", 0), row, path))
+    for model, images, candidate, seed, row, path in sorted(rows, key=lambda r: r[:4]):
+        reached = row["epochs_to_target"]
+        curve = ", ".join(f"{point['test_accuracy']:.4f}" for point in row["curve"])
+        lines.append(
+            f"| {model} | {images} | `{candidate}` | {seed} "
+            f"| {reached if reached else 'not reached'} | {curve} | `{relative(path)}` |"
+        )
+    return "\n".join(lines)
+
+
+def step_costs_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = [
+        "| model | comparison | variant | speed vs first, median [range] | first call s | result |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for path, result in results:
+        setting = (
+            f"{result['model']} (batch {result['batch_size']}, {result.get('precision', 'fp32')})"
+        )
+        for name, comparison in result["comparisons"].items():
+            for variant, row in comparison["variants"].items():
+                speed = {
+                    "median": row["speed_vs_first_median"],
+                    "min": row["speed_vs_first_range"][0],
+                    "max": row["speed_vs_first_range"][1],
+                }
+                lines.append(
+                    f"| {setting} | {name} | {variant} | {spread_text(speed, '×', 2)} "
+                    f"| {row['first_call_seconds']:.1f} | `{relative(path)}` |"
+                )
+            if "break_even" in comparison:
+                even = comparison["break_even"]
+                steps = f"{even['steps']:,} steps" if even["steps"] else "never"
+                lines.append(
+                    f"| {setting} | {name} | break-even of {even['compile_seconds']:.0f} s of "
+                    f"compiling | {steps} | | `{relative(path)}` |"
+                )
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "tta-headline": ("time_to_accuracy", tta_headline),
     "tta-table": ("time_to_accuracy", tta_table),
     "peers-tables": ("peers", peers_tables),
     "peers-summary": ("peers", peers_summary),
 }
+# Parts that sit inside a sentence; the others are blocks on lines of their own.
+INLINE = {"tta-headline", "peers-summary"}
+AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
+    "sweep-table": ("sweep_defaults", sweep_table),
+    "step-costs-table": ("step_costs", step_costs_table),
+}
 
 
-def render(text: str, sources: dict[str, Path | None]) -> str:
-    """``text`` with every marked part it has rendered from its benchmark's JSON."""
-    loaded: dict[str, dict[str, Any]] = {}
+def render(
+    text: str, sources: dict[str, Path | None], gathered: dict[str, list[Path]] | None = None
+) -> str:
+    """``text`` with every marked part rendered from its benchmark's JSON.
+
+    Args:
+        text: A document.
+        sources: The JSON each single-result part is rendered from, by benchmark (None: not
+            measured yet, the part is left as it is).
+        gathered: The JSON files each aggregate part gathers, by benchmark.
+    """
+    loaded: dict[Path, dict[str, Any]] = {}
+
+    def load(path: Path) -> dict[str, Any]:
+        if path not in loaded:
+            loaded[path] = json.loads(path.read_text())
+        return loaded[path]
 
     def replace(match: re.Match) -> str:
         name = match["name"]
-        if name not in RENDERERS:
-            raise ValueError(f"unknown generated part {name!r}; known: {sorted(RENDERERS)}")
-        benchmark, renderer = RENDERERS[name]
-        source = sources.get(benchmark)
-        if source is None:
-            return match.group(0)  # nothing measured yet: leave the part as it is
-        if benchmark not in loaded:
-            loaded[benchmark] = json.loads(source.read_text())
-        body = renderer(loaded[benchmark], source)
-        inline = "\n" not in match["body"]
-        body = body if inline else f"\n{body}\n"
+        if name in AGGREGATES:
+            benchmark, aggregate = AGGREGATES[name]
+            paths = (gathered or {}).get(benchmark) or []
+            if not paths:
+                return match.group(0)
+            body = aggregate([(path, load(path)) for path in paths])
+        elif name in RENDERERS:
+            benchmark, renderer = RENDERERS[name]
+            source = sources.get(benchmark)
+            if source is None:
+                return match.group(0)  # nothing measured yet: leave the part as it is
+            body = renderer(load(source), source)
+        else:
+            known = sorted([*RENDERERS, *AGGREGATES])
+            raise ValueError(f"unknown generated part {name!r}; known: {known}")
+        body = body if name in INLINE else f"\n{body}\n"
         return f"{match.group(1)}{body}{match.group(4)}"
 
     return MARKER.sub(replace, text)
@@ -278,10 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")
+    gathered = {
+        benchmark: sorted(RESULTS.glob(f"{benchmark}-[0-9]*.json"))
+        for benchmark, _ in AGGREGATES.values()
+    }
     stale = []
     for doc in args.docs or DOCS:
         text = doc.read_text()
-        rendered = render(text, sources)
+        rendered = render(text, sources, gathered)
         if rendered != text:
             stale.append(doc)
             if not args.check:

@@ -33,3 +33,14 @@ def test_every_model_has_a_row():
     table = _generator().model_table()
     for name in list_models():
         assert f"| `{name}` |" in table
+
+
+def test_benchmark_figures_in_the_docs_match_the_newest_results():
+    spec = importlib.util.spec_from_file_location(
+        "render_docs", ROOT / "benchmarks" / "render_docs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, (
+        "the docs lag behind benchmarks/results: run python benchmarks/render_docs.py"
+    )
