@@ -58,7 +58,8 @@ from cnnzoo.training.precision import resolve_precision
 CONTENDERS = ("fit", "eager", "dataloader", "lightning", "keras")
 # The frameworks a contender needs beyond torch (import names): missing ones are skipped.
 REQUIRES = {"lightning": "lightning", "keras": "keras"}
-MODEL_OPTIONS = {"resnet18": {"small_input": True}}
+# Fashion-MNIST: 10 classes, 1 channel; resnet18 with its small-image stem.
+MODEL_OPTIONS = {"resnet18": {"small_input": True, "num_classes": 10, "in_channels": 1}}
 
 
 @dataclass(frozen=True)

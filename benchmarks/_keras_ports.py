@@ -91,7 +91,65 @@ def mini_resnet(model: nn.Module) -> Any:
     return net
 
 
-PORTS = {"lenet5": lenet5, "mini_resnet": mini_resnet}
+def resnet18(model: nn.Module) -> Any:
+    """ResNet-18 with the small-image stem (``small_input=True``) and ``model``'s weights.
+
+    Stride-2 convolutions pad explicitly (``ZeroPadding2D`` then ``"valid"``): Keras's "same"
+    pads only after the input at stride 2, PyTorch pads both sides. BatchNorm gets PyTorch's
+    epsilon and momentum (Keras counts momentum the other way round) and running statistics.
+    """
+    import keras
+    from keras import layers
+
+    if not isinstance(model.maxpool, nn.Identity) or model.conv1.stride != (1, 1):
+        raise ValueError("the Keras resnet18 port is the small_input=True variant only")
+    copies: list[tuple[str, list]] = []
+
+    def conv(x: Any, module: nn.Conv2d, name: str) -> Any:
+        copies.append((name, [module.weight.detach().permute(2, 3, 1, 0).numpy()]))
+        stride, pad = module.stride[0], module.padding[0]
+        if pad and stride > 1:
+            x = layers.ZeroPadding2D(pad)(x)
+        padding = "same" if pad and stride == 1 else "valid"
+        return layers.Conv2D(
+            module.out_channels, module.kernel_size, stride, padding, use_bias=False, name=name
+        )(x)
+
+    def norm(x: Any, module: nn.BatchNorm2d, name: str) -> Any:
+        copies.append(
+            (
+                name,
+                [
+                    t.detach().numpy()
+                    for t in (module.weight, module.bias, module.running_mean, module.running_var)
+                ],
+            )
+        )
+        return layers.BatchNormalization(
+            momentum=1 - module.momentum, epsilon=module.eps, name=name
+        )(x)
+
+    inputs = keras.Input((28, 28, model.in_channels))
+    x = layers.ReLU()(norm(conv(inputs, model.conv1, "conv1"), model.bn1, "bn1"))
+    for stage in range(1, 5):
+        for index, block in enumerate(getattr(model, f"layer{stage}")):
+            name = f"layer{stage}_{index}"
+            y = layers.ReLU()(norm(conv(x, block.conv1, f"{name}_conv1"), block.bn1, f"{name}_bn1"))
+            y = norm(conv(y, block.conv2, f"{name}_conv2"), block.bn2, f"{name}_bn2")
+            if block.downsample is not None:
+                down_conv, down_norm = block.downsample
+                x = norm(conv(x, down_conv, f"{name}_down"), down_norm, f"{name}_down_bn")
+            x = layers.ReLU()(layers.Add()([x, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(model.fc.out_features, name="fc")(x)
+    net = keras.Model(inputs, outputs)
+    for name, weights in copies:
+        net.get_layer(name).set_weights(weights)
+    net.get_layer("fc").set_weights(_dense(model.fc))
+    return net
+
+
+PORTS = {"lenet5": lenet5, "mini_resnet": mini_resnet, "resnet18": resnet18}
 
 
 def port(name: str, model: nn.Module) -> Any:

@@ -128,7 +128,9 @@ class Runner:
 
     def images_per_second(self, recipe: str, images: int, warmup: int) -> dict[str, Any]:
         chosen = self.recipe(recipe)
-        steps = max(1, images // chosen.batch_size)
+        # At least 3 timed steps: a one-cycle schedule needs 4 steps in all (OneCycleLR divides
+        # by zero below that).
+        steps = max(3, images // chosen.batch_size)
         clock = contenders.StepClock(warmup, steps, self.device)
         needed = clock.steps_needed * chosen.batch_size
         if needed > self.train_images:

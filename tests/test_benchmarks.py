@@ -182,7 +182,7 @@ def test_a_contender_in_its_own_process_reports_its_peak_memory():
         memory = worker.call("memory")
     finally:
         worker.close()
-    assert speed["images_per_s"] > 0 and speed["steps"] == 2
+    assert speed["images_per_s"] > 0 and speed["steps"] == 3
     assert memory["peak_rss_mib"] >= memory["rss_at_start_mib"] > 0
     assert not worker.process.is_alive()
 
