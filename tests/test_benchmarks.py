@@ -133,7 +133,7 @@ render_docs = _load("render_docs")
 
 TINY = [
     *("--models", "lenet5", "--rounds", "1", "--round-images", "256", "--warmup", "1"),
-    *("--max-train-images", "512", "--max-test-images", "200", "--target", "0.0"),
+    *("--max-train-images", "768", "--max-test-images", "200", "--target", "0.0"),
     *("--max-epochs", "1", "--no-workers", "--no-save"),
 ]
 
@@ -175,7 +175,7 @@ def test_peers_smoke_run_measures_images_per_second_and_time_to_target():
 
 
 def test_a_contender_in_its_own_process_reports_its_peak_memory():
-    limits = {"max_train_images": 512, "max_test_images": 200, "max_epochs": 1}
+    limits = {"max_train_images": 768, "max_test_images": 200, "max_epochs": 1}
     worker = peers.Worker("eager", "lenet5", "cpu", limits)
     try:
         speed = worker.call("images_per_second", "same", 256, 1)
