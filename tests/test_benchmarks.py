@@ -1,6 +1,7 @@
 """The benchmark scripts' logic: input adaptation, model selection, the torchvision reference."""
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -85,10 +86,8 @@ def test_channel_stats_match_torch():
 
 
 def test_reproduce_smoke_run_writes_a_row():
-    result = reproduce.main(
-        ["--models", "lenet5", "--epochs", "1", "--max-train-images", "256", "--device", "cpu",
-         "--no-save"]
-    )  # fmt: skip
+    options = "--models lenet5 --epochs 1 --max-train-images 256 --device cpu --no-save"
+    result = reproduce.main(options.split())
     (row,) = result["rows"]
     assert row["model"] == "lenet5" and row["train_images"] == 256
     assert row["parameters"] == 61_706 and 0.0 <= row["test_accuracy"] <= 1.0
@@ -122,3 +121,303 @@ def test_model_options_give_small_input_only_where_the_model_takes_it():
         model_speed.torchvision_reference(cnnzoo.get_model("alexnet_original"), "alexnet_original")
         is None
     )
+
+
+# -- peers.py, time_to_accuracy.py, sweep_defaults.py, step_costs.py, render_docs.py ----------
+peers = _load("peers")
+contenders = _load("_contenders")
+time_to_accuracy = _load("time_to_accuracy")
+sweep_defaults = _load("sweep_defaults")
+step_costs = _load("step_costs")
+render_docs = _load("render_docs")
+
+TINY = [
+    *("--models", "lenet5", "--rounds", "1", "--round-images", "256", "--warmup", "1"),
+    *("--max-train-images", "768", "--max-test-images", "200", "--target", "0.0"),
+    *("--max-epochs", "1", "--no-workers", "--no-save"),
+]
+
+
+def test_a_peer_whose_framework_is_missing_is_skipped_with_a_message(monkeypatch, capsys):
+    real_find_spec = peers.importlib.util.find_spec
+    monkeypatch.setattr(
+        peers.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "keras" else real_find_spec(name, *a),
+    )
+    result = peers.main([*TINY, "--contenders", "fit", "eager", "keras"])
+    assert "keras is not installed" in result["skipped"]["keras"]
+    assert "pip install 'cnnzoo[bench]'" in result["skipped"]["keras"]
+    assert "keras is not installed" in capsys.readouterr().out
+    (model,) = result["models"]
+    assert {(row["contender"], row["recipe"]) for row in model["rows"]} == {
+        ("fit", "same"),
+        ("eager", "same"),
+    }
+
+
+def test_peers_smoke_run_measures_images_per_second_and_time_to_target():
+    result = peers.main([*TINY, "--contenders", "fit", "eager", "dataloader"])
+    (model,) = result["models"]
+    rows = {(row["contender"], row["recipe"]): row for row in model["rows"]}
+    expected = {("fit", "same"), ("eager", "same"), ("dataloader", "same"), ("dataloader", "own")}
+    assert set(rows) == expected
+    assert all(row["images_per_s"]["median"] > 0 for row in rows.values())
+    for measured in (("fit", "same"), ("eager", "same"), ("dataloader", "own")):
+        timing = rows[measured]["to_target"]
+        assert timing["how"] == "measured" and timing["reached"] and timing["epochs"] == 1
+    assert rows[("dataloader", "same")]["to_target"]["how"].startswith("derived")
+    assert "fit_vs_eager_images_per_s" in model["summary"]
+    assert model["summary"]["fastest_peer_own_defaults"] == "dataloader"
+    same = model["recipes"]["dataloader/same"]
+    assert same["optimizer"] == "adamw" and same["schedule"] == "onecycle"
+    assert model["recipes"]["dataloader/own"]["batch_size"] == 32
+
+
+def test_a_contender_in_its_own_process_reports_its_peak_memory():
+    limits = {"max_train_images": 768, "max_test_images": 200, "max_epochs": 1}
+    worker = peers.Worker("eager", "lenet5", "cpu", limits)
+    try:
+        speed = worker.call("images_per_second", "same", 256, 1)
+        memory = worker.call("memory")
+    finally:
+        worker.close()
+    assert speed["images_per_s"] > 0 and speed["steps"] == 3
+    assert memory["peak_rss_mib"] >= memory["rss_at_start_mib"] > 0
+    assert not worker.process.is_alive()
+
+
+def test_a_failing_contender_is_named_and_the_others_go_on(monkeypatch):
+    def broken(self, *args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(contenders.EagerContender, "_train", broken)
+    result = peers.main([*TINY, "--contenders", "fit", "eager"])
+    (model,) = result["models"]
+    assert "eager failed" in model["skipped"]["eager"] and "boom" in model["skipped"]["eager"]
+    assert [row["contender"] for row in model["rows"]] == ["fit"]
+
+
+def _row(name, recipe, ips, to_target=None):
+    row = {"contender": name, "recipe": recipe, "images_per_s": peers.spread(ips)}
+    if to_target is not None:
+        row["to_target"] = to_target
+    return row
+
+
+def _measured(epochs, seconds, reached=True):
+    return {
+        "how": "measured",
+        "reached": reached,
+        "epochs": epochs if reached else None,
+        "seconds": seconds if reached else None,
+        "seconds_run": seconds,
+        "curve": [{}] * epochs,
+    }
+
+
+def test_unmeasured_runs_are_derived_from_the_measured_epochs_of_their_recipe():
+    rows = {
+        ("fit", "same"): _row("fit", "same", [1000.0], _measured(4, 30.0)),
+        ("eager", "same"): _row("eager", "same", [1000.0], _measured(3, 25.0)),
+        ("keras", "same"): _row("keras", "same", [500.0]),
+        ("keras", "own"): _row("keras", "own", [250.0]),
+        ("lightning", "own"): _row("lightning", "own", [400.0], _measured(10, 160.0)),
+    }
+    peers.derive_to_target(rows, 60_000)
+    keras_same = rows[("keras", "same")]["to_target"]
+    assert keras_same["epochs"] == 3 and keras_same["seconds"] == 3 * 60_000 / 500
+    assert keras_same["how"] == "derived: eager's 3 epochs at this images/s"
+    assert rows[("keras", "own")]["to_target"]["seconds"] == 10 * 60_000 / 250
+    summary = peers.summarize(rows)
+    assert summary["fastest_peer_own_defaults"] == "lightning"
+    assert summary["peer_over_fit_time_to_target"] == round(160.0 / 30.0, 2)
+    assert summary["fit_vs_keras_images_per_s"]["median"] == 2.0
+
+
+def test_a_peer_that_never_reaches_the_target_gives_a_lower_bound():
+    rows = {
+        ("fit", "same"): _row("fit", "same", [1000.0], _measured(4, 20.0)),
+        ("dataloader", "own"): _row(
+            "dataloader", "own", [300.0], _measured(30, 240.0, reached=False)
+        ),
+    }
+    summary = peers.summarize(rows)
+    assert summary["peer_over_fit_time_to_target_at_least"] == 12.0
+    assert "peer_over_fit_time_to_target" not in summary
+
+
+def test_plan_measures_fit_the_loop_and_the_fastest_own_peer():
+    rows = {
+        ("fit", "same"): _row("fit", "same", [1.0]),
+        ("eager", "same"): _row("eager", "same", [1.0]),
+        ("dataloader", "own"): _row("dataloader", "own", [3.0, 3.0, 1.0]),
+        ("keras", "own"): _row("keras", "own", [2.0]),
+    }
+    assert peers.plan_to_target(rows, "auto") == [
+        ("fit", "same"),
+        ("eager", "same"),
+        ("dataloader", "own"),
+    ]
+    assert peers.plan_to_target(rows, "none") == []
+    assert peers.plan_to_target(rows, "all") == list(rows)
+
+
+def test_step_clock_times_the_steps_after_the_warm_up(monkeypatch):
+    ticks = iter([10.0, 13.0])
+    monkeypatch.setattr(contenders.time, "perf_counter", lambda: next(ticks))
+    clock = contenders.StepClock(warmup=2, steps=3, device=torch.device("cpu"))
+    assert clock.steps_needed == 6
+    for _ in range(6):
+        clock.step_started()  # marks at the start of steps 3 and 6
+    assert clock.seconds == 3.0
+    short = contenders.StepClock(warmup=2, steps=3, device=torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="the clock needs 6"):
+        short.seconds  # noqa: B018
+
+
+def test_epoch_clock_pauses_while_the_test_set_is_evaluated(monkeypatch):
+    now = {"t": 0.0}
+    monkeypatch.setattr(contenders.time, "perf_counter", lambda: now["t"])
+    accuracies = iter([0.5, 0.9])
+
+    def evaluate():
+        now["t"] += 100.0  # the test pass: not training time
+        return next(accuracies)
+
+    clock = contenders.EpochClock(0.8, 5, evaluate, torch.device("cpu"))
+    clock.start()
+    now["t"] += 10.0
+    assert clock.epoch_ended(0) is False
+    now["t"] += 10.0
+    assert clock.epoch_ended(1) is True
+    result = clock.result()
+    assert result["reached"] and result["epochs"] == 2 and result["seconds"] == 20.0
+
+
+def test_same_recipe_is_read_from_fit_and_own_defaults_are_documented():
+    same = contenders.fit_defaults(torch.device("cpu"))
+    signature = __import__("inspect").signature(cnnzoo.fit).parameters
+    assert same.epochs == signature["epochs"].default
+    assert same.optimizer == signature["optimizer"].default
+    recipes = contenders.recipes("keras", 7, torch.device("cpu"))
+    assert recipes["own"].optimizer == "adam" and recipes["own"].lr == 1e-3
+    assert recipes["own"].batch_size == 32 and recipes["own"].epochs == 7
+    assert set(contenders.recipes("eager", 7, torch.device("cpu"))) == {"same"}
+
+
+def _need(package: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (the bench extra)")
+    if package == "keras":
+        contenders.import_keras()  # on the PyTorch backend, before anything else imports it
+
+
+def test_keras_twins_compute_the_same_logits():
+    _need("keras")
+    keras_ports = _load("_keras_ports")
+    for name in keras_ports.PORTS:
+        model = contenders.initial_model(name)
+        twin = keras_ports.port(name, model)
+        assert keras_ports.same_function(model, twin, torch.randn(3, 1, 28, 28))
+    with pytest.raises(ValueError, match="no Keras port of 'vgg11'"):
+        keras_ports.port("vgg11", model)
+
+
+@pytest.mark.parametrize("name", ["lightning", "keras"])
+def test_framework_peers_train_and_report(name):
+    _need(name)
+    result = peers.main([*TINY, "--contenders", name])
+    (model,) = result["models"]
+    assert {row["recipe"] for row in model["rows"]} == {"same", "own"}
+    assert all(row["images_per_s"]["median"] > 0 for row in model["rows"])
+
+
+def test_time_to_accuracy_alternates_both_sides_and_reports_the_ratio():
+    options = "--target 0.0 --max-epochs 1 --rounds 2 --max-train-images 500 --no-save"
+    result = time_to_accuracy.main(options.split())
+    assert len(result["rounds"]) == 2
+    for outcome in result["rounds"]:
+        assert outcome["reference"]["epochs"] == outcome["cnnzoo"]["epochs"] == 1
+        assert outcome["speedup"] > 0
+    assert len(result["summary"]["speedup"]["values"]) == 2
+    assert result["one_off_seconds"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("base", {}),
+        ("lr3e-2_e4_bf16", {"lr": 0.03, "epochs": 4, "precision": "bf16"}),
+        ("b64_ls0.1", {"batch_size": 64, "label_smoothing": 0.1}),
+    ],
+)
+def test_sweep_candidates_are_read_from_their_names(name, options):
+    assert sweep_defaults.parse_candidate(name) == options
+
+
+def test_sweep_refuses_an_unknown_token_and_runs_a_tiny_candidate():
+    with pytest.raises(ValueError, match="unknown token 'x9'"):
+        sweep_defaults.parse_candidate("lr1e-2_x9")
+    options = "--models lenet5 --candidates lr1e-2_e1 --max-train-images 1024 --target 0.0"
+    result = sweep_defaults.main([*options.split(), "--no-save"])
+    (row,) = result["rows"]
+    assert row["epochs_to_target"] == 1 and row["steps_to_target"] == row["steps_per_epoch"]
+
+
+def test_step_costs_smoke_and_break_even():
+    result = step_costs.main(
+        ["batch", "--rounds", "1", "--steps", "1", "--warmup", "0", "--no-save"]
+    )
+    variants = result["comparisons"]["batch"]["variants"]
+    assert variants["batch 128"]["speed_vs_first_median"] == 1.0
+    assert all(row["us_per_image_median"] > 0 for row in variants.values())
+    rows = {
+        "eager": {"us_per_image_median": 100.0, "first_call_seconds": 1.0},
+        "torch.compile": {"us_per_image_median": 50.0, "first_call_seconds": 65.0},
+    }
+    assert step_costs.break_even(rows, batch=100)["steps"] == 12_800  # 64 s / 5 ms
+    rows["torch.compile"]["us_per_image_median"] = 120.0
+    assert step_costs.break_even(rows, batch=100)["steps"] is None
+
+
+def _peers_result():
+    row = _row("fit", "same", [1000.0, 1100.0, 900.0], _measured(4, 20.0))
+    row["memory"] = {"peak_rss_mib": 900.0, "rss_at_start_mib": 850.0}
+    recipe = dict(optimizer="adamw", lr=0.02, batch_size=128, schedule="onecycle", epochs=5)
+    recipe.update(label_smoothing=0.0, precision="bf16")
+    summary = {"fit_vs_eager_images_per_s": peers.spread([0.98, 1.0, 0.99])}
+    model = dict(model="lenet5", target=0.87, round_images=7680, rows=[row], skipped={})
+    model.update(recipes={"fit/same": recipe}, summary=summary)
+    machine = dict(cpu="AMD EPYC", cpu_cores=2, torch_threads=2, device="cpu", torch="2.15")
+    machine["load_average_at_start"] = [0.1, 0.1, 0.1]
+    return dict(rounds=3, models=[model], machine=machine, skipped={}, versions={"torch": "2.15"})
+
+
+def test_render_docs_fills_the_marked_parts_from_the_json(tmp_path):
+    source = tmp_path / "peers-20261123-120000.json"
+    source.write_text(__import__("json").dumps(_peers_result()))
+    doc = "a <!-- bench:peers-summary -->old<!-- /bench:peers-summary --> b\n"
+    doc += "<!-- bench:peers-tables -->\nold table\n<!-- /bench:peers-tables -->\n"
+    doc += "<!-- bench:tta-headline -->kept<!-- /bench:tta-headline -->\n"
+    rendered = render_docs.render(doc, {"peers": source, "time_to_accuracy": None})
+    assert "`fit` trains at 0.99× [0.98–1.00×] the hand-written loop's images/s" in rendered
+    assert "| `cnnzoo.fit` | fit's defaults: AdamW 0.02 one-cycle, batch 128, 5 epochs, bf16" in (
+        rendered
+    )
+    assert "| 1000.0 [900.0–1100.0] | 1.00 | 20.0 s | 4 | 900 (+50) |" in rendered
+    assert "old" not in rendered and "kept" in rendered  # no time_to_accuracy JSON: untouched
+    assert render_docs.render(rendered, {"peers": source}) == rendered  # idempotent
+    with pytest.raises(ValueError, match="unknown generated part 'nope'"):
+        render_docs.render("<!-- bench:nope -->x<!-- /bench:nope -->", {"peers": source})
+
+
+def test_render_docs_check_reports_a_stale_doc(tmp_path):
+    source = tmp_path / "peers-20261123-120000.json"
+    source.write_text(__import__("json").dumps(_peers_result()))
+    doc = tmp_path / "page.md"
+    doc.write_text("<!-- bench:peers-summary -->old<!-- /bench:peers-summary -->\n")
+    argv = ["--peers", str(source), str(doc)]
+    assert render_docs.main([*argv, "--check"]) == 1
+    assert "old" in doc.read_text()
+    assert render_docs.main(argv) == 0 and render_docs.main([*argv, "--check"]) == 0

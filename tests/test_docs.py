@@ -93,3 +93,14 @@ def test_doc_examples_run_as_written(page, section, tmp_path, monkeypatch, scrat
         warnings.simplefilter("ignore")  # TorchScript's deprecation, the ONNX exporter's notes
         for block in blocks:
             exec(compile(block, f"{page} example", "exec"), namespace)
+
+
+def test_benchmark_figures_in_the_docs_match_the_newest_results():
+    spec = importlib.util.spec_from_file_location(
+        "render_docs", ROOT / "benchmarks" / "render_docs.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, (
+        "the docs lag behind benchmarks/results: run python benchmarks/render_docs.py"
+    )

@@ -29,7 +29,7 @@ class FitConfig:
     (precision, optimizer, schedule, augment) are checked when the run is built from them.
     """
 
-    epochs: int = 10
+    epochs: int = 4
     batch_size: int = DEFAULT_BATCH_SIZE
     optimizer: OptimizerArg = "adamw"
     lr: float | None = None

@@ -49,7 +49,8 @@ def evaluate(
             ``fit``); see the training guide.
         batch_size: Samples per forward pass (ignored for a DataLoader).
         device: Where to run; None keeps the model where it is. The model is moved there.
-        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+        precision: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, fp32
+            elsewhere), "fp32", "bf16" or "fp16".
         num_workers: DataLoader workers for a plain ``Dataset``.
         top_k: The ``k`` (an int or several) whose top-k accuracy to report, each in
             ``[1, num_classes]``; None reports top-5 for models with more than 5 classes.

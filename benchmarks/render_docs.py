@@ -1,0 +1,380 @@
+"""Write the benchmark figures into the docs from the result JSON: no figure typed by hand.
+
+The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->``; everything between them is replaced. The parts:
+
+* ``tta-headline`` (inline): the time-to-accuracy speed-up, median and range over the rounds;
+* ``tta-table``: both sides' epochs and seconds per round, from ``time_to_accuracy-*.json``;
+* ``peers-tables``: one table per model, from ``peers-*.json``;
+* ``peers-summary`` (inline): fit against the hand-written loop and the fastest peer;
+* ``sweep-table``: every ``sweep_defaults-*.json`` row (epochs to target per candidate recipe);
+* ``step-costs-table``: every ``step_costs-*.json`` comparison (per-step cost ratios).
+
+The first four use the newest JSON of their benchmark in ``benchmarks/results/``; the last two
+gather all of theirs.
+
+Usage::
+
+    python benchmarks/render_docs.py                 # rewrite README.md and docs/*.md
+    python benchmarks/render_docs.py --check         # exit 1 if a doc is not up to date
+    python benchmarks/render_docs.py --peers benchmarks/results/peers-20261123-150000.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "benchmarks" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
+
+CONTENDER_NAMES = {
+    "fit": "`cnnzoo.fit`",
+    "eager": "hand-written in-memory loop",
+    "dataloader": "`DataLoader` loop (tutorial style)",
+    "lightning": "PyTorch Lightning `Trainer`",
+    "keras": "Keras 3 (PyTorch backend)",
+}
+MARKER = re.compile(
+    r"(<!-- bench:(?P<name>[a-z-]+) -->)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S
+)
+
+
+def newest(prefix: str) -> Path | None:
+    """The newest ``<prefix>-<stamp>.json`` in benchmarks/results (stamps sort by time)."""
+    found = sorted(RESULTS.glob(f"{prefix}-[0-9]*.json"))
+    return found[-1] if found else None
+
+
+def relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT / "benchmarks"))
+    except ValueError:
+        return path.name
+
+
+def spread_text(spread: dict[str, float], unit: str = "", digits: int = 1) -> str:
+    """``median [min–max]`` with ``unit``."""
+    return (
+        f"{spread['median']:.{digits}f}{unit} "
+        f"[{spread['min']:.{digits}f}–{spread['max']:.{digits}f}{unit}]"
+    )
+
+
+def machine_text(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items())
+    load = machine.get("load_average_at_start")
+    load_text = f", load average at start {load[0]:.2f}" if load else ""
+    return (
+        f"{machine['cpu']}, {machine['cpu_cores']} cores, torch threads "
+        f"{machine['torch_threads']}, device {machine['device']}"
+        + (f" ({machine['gpu']})" if machine.get("gpu") else "")
+        + f"; {versions or 'torch ' + machine['torch']}{load_text}"
+    )
+
+
+# -- time to accuracy ------------------------------------------------------------------------
+def tta_headline(result: dict[str, Any], source: Path) -> str:
+    speedup = result["summary"].get("speedup")
+    if speedup is None:
+        return "(no round reached the target on both sides)"
+    rounds = len(speedup["values"])
+    return (
+        f"**{speedup['median']:.1f}×** (median of {rounds} alternating rounds, "
+        f"range {speedup['min']:.1f}–{speedup['max']:.1f}×)"
+    )
+
+
+def tta_table(result: dict[str, Any], source: Path) -> str:
+    target = result["target"]
+    lines = [
+        f"`benchmarks/time_to_accuracy.py` → `{relative(source)}`; {machine_text(result)}.",
+        "",
+        f"| recipe | epochs to {target} | seconds per round | median [range] |",
+        "| --- | ---: | --- | --- |",
+    ]
+    names = {
+        "reference": "the LeNet-5 and AlexNet Fashion-MNIST tutorial's recipe (torchvision "
+        "dataset + `ToTensor`, `DataLoader` batch 32, Adam 1e-3)",
+        "cnnzoo": "`cnnzoo.fit` with its defaults",
+    }
+    for side in ("reference", "cnnzoo"):
+        runs = [r[side] for r in result["rounds"] if side in r]
+        if not runs:
+            continue
+        seconds = [f"{run['seconds']:.1f}" if run["reached"] else "not reached" for run in runs]
+        summary = result["summary"].get(side)
+        epochs = ", ".join(str(e) for e in summary["epochs"]) if summary else "-"
+        median = spread_text(summary["seconds"], " s") if summary else "-"
+        lines.append(f"| {names[side]} | {epochs} | {', '.join(seconds)} | {median} |")
+    speedup = result["summary"].get("speedup")
+    if speedup:
+        per_round = ", ".join(f"{v:.1f}×" for v in speedup["values"])
+        lines.append(f"| **speed-up** | | {per_round} | **{spread_text(speedup, '×')}** |")
+    if result.get("one_off_seconds") is not None:
+        lines += [
+            "",
+            f"Not in either figure: {result['one_off_seconds']:.1f} s of one-off start-up that "
+            "both sides pay once in a fresh process (torch imports `torch._dynamo` when the "
+            "first optimizer is built); it is paid before the rounds.",
+        ]
+    return "\n".join(lines)
+
+
+# -- peers -----------------------------------------------------------------------------------
+def recipe_text(recipe: dict[str, Any]) -> str:
+    schedule = "one-cycle" if recipe["schedule"] == "onecycle" else "constant rate"
+    name = "AdamW" if recipe["optimizer"] == "adamw" else "Adam"
+    text = f"{name} {recipe['lr']:g} {schedule}, batch {recipe['batch_size']}"
+    if recipe["schedule"]:
+        text += f", {recipe['epochs']} epochs"
+    if recipe.get("label_smoothing"):
+        text += f", label smoothing {recipe['label_smoothing']:g}"
+    if recipe.get("precision") == "bf16":
+        text += ", bf16 autocast"
+    return text
+
+
+def to_target_text(row: dict[str, Any]) -> tuple[str, str]:
+    timing = row.get("to_target")
+    if timing is None:
+        return "-", "-"
+    derived = timing["how"] != "measured"
+    if not timing["reached"]:
+        return f"> {timing['seconds_run']:.0f} s (not reached)", "-"
+    mark = "≈ " if derived else ""
+    return f"{mark}{timing['seconds']:.1f} s" + (" (derived)" if derived else ""), str(
+        timing["epochs"]
+    )
+
+
+def memory_text(row: dict[str, Any]) -> str:
+    memory = row.get("memory", {})
+    peak = memory.get("peak_rss_mib")
+    if peak is None:
+        return "-"
+    text = f"{peak:.0f}"
+    if memory.get("rss_at_start_mib") is not None:
+        text += f" (+{peak - memory['rss_at_start_mib']:.0f})"
+    if memory.get("cuda_max_allocated_mib") is not None:
+        text += f"; CUDA {memory['cuda_max_allocated_mib']:.0f}"
+    return text
+
+
+def peers_tables(result: dict[str, Any], source: Path) -> str:
+    lines = [
+        f"`benchmarks/peers.py` → `{relative(source)}`; {machine_text(result)}; "
+        f"{result['rounds']} alternating rounds.",
+    ]
+    for model in result["models"]:
+        fit = next(
+            (r for r in model["rows"] if r["contender"] == "fit" and r["recipe"] == "same"), None
+        )
+        lines += [
+            "",
+            f"**{model['model']}**, to {model['target']} test accuracy "
+            f"({model['round_images']:,} images per images/s round)",
+            "",
+            "| contender | recipe | images/s, median [range] | vs fit | time to target "
+            "| epochs | peak RSS MiB (+ training) |",
+            "| --- | --- | --- | ---: | --- | ---: | --- |",
+        ]
+        for row in model["rows"]:
+            recipe = model["recipes"][f"{row['contender']}/{row['recipe']}"]
+            which = "fit's defaults" if row["recipe"] == "same" else "its own defaults"
+            ratio = (
+                f"{row['images_per_s']['median'] / fit['images_per_s']['median']:.2f}"
+                if fit
+                else "-"
+            )
+            seconds, epochs = to_target_text(row)
+            lines.append(
+                f"| {CONTENDER_NAMES[row['contender']]} | {which}: {recipe_text(recipe)} "
+                f"| {spread_text(row['images_per_s'])} | {ratio} | {seconds} | {epochs} "
+                f"| {memory_text(row)} |"
+            )
+        for note in model.get("skipped", {}).values():
+            lines.append(f"\nNot run: {note.splitlines()[0]}")
+    for why in result.get("skipped", {}).values():
+        lines.append(f"\nNot run: {why}")
+    return "\n".join(lines)
+
+
+def peers_summary(result: dict[str, Any], source: Path) -> str:
+    parts = []
+    for model in result["models"]:
+        summary = model["summary"]
+        bits = []
+        if "fit_vs_eager_images_per_s" in summary:
+            bits.append(
+                f"`fit` trains at {spread_text(summary['fit_vs_eager_images_per_s'], '×', 2)} "
+                "the hand-written loop's images/s"
+            )
+        if "peer_over_fit_time_to_target" in summary:
+            bits.append(
+                f"reaches {model['target']} {summary['peer_over_fit_time_to_target']:.1f}× "
+                "faster than the fastest peer with its own defaults "
+                f"({CONTENDER_NAMES[summary['fastest_peer_own_defaults']]})"
+            )
+        elif "peer_over_fit_time_to_target_at_least" in summary:
+            bits.append(
+                f"reaches {model['target']} at least "
+                f"{summary['peer_over_fit_time_to_target_at_least']:.1f}× faster than the "
+                "fastest peer with its own defaults, which did not reach it"
+            )
+        if bits:
+            parts.append(f"{model['model']}: " + "; ".join(bits))
+    return "; ".join(parts) if parts else "(no summary in the result)"
+
+
+# -- the measurements behind fit's defaults (every result, not the newest) --------------------
+def sweep_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = [
+        "| model | training images | candidate | seed | epochs to target | test accuracy per "
+        "epoch | result |",
+        "| --- | --- | --- | ---: | ---: | --- | --- |",
+    ]
+    rows = []
+    for path, result in results:
+        images = "48,000 + validation" if result.get("val_fraction") else "60,000"
+        for row in result["rows"]:
+            rows.append((row["model"], images, row["candidate"], row.get("seed", 0), row, path))
+    for model, images, candidate, seed, row, path in sorted(rows, key=lambda r: r[:4]):
+        reached = row["epochs_to_target"]
+        curve = ", ".join(f"{point['test_accuracy']:.4f}" for point in row["curve"])
+        lines.append(
+            f"| {model} | {images} | `{candidate}` | {seed} "
+            f"| {reached if reached else 'not reached'} | {curve} | `{relative(path)}` |"
+        )
+    return "\n".join(lines)
+
+
+def step_costs_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = [
+        "| model | comparison | variant | speed vs first, median [range] | first call s | result |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for path, result in results:
+        setting = (
+            f"{result['model']} (batch {result['batch_size']}, {result.get('precision', 'fp32')})"
+        )
+        for name, comparison in result["comparisons"].items():
+            for variant, row in comparison["variants"].items():
+                speed = {
+                    "median": row["speed_vs_first_median"],
+                    "min": row["speed_vs_first_range"][0],
+                    "max": row["speed_vs_first_range"][1],
+                }
+                lines.append(
+                    f"| {setting} | {name} | {variant} | {spread_text(speed, '×', 2)} "
+                    f"| {row['first_call_seconds']:.1f} | `{relative(path)}` |"
+                )
+            if "break_even" in comparison:
+                even = comparison["break_even"]
+                steps = f"{even['steps']:,} steps" if even["steps"] else "never"
+                lines.append(
+                    f"| {setting} | {name} | break-even of {even['compile_seconds']:.0f} s of "
+                    f"compiling | {steps} | | `{relative(path)}` |"
+                )
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
+    "tta-headline": ("time_to_accuracy", tta_headline),
+    "tta-table": ("time_to_accuracy", tta_table),
+    "peers-tables": ("peers", peers_tables),
+    "peers-summary": ("peers", peers_summary),
+}
+# Parts that sit inside a sentence; the others are blocks on lines of their own.
+INLINE = {"tta-headline", "peers-summary"}
+AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
+    "sweep-table": ("sweep_defaults", sweep_table),
+    "step-costs-table": ("step_costs", step_costs_table),
+}
+
+
+def render(
+    text: str, sources: dict[str, Path | None], gathered: dict[str, list[Path]] | None = None
+) -> str:
+    """``text`` with every marked part rendered from its benchmark's JSON.
+
+    Args:
+        text: A document.
+        sources: The JSON each single-result part is rendered from, by benchmark (None: not
+            measured yet, the part is left as it is).
+        gathered: The JSON files each aggregate part gathers, by benchmark.
+    """
+    loaded: dict[Path, dict[str, Any]] = {}
+
+    def load(path: Path) -> dict[str, Any]:
+        if path not in loaded:
+            loaded[path] = json.loads(path.read_text())
+        return loaded[path]
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name in AGGREGATES:
+            benchmark, aggregate = AGGREGATES[name]
+            paths = (gathered or {}).get(benchmark) or []
+            if not paths:
+                return match.group(0)
+            body = aggregate([(path, load(path)) for path in paths])
+        elif name in RENDERERS:
+            benchmark, renderer = RENDERERS[name]
+            source = sources.get(benchmark)
+            if source is None:
+                return match.group(0)  # nothing measured yet: leave the part as it is
+            body = renderer(load(source), source)
+        else:
+            known = sorted([*RENDERERS, *AGGREGATES])
+            raise ValueError(f"unknown generated part {name!r}; known: {known}")
+        body = body if name in INLINE else f"\n{body}\n"
+        return f"{match.group(1)}{body}{match.group(4)}"
+
+    return MARKER.sub(replace, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=Path, help="peers JSON (default: the newest)")
+    parser.add_argument("--time-to-accuracy", type=Path, help="time_to_accuracy JSON")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    parser.add_argument("docs", nargs="*", type=Path, help="files to render (default: all docs)")
+    args = parser.parse_args(argv)
+    sources = {
+        "peers": args.peers or newest("peers"),
+        "time_to_accuracy": args.time_to_accuracy or newest("time_to_accuracy"),
+    }
+    for benchmark, path in sources.items():
+        print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")
+    gathered = {
+        benchmark: sorted(RESULTS.glob(f"{benchmark}-[0-9]*.json"))
+        for benchmark, _ in AGGREGATES.values()
+    }
+    stale = []
+    for doc in args.docs or DOCS:
+        text = doc.read_text()
+        rendered = render(text, sources, gathered)
+        if rendered != text:
+            stale.append(doc)
+            if not args.check:
+                doc.write_text(rendered)
+    verb = "stale" if args.check else "rewritten"
+    for doc in stale:
+        print(f"{verb}: {doc}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
