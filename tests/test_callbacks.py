@@ -414,3 +414,14 @@ def test_the_callbacks_are_public_names():
     assert cnnzoo.ModelCheckpoint is cnnzoo.training.ModelCheckpoint
     assert cnnzoo.EarlyStopping is cnnzoo.training.EarlyStopping
     assert cnnzoo.BackupAndRestore is cnnzoo.training.BackupAndRestore
+
+
+def test_a_callback_with_only_on_batch_begin_is_called_every_step():
+    class Counter:
+        calls = 0
+
+        def on_batch_begin(self, batch, logs):
+            Counter.calls += 1
+
+    cnnzoo.fit(tiny_net(), stripes(64), epochs=2, batch_size=16, verbose=0, callbacks=[Counter()])
+    assert Counter.calls == 2 * 4  # 64 samples in batches of 16, twice

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, METADATA_KEY, print_metrics
@@ -42,8 +43,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
-    p.add_argument("--epochs", type=positive_int, default=10, help="passes over the training data")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="samples per step")
+    p.add_argument(
+        "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="passes over the training data"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="samples per step"
+    )
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
         "--lr", type=float, default=None, help="peak learning rate (None: the optimizer's default)"

@@ -43,6 +43,8 @@ class CallbackList:
                 raise TypeError(
                     f"callback {callback!r} has none of the hook methods {', '.join(HOOKS)}"
                 )
+        self.wants_batch_begin = any(hasattr(c, "on_batch_begin") for c in self.callbacks)
+        # on_batch_end gets the batch's loss: one device sync per step, paid only when asked.
         self.wants_batch_logs = any(hasattr(c, "on_batch_end") for c in self.callbacks)
         # Keras-style callbacks (with set_model) may stop training with model.stop_training.
         self.uses_model_flag = any(hasattr(c, "set_model") for c in self.callbacks)

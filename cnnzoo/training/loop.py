@@ -20,7 +20,7 @@ from torch import nn
 
 from ..devices import resolve_device
 from . import distributed
-from .arguments import DEFAULT_BATCH_SIZE, FitConfig
+from .arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, FitConfig
 from .build import build_run
 from .evaluation import accumulate as accumulate_metrics
 from .evaluation import summarize
@@ -41,7 +41,7 @@ def fit(
     train_data: Any,
     val_data: Any = None,
     *,
-    epochs: int = 4,
+    epochs: int = DEFAULT_EPOCHS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     optimizer: OptimizerArg = "adamw",
     lr: float | None = None,
@@ -265,7 +265,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     in_full_groups = steps - steps % k
     no_sync = getattr(model, "no_sync", None) if k > 1 and run.dist.enabled else None
     sync_every = max(1, steps // _SYNCS_PER_EPOCH)
-    want_batch_logs = callbacks.wants_batch_logs
+    want_batch_begin, want_batch_logs = callbacks.wants_batch_begin, callbacks.wants_batch_logs
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
@@ -275,7 +275,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     optimizer.zero_grad(set_to_none=True)
     progress.start_epoch(epoch, steps)
     for step, (x, y) in enumerate(run.train_batches.epoch(epoch)):
-        if want_batch_logs:
+        if want_batch_begin:
             stop |= callbacks.call("on_batch_begin", step, {})
         steps_optimizer = k == 1 or (step + 1) % k == 0 or step + 1 == steps
         # DDP: gradients are all-reduced on the last batch of a group only.
