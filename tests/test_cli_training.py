@@ -71,7 +71,7 @@ def test_help_shows_defaults_and_examples():
     top = parser.format_help()
     assert "examples:" in top and "cnnzoo train lenet5" in top
     train_help = parser._subparsers._group_actions[0].choices["train"].format_help()
-    assert "(default: 10)" in train_help  # --epochs
+    assert "(default: 4)" in train_help  # --epochs, as fit
     assert "(default: onecycle)" in train_help
     assert "examples:" in train_help and "--accumulate 4" in train_help
     assert "--data DATA" in train_help and "(default: None)" not in train_help
