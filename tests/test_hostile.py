@@ -199,7 +199,7 @@ def test_cli_resume_adds_epochs_and_refuses_other_settings(capsys, tmp_path):
     assert len(json.loads((out / "history.json").read_text())["loss"]) == 3
     before = files(out)
     code, _, err = run_cli(capsys, *base, "--epochs", "4", "--resume", "--lr", "0.5")
-    assert code == 2 and "lr: 0.01 when saved, 0.5 now" in err and "Traceback" not in err
+    assert code == 2 and "lr: 0.02 when saved, 0.5 now" in err and "Traceback" not in err
     assert files(out) == before and not leftovers(out)
 
 
