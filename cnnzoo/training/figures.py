@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["plot_confusion_matrix", "plot_misclassified", "pyplot"]
+__all__ = ["plot_confusion_matrix", "plot_misclassified", "pyplot", "save_figure"]
 
 
 def pyplot() -> Any:
@@ -31,6 +31,13 @@ def pyplot() -> Any:
     except ImportError as error:
         raise ImportError("plots need matplotlib: pip install 'cnnzoo[plot]'") from error
     return plt
+
+
+def save_figure(figure: Any, path: str | os.PathLike) -> None:
+    """Lay ``figure`` out, write it to ``path`` (PNG at 100 dpi) and free it."""
+    figure.tight_layout()
+    figure.savefig(os.fspath(path), dpi=100)
+    pyplot().close(figure)
 
 
 def plot_confusion_matrix(
@@ -82,9 +89,7 @@ def plot_confusion_matrix(
                     axis.text(column, row, str(count), ha="center", va="center", color=color)
     accuracy = float(counts.diagonal().sum() / counts.sum().clamp_min(1))
     axis.set_title(title or f"confusion matrix, accuracy {accuracy:.4f}")
-    figure.tight_layout()
-    figure.savefig(os.fspath(path), dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def plot_misclassified(
@@ -151,7 +156,5 @@ def plot_misclassified(
         for lift, text, color in lines:
             axis.text(left, top - pad * lift, text, color=color, size=7, ha="center", va="bottom")
     axis.set_title(title or f"misclassified: {len(shown)} of {len(wrong)} shown")
-    figure.tight_layout()
-    figure.savefig(os.fspath(path), dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
     return len(shown)

@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from .figures import pyplot
+from .figures import pyplot, save_figure
 from .monitor import Monitor
 
 __all__ = ["History"]
@@ -89,9 +89,7 @@ class History:
             axis.legend()
         if title:
             figure.suptitle(title)
-        figure.tight_layout()
-        figure.savefig(os.fspath(path), dpi=100)
-        plt.close(figure)
+        save_figure(figure, path)
 
     def __repr__(self) -> str:
         last = ", ".join(

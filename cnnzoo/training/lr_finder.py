@@ -25,6 +25,7 @@ from ..devices import resolve_device
 from .arguments import DEFAULT_BATCH_SIZE
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
+from .figures import pyplot, save_figure
 from .losses import CrossEntropy, LossFn, as_float, check_loss, training_forward
 from .optimizers import OptimizerArg, make_optimizer
 from .precision import autocast, resolve_precision
@@ -72,15 +73,7 @@ class LRFinderResult:
             path: File to write, e.g. ``"lr_find.png"``.
             title: Figure title.
         """
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)  # no display needed to write a file
-            import matplotlib.pyplot as plt
-        except ImportError as error:
-            raise ImportError(
-                "LRFinderResult.plot needs matplotlib: pip install 'cnnzoo[plot]'"
-            ) from error
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(6, 4))
         axis.plot(self.lrs, self.losses, "-", label="smoothed loss")
         index = self.lrs.index(self.suggestion)
@@ -98,9 +91,7 @@ class LRFinderResult:
         axis.legend()
         if title:
             axis.set_title(title)
-        figure.tight_layout()
-        figure.savefig(os.fspath(path), dpi=100)
-        plt.close(figure)
+        save_figure(figure, path)
 
     def __repr__(self) -> str:
         return (
