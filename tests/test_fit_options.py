@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from _synthetic import stripes
+from _synthetic import stripes, tiny_net
 from safetensors.torch import load_file
 from torch import nn
 
@@ -23,15 +23,7 @@ OMIT = {"verbose": 0, "device": "cpu", "precision": "fp32"}
 
 def plain_net(batch_norm: bool = False) -> nn.Module:
     """No dropout (and, unless asked, no BatchNorm): its steps depend on the batches only."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.BatchNorm2d(4) if batch_norm else nn.Identity(),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16, 3),
-    )
+    return tiny_net(batch_norm=batch_norm, dropout=0.0)
 
 
 def copy_state(model: nn.Module) -> dict[str, torch.Tensor]:

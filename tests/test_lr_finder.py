@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from _synthetic import stripes
+from _synthetic import stripes, tiny_net
 from torch import nn
 
 import cnnzoo
@@ -17,16 +17,7 @@ OMIT = {"device": "cpu"}
 
 
 def bn_net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(0.2),
-        nn.Linear(16, 3),
-    )
+    return tiny_net(dropout=0.2)
 
 
 class Scripted:
