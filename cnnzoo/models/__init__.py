@@ -6,17 +6,18 @@ loads (as in torchvision and timm); ``factory`` builds them by name.
 Example:
     >>> from cnnzoo import models
     >>> models.list_models("resnet*")[:2]
-    ['resnet101', 'resnet152']
+    ['resnet18', 'resnet34']
     >>> net = models.get("resnet18", num_classes=10, in_channels=1, small_input=True)
 """
 
 from . import alexnet, densenet, googlenet, lenet, resnet, tutorial, vgg  # noqa: F401 (register)
 from .base import ZooModel
 from .factory import get, get_model, load
-from .registry import ModelInfo, info, list_models, register
+from .registry import ModelInfo, TrainingRecipe, info, list_models, register
 
 __all__ = [
     "ModelInfo",
+    "TrainingRecipe",
     "ZooModel",
     "get",
     "get_model",

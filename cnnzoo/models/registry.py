@@ -21,20 +21,55 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-__all__ = ["Builder", "ModelInfo", "RegistryEntry", "info", "list_models", "lookup", "register"]
+__all__ = [
+    "Builder",
+    "ModelInfo",
+    "RegistryEntry",
+    "TrainingRecipe",
+    "info",
+    "list_models",
+    "lookup",
+    "register",
+]
 
 Builder = Callable[..., nn.Module]
 BuilderT = TypeVar("BuilderT", bound=Builder)
 
 
 @dataclass(frozen=True)
+class TrainingRecipe:
+    """How ``cnnzoo.fit`` trains a model when the user leaves the rate at its default.
+
+    torchvision records the recipe behind each set of its weights; cnnzoo records, with each
+    model, the peak learning rate that trains it from scratch under fit's other defaults
+    (AdamW, one-cycle, batch 128), and where that figure comes from.
+
+    Attributes:
+        lr: Peak learning rate for AdamW under the one-cycle schedule. For ``optimizer="adam"``
+            and ``"sgd"`` fit scales their own default rates by the same factor.
+        source: Where the rate comes from: the measurement or the paper behind it.
+    """
+
+    lr: float
+    source: str
+
+    def __post_init__(self) -> None:
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 10:
+            raise ValueError(f"a training recipe's lr must be a number in (0, 10), got {lr!r}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ValueError("a training recipe needs its source: where the rate comes from")
+
+
+@dataclass(frozen=True)
 class RegistryEntry:
-    """One registered model: its builder and what the listings say about it."""
+    """One registered model: its builder, what the listings say about it, its recipe."""
 
     builder: Builder
     family: str
     source: str
     paper: str
+    recipe: TrainingRecipe | None = None
 
 
 _REGISTRY: dict[str, RegistryEntry] = {}
@@ -61,6 +96,8 @@ class ModelInfo:
             layer has not seen its first batch).
         source: Where the architecture comes from (a tutorial, torchvision).
         paper: The paper that introduced the architecture.
+        recipe: The :class:`TrainingRecipe` ``fit`` trains it with by default, or ``None``
+            when none is registered (fit then applies its rule for unknown models).
     """
 
     name: str
@@ -74,6 +111,7 @@ class ModelInfo:
     num_params: int | None
     source: str
     paper: str
+    recipe: TrainingRecipe | None = None
 
 
 def register(
@@ -82,6 +120,7 @@ def register(
     family: str = "",
     source: str = "",
     paper: str = "",
+    recipe: TrainingRecipe | None = None,
     overwrite: bool = False,
 ) -> Callable[[BuilderT], BuilderT]:
     """Register a model builder under a name (a decorator).
@@ -96,6 +135,8 @@ def register(
         family: Architecture family, for listings.
         source: Where the architecture comes from.
         paper: The paper that introduced it.
+        recipe: The :class:`TrainingRecipe` ``fit`` uses for it when ``lr`` is not given
+            (default: none; fit then picks a rate from the model's layers).
         overwrite: Replace an existing registration of the same name instead of raising.
 
     Returns:
@@ -103,11 +144,9 @@ def register(
         ``@register``, it registers the function under its own name).
 
     Raises:
-        TypeError: ``name`` is neither a string nor None, or what is decorated is not callable.
-
-    Raises:
-        TypeError: ``name`` is not a string, or the builder is not callable or breaks the
-            contract above (raised when the decorator is applied).
+        TypeError: ``name`` is not a string, ``recipe`` is not a :class:`TrainingRecipe`, or the
+            builder is not callable or breaks the contract above (raised when the decorator
+            is applied).
         ValueError: The name is taken (without ``overwrite``) or empty.
 
     Example:
@@ -116,7 +155,9 @@ def register(
         ...     return MyNet(num_classes, in_channels)
     """
     if callable(name) and not isinstance(name, str):  # used bare: @register
-        return register(family=family, source=source, paper=paper, overwrite=overwrite)(name)
+        return register(
+            family=family, source=source, paper=paper, recipe=recipe, overwrite=overwrite
+        )(name)
     if name is not None and not isinstance(name, str):
         raise TypeError(
             f"register takes the model's name (a str) and decorates its builder, e.g. "
@@ -124,6 +165,11 @@ def register(
         )
     if name is not None and not name.strip():
         raise ValueError("register needs a non-empty model name")
+    if recipe is not None and not isinstance(recipe, TrainingRecipe):
+        raise TypeError(
+            f"register's recipe must be a cnnzoo.models.TrainingRecipe(lr=..., source=...), got "
+            f"{type(recipe).__name__}"
+        )
 
     def decorator(builder: BuilderT) -> BuilderT:
         _check_builder(name, builder)
@@ -133,7 +179,7 @@ def register(
                 f"a model named {key!r} is already registered; pick another name or pass "
                 "overwrite=True"
             )
-        _REGISTRY[key] = RegistryEntry(builder, family or key, source, paper)
+        _REGISTRY[key] = RegistryEntry(builder, family or key, source, paper, recipe)
         info.cache_clear()
         return builder
 
@@ -269,6 +315,7 @@ def info(name: str) -> ModelInfo:
         num_params=num_params,
         source=entry.source,
         paper=entry.paper,
+        recipe=entry.recipe,
     )
 
 
