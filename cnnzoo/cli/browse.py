@@ -93,9 +93,18 @@ def _cmd_info(args: argparse.Namespace) -> None:
         ("in_channels", str(meta.in_channels)),
         ("source", meta.source),
         ("paper", meta.paper),
+        ("training", _recipe(meta.recipe)),
     ]
     for key, value in rows:
         print(f"{key + ':':<15}{value}")
+
+
+def _recipe(recipe: object) -> str:
+    """What ``fit`` trains the model with by default."""
+    lr, source = getattr(recipe, "lr", None), getattr(recipe, "source", "")
+    if lr is None:
+        return "no registered recipe: fit picks the rate from the model's layers"
+    return f"fit's default peak lr {lr:g} (AdamW, one-cycle): {source}"
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:

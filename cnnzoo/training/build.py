@@ -11,6 +11,7 @@ from torch import nn
 from ..data import make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
+from .collapse import CollapseWatch, majority_share
 from .contract import fit_rule, image_reading, model_data_config, record
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
@@ -20,9 +21,11 @@ from .history import History
 from .hooks import CallbackList
 from .losses import CrossEntropy, training_forward
 from .monitor import Monitor
-from .optimizers import make_optimizer, make_scheduler, steps_per_epoch_end
+from .norm_stats import has_batch_norm
+from .optimizers import DEFAULT_LR, make_optimizer, make_scheduler, steps_per_epoch_end
 from .precision import resolve_precision
 from .progress import ProgressBar
+from .recipes import DefaultRate, default_rate
 from .resume import run_settings
 from .run import Run
 from .shortcuts import shortcut_callbacks
@@ -111,7 +114,8 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    optimizer = make_optimizer(config.optimizer, model, config.lr, config.weight_decay)
+    rate = _peak_rate(model, config)
+    optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
     # The schedule counts optimizer steps: one per `accumulate` batches (and one for the rest).
     total_steps = config.epochs * math.ceil(len(train_batches) / config.accumulate)
@@ -144,7 +148,8 @@ def build_run(
             "batch_size": config.batch_size,
             "steps": len(train_batches),
             "optimizer": type(optimizer).__name__,
-            "lr": float(optimizer.param_groups[0]["lr"]),
+            "lr": settings["lr"],  # the peak: read before the schedule lowered it to start
+            "lr_source": rate.source,
             "schedule": schedule if isinstance(schedule, str | None) else "custom",
             "device": str(device),
             "precision": str(dtype or "fp32"),
@@ -158,6 +163,13 @@ def build_run(
     # The EMA swaps the training weights back in at on_epoch_begin, before any other callback.
     first = [] if ema is None else [ema]
     callbacks = CallbackList(in_call_order([*first, *built_callbacks, *config.callbacks]))
+    watch = CollapseWatch(
+        num_classes=num_classes,
+        train_chance=majority_share(train_batches.labels, num_classes),
+        val_chance=None if val_batches is None else _val_chance(val_batches, num_classes),
+        default_loss=config.loss_fn is None,
+        lr_source=rate.source,
+    )
     return Run(
         config=config,
         model=model,
@@ -177,7 +189,25 @@ def build_run(
         loss_fn=loss_fn,
         ema=ema,
         settings=settings,
+        watch=watch,
+        recalibrate_norms=ema is None and has_batch_norm(model),
     )
+
+
+def _peak_rate(model: nn.Module, config: FitConfig) -> DefaultRate:
+    """The peak learning rate asked for, else the model's default (see :mod:`.recipes`)."""
+    if config.lr is not None:
+        return DefaultRate(float(config.lr), "given by lr=")
+    if isinstance(config.optimizer, str) and config.optimizer.lower() in DEFAULT_LR:
+        return default_rate(model, config.optimizer.lower())
+    return DefaultRate(None, "the optimizer's own")
+
+
+def _val_chance(batches: Batches, num_classes: int) -> float | None:
+    """Chance accuracy of the validation labels; None when they are not known up front."""
+    if batches.labels is None:
+        return None
+    return majority_share(batches.labels, num_classes)
 
 
 def _plateau_mode(config: FitConfig) -> str:

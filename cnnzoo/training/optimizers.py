@@ -20,8 +20,9 @@ __all__ = [
     "steps_per_epoch_end",
 ]
 
-# Peak learning rates under the default one-cycle schedule. AdamW's 2e-2, with fit's default of
-# 4 epochs, was the fastest choice that reached the targets on every seed tried
+# Peak learning rates under the default one-cycle schedule, for a model whose recipe takes the
+# full rate: fit scales them by the model's own recipe (training/recipes.py). AdamW's 2e-2, with
+# fit's default of 4 epochs, was the fastest choice that reached the targets on every seed tried
 # (benchmarks/sweep_defaults.py, results in docs/benchmarks.md): LeNet-5 0.87 Fashion-MNIST test
 # accuracy in 4 epochs on seeds 0-2 (1e-2: 6 epochs with 10-epoch runs, 5 or never with 5;
 # 1.5e-2 and 3e-2: one seed short at 4) and mini_resnet 0.90 in 3-4 (1e-2 with 10 epochs: 4).
@@ -46,7 +47,8 @@ def make_optimizer(
         optimizer: "adamw", "adam", "sgd" (Nesterov momentum 0.9), a built optimizer, or a
             callable ``params -> optimizer``.
         model: Whose trainable parameters to optimise.
-        lr: Peak learning rate; None picks :data:`DEFAULT_LR` for the named optimizers.
+        lr: Peak learning rate; None picks :data:`DEFAULT_LR` for the named optimizers (fit
+            passes the model's rate from :func:`cnnzoo.training.recipes.default_rate`).
         weight_decay: None picks the optimizer's default (5e-4 for adamw and sgd, 0 for adam).
             Biases and normalisation weights are never decayed.
 

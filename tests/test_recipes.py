@@ -1,0 +1,136 @@
+"""Each model's training recipe: registered, shown by info and the CLI, and what fit trains with
+when no lr is given; an explicit lr wins; unknown models get the rule their layers imply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _synthetic import stripes, tiny_net
+from PIL import Image
+from torch import nn
+
+import cnnzoo
+from cnnzoo.cli import main
+from cnnzoo.models import TrainingRecipe, info, list_models, register
+from cnnzoo.models import registry as registry_module
+from cnnzoo.training import recipes
+from cnnzoo.training.optimizers import DEFAULT_LR
+
+RECIPE_LR = 7e-3  # a rate no default has, so finding it proves the recipe was used
+
+
+@pytest.fixture
+def recipe_model():
+    """A registered tiny model with its own recipe, removed from the registry afterwards."""
+
+    @register("recipe_test_net", family="test", recipe=TrainingRecipe(RECIPE_LR, "a test"))
+    def recipe_test_net(num_classes: int = 3, in_channels: int = 1) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(in_channels, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16, num_classes),
+        )
+
+    yield "recipe_test_net"
+    registry_module._REGISTRY.pop("recipe_test_net")
+    info.cache_clear()
+
+
+def fit_params(model: nn.Module, **options) -> dict:
+    images, labels = stripes(48)
+    return cnnzoo.fit(model, (images, labels), epochs=1, verbose=0, **options).params
+
+
+def test_every_registered_model_has_a_recipe_with_its_source():
+    for name in list_models():
+        recipe = info(name).recipe
+        assert isinstance(recipe, TrainingRecipe), name
+        assert 0 < recipe.lr <= 2e-2, name
+        assert "benchmarks/zoo_defaults.py" not in recipe.source  # users read names, not files
+        assert len(recipe.source) > 20, name
+
+
+def test_nets_without_normalisation_that_diverge_at_2e_2_get_lower_rates():
+    # The nets the one global default broke (mini_inception, AlexNet, the plain VGGs).
+    for name in ("mini_inception", "alexnet", "alexnet_original", "vgg11", "vgg19"):
+        assert info(name).recipe.lr < 2e-2, name
+    for name in ("resnet18", "vgg11_bn", "densenet121", "googlenet"):
+        assert info(name).recipe.lr == recipes.NORMALISED_LR, name
+
+
+def test_the_registered_recipe_reaches_fit(recipe_model):
+    params = fit_params(cnnzoo.get_model(recipe_model))
+    assert params["lr"] == pytest.approx(RECIPE_LR)
+    assert recipe_model in params["lr_source"] and "a test" in params["lr_source"]
+
+
+def test_an_explicit_lr_overrides_the_recipe(recipe_model):
+    params = fit_params(cnnzoo.get_model(recipe_model), lr=0.03)
+    assert params["lr"] == pytest.approx(0.03)
+    assert params["lr_source"] == "given by lr="
+
+
+def test_other_named_optimizers_are_scaled_by_the_recipes_factor(recipe_model):
+    params = fit_params(cnnzoo.get_model(recipe_model), optimizer="sgd")
+    assert params["lr"] == pytest.approx(DEFAULT_LR["sgd"] * RECIPE_LR / DEFAULT_LR["adamw"])
+    assert "scaled" in params["lr_source"]
+
+
+def test_a_built_optimizer_keeps_its_own_rate(recipe_model):
+    model = cnnzoo.get_model(recipe_model)
+    params = fit_params(model, optimizer=torch.optim.SGD(model.parameters(), lr=0.123))
+    assert params["lr"] == pytest.approx(0.123)
+    assert params["lr_source"] == "the optimizer's own"
+
+
+def test_the_recipe_follows_a_saved_and_loaded_model(recipe_model, tmp_path):
+    path = cnnzoo.save(cnnzoo.get_model(recipe_model), tmp_path / "m.safetensors")
+    assert fit_params(cnnzoo.load(path))["lr"] == pytest.approx(RECIPE_LR)
+
+
+def test_unknown_models_get_the_rule_of_their_layers():
+    with_norm = fit_params(tiny_net(batch_norm=True, dropout=0.0))
+    without = fit_params(tiny_net(batch_norm=False, dropout=0.0))
+    assert with_norm["lr"] == pytest.approx(recipes.NORMALISED_LR)
+    assert without["lr"] == pytest.approx(recipes.UNNORMALISED_LR)
+    assert "without normalisation" in without["lr_source"]
+
+
+def test_a_recipe_must_be_valid():
+    with pytest.raises(ValueError, match="lr must be a number"):
+        TrainingRecipe(0.0, "x")
+    with pytest.raises(ValueError, match="needs its source"):
+        TrainingRecipe(1e-3, " ")
+    with pytest.raises(TypeError, match="TrainingRecipe"):
+        register("bad_recipe_net", recipe={"lr": 1e-3})
+
+
+def test_info_and_the_cli_show_the_recipe(capsys):
+    assert main(["info", "vgg11"]) == 0
+    out = capsys.readouterr().out
+    assert f"peak lr {info('vgg11').recipe.lr:g}" in out
+
+
+def test_cnnzoo_train_follows_the_recipe(recipe_model, tmp_path, capsys):
+    root = tmp_path / "data"
+    generator = torch.Generator().manual_seed(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for label in range(3):
+            folder = root / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = torch.randint(0, 255, (8, 8), generator=generator, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    argv = ["train", recipe_model, "--data", str(root), "--epochs", "1", "--out", str(out)]
+    assert main([*argv, "--device", "cpu", "--batch-size", "8"]) == 0
+    metrics = json.loads(Path(out / "metrics.json").read_text())
+    assert metrics["lr"] == pytest.approx(RECIPE_LR)
+    assert recipe_model in metrics["lr_source"]
+    assert metrics["alerts"] == []
+    capsys.readouterr()
