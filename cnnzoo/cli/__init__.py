@@ -15,7 +15,9 @@ import argparse
 import errno
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from .._version import __version__
 from .browse import add_browse_commands
@@ -56,7 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            # cnnzoo's own warnings (a collapsing run) read as one line, as the errors do.
+            warnings.showwarning = _show_warning
+            args.run(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except BrokenPipeError:
         _discard_stdout()
@@ -87,6 +92,18 @@ _MACHINE_FAILURES = {
     errno.EACCES: "check the permissions, or use another path",
     errno.EPERM: "check the permissions, or use another path",
 }
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print a warning as ``cnnzoo: warning: ...`` (no file name or source line)."""
+    print(f"cnnzoo: warning: {message}", file=file or sys.stderr)
 
 
 def _discard_stdout() -> None:

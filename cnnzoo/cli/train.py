@@ -51,7 +51,10 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
-        "--lr", type=float, default=None, help="peak learning rate (None: the optimizer's default)"
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (None: the model's training recipe; see cnnzoo info NAME)",
     )
     p.add_argument(
         "--optimizer", default="adamw", choices=["adamw", "adam", "sgd"], help="optimizer"
@@ -212,10 +215,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
         model, args.out / "model.safetensors", metadata={METADATA_KEY: json.dumps(data_info)}
     )
     write_json_atomic(args.out / "history.json", history.history)
-    write_json_atomic(args.out / "metrics.json", _jsonable(metrics))
+    report = {
+        **_jsonable(metrics),
+        "lr": history.params["lr"],
+        "lr_source": history.params["lr_source"],
+    }
+    report["alerts"] = history.alerts  # a blow-up, collapse or stall fit saw (none: [])
+    write_json_atomic(args.out / "metrics.json", report)
     predicted = training.predict(model, test, device=args.device).argmax(1)
     pictures = _pictures(args, history, metrics, test, predicted)
     print_metrics(metrics, train.classes)
+    for alert in history.alerts:  # warned during training too; repeated where it is read last
+        print(f"cnnzoo: warning: {alert['message']}")
     print(f"wrote checkpoint {model_path}{pictures}")
 
 

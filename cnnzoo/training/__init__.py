@@ -17,6 +17,7 @@ Example:
 
 from .callbacks import BackupAndRestore, EarlyStopping, ModelCheckpoint
 from .classify import classify
+from .collapse import TrainingCollapseWarning
 from .evaluation import evaluate, predict
 from .history import History
 from .hooks import StopTraining
@@ -39,6 +40,7 @@ __all__ = [
     "Run",
     "StopTraining",
     "TensorBoardLogger",
+    "TrainingCollapseWarning",
     "classify",
     "evaluate",
     "fit",

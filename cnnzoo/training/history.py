@@ -26,6 +26,9 @@ class History:
             :class:`~cnnzoo.training.ModelCheckpoint` or
             :class:`~cnnzoo.training.EarlyStopping` (fit's ``checkpoint``, ``restore_best``,
             ``patience`` and ``checkpoint_dir`` build them), else None.
+        alerts: What went wrong without a NaN, at most one per run: dicts with the ``epoch``
+            (0-based), the ``kind`` ("blow-up", "collapse" or "stall"), the ``message`` that was
+            warned, and the figures behind it (see :mod:`cnnzoo.training.collapse`).
     """
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
@@ -34,6 +37,7 @@ class History:
         self.params: dict[str, Any] = dict(params or {})
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
+        self.alerts: list[dict[str, Any]] = []
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         """Record one epoch's metrics."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,10 +23,12 @@ from ..devices import resolve_device
 from . import distributed
 from .arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, FitConfig
 from .build import build_run
+from .collapse import TrainingCollapseWarning
 from .evaluation import accumulate as accumulate_metrics
 from .evaluation import summarize
 from .history import History
 from .losses import LossFn, as_float, check_loss, main_logits
+from .norm_stats import recalibrate_batch_norm
 from .optimizers import OptimizerArg, steps_per_epoch_end
 from .precision import autocast
 from .run import Run
@@ -93,7 +96,12 @@ def fit(
         batch_size: Samples per step (ignored for a ``DataLoader``).
         optimizer: "adamw" (default), "adam", "sgd" (Nesterov, momentum 0.9), a
             ``torch.optim.Optimizer``, or a callable ``params -> optimizer``.
-        lr: Peak learning rate; default 2e-2 for adamw, 1e-2 for adam, 0.05 for sgd.
+        lr: Peak learning rate. The default depends on the model: its registered training
+            recipe (``cnnzoo.models.info(name).recipe``: 2e-2 for the nets with BatchNorm and
+            the small tutorial nets, lower for AlexNet, the plain VGGs and the Inception
+            tutorial net, which diverge there), else 2e-2 for a model with normalisation
+            layers and 2e-3 without; for adam and sgd their defaults (1e-2, 0.05) scaled by
+            the same factor. ``History.params["lr_source"]`` says which applied.
         weight_decay: Decay of weights (not biases or norms); default 5e-4 (adamw, sgd), 0 (adam).
         schedule: "onecycle" (default: warm-up over 25% of the steps, then linear decay),
             "cosine", "plateau" (``ReduceLROnPlateau`` on ``monitor``: the rate divided by 10
@@ -160,6 +168,13 @@ def fit(
         warmup: Linear warm-up of the learning rate for "cosine", None (then constant) or
             "onecycle" (replacing its 25%): a fraction of the optimizer steps in [0, 1) or a
             number of steps.
+
+    A run that goes wrong without a NaN (the loss blowing up far above where it started, the
+    accuracy falling back to chance, or no learning at all) is warned once, at the epoch it
+    happens, with a :class:`~cnnzoo.training.TrainingCollapseWarning` that gives the figures,
+    the rate in use and a lower one, and recorded in ``History.alerts``; training goes on as
+    asked. BatchNorm statistics are re-measured at each epoch's end (see
+    :mod:`cnnzoo.training.norm_stats`).
 
     Returns:
         The :class:`History` of the run.
@@ -231,6 +246,8 @@ def _train(run: Run) -> History:
             stop |= callbacks.call("on_epoch_begin", epoch, {})
             logs, stop_in_epoch = _train_epoch(run, epoch)
             stop |= stop_in_epoch
+            if run.recalibrate_norms:  # statistics of the weights the epoch ended on
+                recalibrate_batch_norm(model, run.train_batches.epoch(epoch), run.device, run.dtype)
             dist.sync_buffers(model)
             if run.ema is not None:  # validate, save and rank the averaged weights
                 run.ema.swap_in()
@@ -242,6 +259,7 @@ def _train(run: Run) -> History:
             logs["epoch_seconds"] = time.perf_counter() - started
             run.history.append(epoch, logs)
             run.progress.end_epoch(epoch, logs)
+            _watch(run, epoch, logs)
             stop |= callbacks.call("on_epoch_end", epoch, logs)
             stop |= keras_flag and bool(getattr(model, "stop_training", False))
             stop = dist.broadcast_flag(stop, run.device)
@@ -303,7 +321,10 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
             stop |= callbacks.call("on_batch_end", step, {"loss": float(detached)})
         if (step + 1) % sync_every == 0 or step + 1 == steps:
             _check_finite(run, first_bad, epoch, step)
-            progress.update(step + 1 - last_synced, float(loss_sum) / seen, float(correct) / seen)
+            mean_loss = float(loss_sum) / seen
+            if run.watch is not None and last_synced == 0:
+                run.watch.note_start(mean_loss)  # first sync of an epoch; the first one counts
+            progress.update(step + 1 - last_synced, mean_loss, float(correct) / seen)
             last_synced = step + 1
         if stop or getattr(run.model, "stop_training", False) is True:
             stop = True
@@ -328,10 +349,23 @@ def _optimizer_step(run: Run) -> None:
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    run.steps_done += 1
     if run.scheduler is not None and not steps_per_epoch_end(run.scheduler):
         run.scheduler.step()
     if run.ema is not None:
         run.ema.update()
+
+
+def _watch(run: Run, epoch: int, logs: dict[str, float]) -> None:
+    """Warn once, and record in the History, when the epoch shows the run going wrong."""
+    if run.watch is None or not run.dist.is_main:
+        return
+    peak = run.history.params.get("lr")
+    alert = run.watch.check(epoch, logs, peak if isinstance(peak, float) else None, run.steps_done)
+    if alert is not None:
+        run.history.alerts.append(alert)
+        # stacklevel 4: the warning points at the user's fit() call (fit -> _train -> _watch).
+        warnings.warn(alert["message"], TrainingCollapseWarning, stacklevel=4)
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .arguments import FitConfig
+from .collapse import CollapseWatch
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
 from .feed import Batches
@@ -51,6 +52,11 @@ class Run:
         ema: The moving average of the weights (``fit(ema=...)``), or None.
         settings: The settings a resumed run must share with this one (see
             :mod:`cnnzoo.training.resume`), recorded in its training state.
+        watch: Watches each epoch for a blow-up, a collapse or a stall
+            (:mod:`cnnzoo.training.collapse`), or None.
+        steps_done: Optimizer steps taken by this call of ``fit``.
+        recalibrate_norms: Re-measure the BatchNorm statistics at each epoch's end
+            (:mod:`cnnzoo.training.norm_stats`; off with an EMA, which averages them).
     """
 
     config: FitConfig
@@ -72,6 +78,9 @@ class Run:
     loss_fn: LossFn = field(default_factory=CrossEntropy)
     ema: ExponentialMovingAverage | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    watch: CollapseWatch | None = None
+    steps_done: int = 0
+    recalibrate_norms: bool = False
 
     @property
     def has_validation(self) -> bool:

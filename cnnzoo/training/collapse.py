@@ -1,0 +1,185 @@
+"""Noticing a run that goes wrong without becoming NaN: a blow-up, a collapse, a stall.
+
+A NaN loss stops ``fit`` at once (``FloatingPointError``). A run can also fail with finite
+numbers, and then returns as if all went well: the rate is too high for the model, the loss
+explodes to thousands and comes back down to the chance level, and the model ends predicting one
+class. At the end of every epoch :class:`CollapseWatch` compares the epoch's figures with where
+the run started and with the chance level of the data:
+
+* **blow-up**: the epoch's mean training loss is more than :data:`BLOWUP_FACTOR` times the loss
+  the run started at (at least ``ln(num_classes)``, the loss of a uniform guess);
+* **collapse**: the accuracy (validation when there is validation data, else training) fell
+  back to within :data:`CHANCE_MARGIN` of chance after it had been at least
+  :data:`RISEN_MARGIN` above it;
+* **stall**: after at least :data:`STALL_MIN_STEPS` optimizer steps and a whole epoch, the
+  default loss still sits at the uniform guess's ``ln(num_classes)`` with chance accuracy.
+
+Chance is the accuracy of always answering the most frequent class of the labels scored. The
+first alert of a run is warned (:class:`TrainingCollapseWarning`, with the figures, the rate in
+use, a lower one and ``cnnzoo.lr_find``) and recorded in ``History.alerts``; the training goes on
+unchanged (see the training guide for why).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "BLOWUP_FACTOR",
+    "CHANCE_MARGIN",
+    "RISEN_MARGIN",
+    "STALL_MIN_STEPS",
+    "CollapseWatch",
+    "TrainingCollapseWarning",
+    "majority_share",
+]
+
+BLOWUP_FACTOR = 3.0
+CHANCE_MARGIN = 0.05
+RISEN_MARGIN = 0.10
+STALL_MIN_STEPS = 100
+# A stalled loss is within this share of ln(num_classes).
+_STALL_LOSS_SHARE = 0.02
+
+
+class TrainingCollapseWarning(UserWarning):
+    """``fit`` saw the training go wrong without a NaN: see ``History.alerts``."""
+
+
+def majority_share(labels: torch.Tensor | None, num_classes: int) -> float:
+    """Accuracy of always answering the most frequent label (``1 / num_classes`` if unknown)."""
+    if labels is None or labels.numel() == 0:
+        return 1.0 / max(1, num_classes)
+    counts = torch.bincount(labels.detach().reshape(-1).long().cpu(), minlength=num_classes)
+    return float(counts.max()) / labels.numel()
+
+
+@dataclass
+class CollapseWatch:
+    """Watches a run's epochs for a blow-up, a collapse or a stall (see the module docstring).
+
+    Args:
+        num_classes: The width of the model's output.
+        train_chance: Chance accuracy of the training labels.
+        val_chance: Chance accuracy of the validation labels, or None without validation data.
+        default_loss: True for fit's own cross-entropy (its uniform-guess loss is
+            ``ln(num_classes)``, which the stall rule needs).
+        lr_source: Where the peak rate came from, named in the message.
+    """
+
+    num_classes: int
+    train_chance: float
+    val_chance: float | None
+    default_loss: bool
+    lr_source: str
+    start_loss: float | None = None
+    best_accuracy: float | None = None
+    warned: bool = False
+
+    def note_start(self, loss: float) -> None:
+        """The mean loss of the run's first batches (called once, at the first progress sync)."""
+        if self.start_loss is None and math.isfinite(loss):
+            self.start_loss = loss
+
+    def reference_loss(self) -> float:
+        """Where the run started: its first batches' loss, and at least a uniform guess's."""
+        uniform = math.log(max(2, self.num_classes))
+        if self.start_loss is None:
+            return uniform
+        return max(uniform, self.start_loss) if self.default_loss else self.start_loss
+
+    def check(
+        self, epoch: int, logs: dict[str, float], peak_lr: float | None, steps_done: int
+    ) -> dict[str, Any] | None:
+        """Look at one finished epoch; return the alert the first time one fires (once a run).
+
+        Args:
+            epoch: The epoch, 0-based.
+            logs: The epoch's metrics (``loss``, ``accuracy``, ``val_accuracy`` if any).
+            peak_lr: The run's peak learning rate (None: an optimizer the user built).
+            steps_done: Optimizer steps taken so far in this run.
+
+        Returns:
+            The alert recorded in ``History.alerts``, or None.
+        """
+        if self.warned:
+            return None
+        kind, what = self._diagnose(logs, steps_done)
+        accuracy = self._accuracy(logs)
+        if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
+            self.best_accuracy = accuracy
+        if kind is None:
+            return None
+        self.warned = True
+        message = (
+            f"fit: at epoch {epoch + 1} the training {what}. {self._fix(peak_lr)} fit goes on "
+            "as asked; History.alerts records this."
+        )
+        return {
+            "epoch": epoch,
+            "kind": kind,
+            "message": message,
+            "loss": logs.get("loss"),
+            "start_loss": self.reference_loss(),
+            "accuracy": accuracy,
+            "best_accuracy": self.best_accuracy,
+            "chance": self._chance(logs),
+            "lr": peak_lr,
+        }
+
+    def _accuracy(self, logs: dict[str, float]) -> float | None:
+        value = logs.get("val_accuracy") if self.val_chance is not None else logs.get("accuracy")
+        return None if value is None or not math.isfinite(value) else float(value)
+
+    def _chance(self, logs: dict[str, float]) -> float:
+        return self.val_chance if self.val_chance is not None else self.train_chance
+
+    def _diagnose(self, logs: dict[str, float], steps_done: int) -> tuple[str | None, str]:
+        loss = logs.get("loss")
+        reference = self.reference_loss()
+        if loss is not None and math.isfinite(loss) and loss > BLOWUP_FACTOR * reference:
+            return "blow-up", (
+                f"blew up: the training loss rose to {loss:.4g}, more than {BLOWUP_FACTOR:g}x "
+                f"the {reference:.3g} it started at"
+            )
+        accuracy, chance = self._accuracy(logs), self._chance(logs)
+        which = "validation" if self.val_chance is not None else "training"
+        best = self.best_accuracy
+        if (
+            accuracy is not None
+            and best is not None
+            and best >= chance + RISEN_MARGIN
+            and accuracy <= chance + CHANCE_MARGIN
+        ):
+            return "collapse", (
+                f"collapsed: {which} accuracy fell to {accuracy:.4f}, back to the chance level "
+                f"{chance:.4f}, after reaching {best:.4f}"
+            )
+        uniform = math.log(max(2, self.num_classes))
+        if (
+            self.default_loss
+            and steps_done >= STALL_MIN_STEPS
+            and loss is not None
+            and abs(loss - uniform) <= _STALL_LOSS_SHARE * uniform
+            and accuracy is not None
+            and accuracy <= chance + CHANCE_MARGIN
+        ):
+            return "stall", (
+                f"is not learning: after {steps_done} steps the training loss is {loss:.4g}, a "
+                f"uniform guess's ln({self.num_classes}) = {uniform:.4g}, and {which} accuracy "
+                f"{accuracy:.4f} is at the chance level {chance:.4f}"
+            )
+        return None, ""
+
+    def _fix(self, peak_lr: float | None) -> str:
+        find = "or find one with cnnzoo.lr_find(model, train_data)"
+        if peak_lr is None:
+            return f"Lower your optimizer's learning rate, {find}."
+        return (
+            f"The peak learning rate {peak_lr:.3g} ({self.lr_source}) is likely too high for "
+            f"this model and data: try lr={peak_lr / 10:.3g}, {find}."
+        )

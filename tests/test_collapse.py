@@ -1,0 +1,156 @@
+"""A run that goes wrong without a NaN is never silent: blow-ups, collapses and stalls are
+warned once, with the figures and the fix, and recorded in the History; healthy runs are not.
+
+Every situation is constructed (hand-set weights, a rate of 0 so nothing learns by chance, a
+callback that breaks the model at a chosen epoch), so no test depends on how a training run
+happens to go on one CPU."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from _synthetic import stripes
+from torch import nn
+
+import cnnzoo
+from cnnzoo.training.collapse import (
+    BLOWUP_FACTOR,
+    STALL_MIN_STEPS,
+    CollapseWatch,
+    TrainingCollapseWarning,
+    majority_share,
+)
+
+N = 240  # stripes: three balanced classes
+
+
+def oracle() -> nn.Module:
+    """A linear model that classifies the stripes exactly: the mean of each class's band."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        for k in range(3):
+            band = torch.zeros(8, 8)
+            band[2 * k : 2 * k + 3, :] = 1.0
+            model[1].weight[k] = 4.0 * band.flatten() / band.sum()
+        model[1].bias.zero_()
+    return model
+
+
+class BreakAt:
+    """At the start of ``epoch``, replace the model's last layer's weights by ``how``."""
+
+    def __init__(self, epoch: int, how: str) -> None:
+        self.epoch, self.how = epoch, how
+
+    def set_model(self, model: nn.Module) -> None:
+        self.model = model
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        if epoch != self.epoch:
+            return
+        layer = self.model[1]
+        with torch.no_grad():
+            if self.how == "constant":  # one class for every image: accuracy at chance
+                layer.weight.zero_()
+                layer.bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+            else:  # confidently wrong: a finite loss far above where the run started
+                layer.weight.mul_(-500.0)
+
+
+def train(model: nn.Module, epochs: int = 3, **options) -> tuple[cnnzoo.History, list]:
+    images, labels = stripes(N)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = cnnzoo.fit(
+            model,
+            (images, labels),
+            epochs=epochs,
+            verbose=0,
+            precision="fp32",
+            lr=0.0,  # nothing changes but what the test does
+            **options,
+        )
+    return history, [w for w in caught if issubclass(w.category, TrainingCollapseWarning)]
+
+
+def test_a_healthy_run_raises_no_alarm():
+    history, warned = train(oracle(), val_data=0.25)
+    assert history.history["val_accuracy"][-1] == 1.0
+    assert warned == [] and history.alerts == []
+
+
+def test_a_blow_up_is_warned_once_with_the_figures_and_the_fix():
+    history, warned = train(oracle(), epochs=4, val_data=0.25, callbacks=[BreakAt(1, "wrong")])
+    assert len(warned) == 1 and len(history.alerts) == 1
+    alert = history.alerts[0]
+    assert alert["kind"] == "blow-up" and alert["epoch"] == 1
+    assert alert["loss"] > BLOWUP_FACTOR * alert["start_loss"]
+    message = str(warned[0].message)
+    assert "at epoch 2" in message and "blew up" in message
+    assert f"{alert['loss']:.4g}" in message  # the figure itself
+    assert "lr=" in message and "cnnzoo.lr_find" in message  # the fix
+    assert warned[0].filename == __file__  # points at the user's fit() call
+
+
+def test_a_collapse_to_chance_after_learning_is_warned():
+    history, warned = train(oracle(), val_data=0.25, callbacks=[BreakAt(1, "constant")])
+    assert [a["kind"] for a in history.alerts] == ["collapse"]
+    alert = history.alerts[0]
+    assert alert["best_accuracy"] == 1.0
+    assert alert["accuracy"] == pytest.approx(alert["chance"], abs=0.05)
+    assert "validation accuracy fell to" in str(warned[0].message)
+
+
+def test_without_validation_the_training_accuracy_is_watched():
+    history, _ = train(oracle(), callbacks=[BreakAt(1, "constant")])
+    assert [a["kind"] for a in history.alerts] == ["collapse"]
+    assert "training accuracy" in history.alerts[0]["message"]
+
+
+def test_a_run_stuck_at_a_uniform_guess_is_called_a_stall():
+    model = oracle()
+    with torch.no_grad():
+        model[1].weight.zero_()  # every class scores 0: the loss is exactly ln(3)
+    history, warned = train(model, epochs=2, batch_size=4)  # 60 steps an epoch
+    assert [a["kind"] for a in history.alerts] == ["stall"]
+    assert history.alerts[0]["epoch"] == 1  # after STALL_MIN_STEPS steps, not before
+    assert STALL_MIN_STEPS <= 2 * N // 4
+    assert f"{math.log(3):.4g}" in str(warned[0].message)
+
+
+def test_an_absurd_rate_on_a_tiny_net_is_warned_with_the_rate():
+    # AdamW moves each weight by about the rate per step, so at lr=1e4 the logits of a linear
+    # model grow to ~1e5 within a few steps: a finite loss thousands of times the start.
+    torch.manual_seed(0)
+    images = torch.rand(256, 1, 4, 4)
+    labels = torch.randint(0, 4, (256,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = cnnzoo.fit(model, (images, labels), epochs=2, lr=1e4, verbose=0, precision="fp32")
+    assert history.alerts and history.alerts[0]["kind"] == "blow-up"
+    message = str(next(w for w in caught if w.category is TrainingCollapseWarning).message)
+    assert "1e+04" in message and "lr=1e+03" in message
+
+
+def test_the_watch_warns_only_once_per_run():
+    watch = CollapseWatch(3, 1 / 3, None, True, "a test")
+    watch.note_start(1.1)
+    assert watch.check(0, {"loss": 50.0, "accuracy": 0.3}, 0.1, 10)["kind"] == "blow-up"
+    assert watch.check(1, {"loss": 90.0, "accuracy": 0.3}, 0.1, 20) is None
+
+
+def test_a_custom_loss_is_judged_against_its_own_start():
+    watch = CollapseWatch(10, 0.1, None, False, "a test")
+    watch.note_start(0.01)  # a loss on another scale than cross-entropy's ln(10)
+    assert watch.check(0, {"loss": 0.02, "accuracy": 0.5}, 0.1, 10) is None
+    assert watch.check(1, {"loss": 0.5, "accuracy": 0.5}, 0.1, 20)["kind"] == "blow-up"
+
+
+def test_chance_is_the_most_frequent_class():
+    assert majority_share(torch.tensor([0, 0, 0, 1]), 2) == 0.75
+    assert majority_share(None, 4) == 0.25
