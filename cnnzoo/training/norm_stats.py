@@ -1,0 +1,53 @@
+"""Fresh BatchNorm statistics at each epoch's end, measured with the weights the epoch ended on.
+
+BatchNorm layers keep running averages of their batches' statistics (momentum 0.1), which
+evaluation uses. They lag behind the weights, and in a deep net the lags of its many layers
+compound: measured on GoogLeNet (``small_input``) after 24 steps on 900 Fashion-MNIST images,
+training accuracy was 0.77 while the evaluation of the same images gave 0.10, chance level;
+the same weights with statistics re-measured gave 0.75. So at the end of every epoch ``fit``
+re-measures them on up to :data:`RECALIBRATION_BATCHES` training batches, as an exact average
+(``torch.optim.swa_utils.update_bn``, what stochastic weight averaging does for averaged
+weights), before validation, checkpoints and callbacks see the model. It costs at most that
+many forward passes an epoch; models without BatchNorm skip it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .precision import autocast
+
+__all__ = ["RECALIBRATION_BATCHES", "has_batch_norm", "recalibrate_batch_norm"]
+
+RECALIBRATION_BATCHES = 16
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """True when ``model`` has a BatchNorm layer that keeps running statistics."""
+    return any(
+        isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+        for module in model.modules()
+    )
+
+
+def recalibrate_batch_norm(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> None:
+    """Re-measure ``model``'s BatchNorm statistics on the first batches of ``batches``.
+
+    Args:
+        model: The model (not wrapped in DDP: no gradients flow here).
+        batches: ``(images, labels)`` batches on the device, as the training steps get them.
+        device: Where the model is.
+        dtype: The autocast dtype of the training steps, or None for fp32.
+    """
+    images = (x for x, _ in itertools.islice(batches, RECALIBRATION_BATCHES))
+    with autocast(device, dtype):
+        torch.optim.swa_utils.update_bn(images, model)
