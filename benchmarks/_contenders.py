@@ -47,13 +47,9 @@ from torch.utils.data import DataLoader, TensorDataset
 import cnnzoo
 from cnnzoo.data import ImageTensorDataset, load_dataset
 from cnnzoo.training.arguments import DEFAULT_BATCH_SIZE
-from cnnzoo.training.optimizers import (
-    DEFAULT_LR,
-    DEFAULT_WEIGHT_DECAY,
-    make_optimizer,
-    make_scheduler,
-)
+from cnnzoo.training.optimizers import DEFAULT_WEIGHT_DECAY, make_optimizer, make_scheduler
 from cnnzoo.training.precision import resolve_precision
+from cnnzoo.training.recipes import default_rate
 
 CONTENDERS = ("fit", "eager", "dataloader", "lightning", "keras")
 # The frameworks a contender needs beyond torch (import names): missing ones are skipped.
@@ -90,13 +86,20 @@ class Recipe:
     source: str = ""
 
 
-def fit_defaults(device: torch.device) -> Recipe:
-    """The recipe ``cnnzoo.fit`` uses on ``device`` when given no options: read from fit."""
+def fit_defaults(device: torch.device, model: str) -> Recipe:
+    """The recipe ``cnnzoo.fit`` uses for ``model`` on ``device`` when given no options.
+
+    Read from fit: its signature's defaults, and the peak rate fit picks for that model (its
+    registered training recipe).
+    """
     parameters = inspect.signature(cnnzoo.fit).parameters
     autocast = resolve_precision(parameters["precision"].default, device)
+    optimizer = parameters["optimizer"].default
+    with torch.device("meta"):
+        rate = default_rate(cnnzoo.get_model(model), optimizer)
     return Recipe(
-        optimizer=parameters["optimizer"].default,
-        lr=DEFAULT_LR[parameters["optimizer"].default],
+        optimizer=optimizer,
+        lr=rate.lr,
         weight_decay=DEFAULT_WEIGHT_DECAY[parameters["optimizer"].default],
         batch_size=DEFAULT_BATCH_SIZE,
         schedule=parameters["schedule"].default,
@@ -122,13 +125,13 @@ OWN_DEFAULTS = {
 }
 
 
-def recipes(contender: str, max_epochs: int, device: torch.device) -> dict[str, Recipe]:
+def recipes(contender: str, model: str, max_epochs: int, device: torch.device) -> dict[str, Recipe]:
     """The contender's recipes: "same" (fit's defaults) and "own" (its documented defaults).
 
     fit's own defaults are the same recipe, and the hand-written loop has no defaults of its
     own: both have "same" only. ``max_epochs`` caps the constant-rate recipes.
     """
-    same = replace(fit_defaults(device), source="fit's defaults, for everyone")
+    same = replace(fit_defaults(device, model), source="fit's defaults, for everyone")
     chosen = {"same": same}
     if contender in OWN_DEFAULTS:
         chosen["own"] = replace(OWN_DEFAULTS[contender], epochs=max_epochs)
@@ -354,7 +357,7 @@ class FitContender(Contender):
                     raise cnnzoo.training.StopTraining
 
         options: dict[str, Any] = {}
-        defaults = fit_defaults(self.device)
+        defaults = fit_defaults(self.device, self.model_name)
         if replace(recipe, source="") != replace(defaults, epochs=recipe.epochs, source=""):
             raise ValueError("the fit contender trains with fit's defaults only")
         if epochs != defaults.epochs:

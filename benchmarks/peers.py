@@ -114,6 +114,7 @@ class Runner:
         self.device = torch.device(device)
         data = contenders.Data.load(limits.get("max_train_images"), limits.get("max_test_images"))
         self.peer = contenders.make(contender, model, data, self.device)
+        self.model = model
         self.peer.prepare()
         # The first optimizer of a process imports torch._dynamo (seconds, ~100 MiB): every
         # contender builds one, so it is paid here, before the clocks and the memory count.
@@ -124,7 +125,7 @@ class Runner:
         self.rss_at_start = peak_memory(self.device)["peak_rss_mib"]
 
     def recipe(self, name: str) -> contenders.Recipe:
-        return contenders.recipes(self.peer.name, self.max_epochs, self.device)[name]
+        return contenders.recipes(self.peer.name, self.model, self.max_epochs, self.device)[name]
 
     def images_per_second(self, recipe: str, images: int, warmup: int) -> dict[str, Any]:
         chosen = self.recipe(recipe)
@@ -272,7 +273,9 @@ def bench_model(model: str, args: argparse.Namespace, names: list[str]) -> dict[
     pairs = [
         (name, recipe)
         for name in workers
-        for recipe in contenders.recipes(name, limits["max_epochs"], torch.device(args.device))
+        for recipe in contenders.recipes(
+            name, model, limits["max_epochs"], torch.device(args.device)
+        )
     ]
     rows: dict[tuple[str, str], dict[str, Any]] = {
         pair: {"contender": pair[0], "recipe": pair[1], "images_per_s_rounds": []} for pair in pairs
@@ -336,7 +339,7 @@ def bench_model(model: str, args: argparse.Namespace, names: list[str]) -> dict[
         f"{name}/{recipe}": asdict(chosen)
         for name in workers
         for recipe, chosen in contenders.recipes(
-            name, limits["max_epochs"], torch.device(args.device)
+            name, model, limits["max_epochs"], torch.device(args.device)
         ).items()
     }
     return {

@@ -8,10 +8,13 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``peers-tables``: one table per model, from ``peers-*.json``;
 * ``peers-summary`` (inline): fit against the hand-written loop and the fastest peer;
 * ``sweep-table``: every ``sweep_defaults-*.json`` row (epochs to target per candidate recipe);
-* ``step-costs-table``: every ``step_costs-*.json`` comparison (per-step cost ratios).
+* ``step-costs-table``: every ``step_costs-*.json`` comparison (per-step cost ratios);
+* ``zoo-headline`` (inline), ``zoo-summary`` and ``zoo-runs``: every model trained with fit's
+  defaults, against its family's best grid rate, and every run behind it, from
+  ``zoo_defaults-*.json``.
 
-The first four use the newest JSON of their benchmark in ``benchmarks/results/``; the last two
-gather all of theirs.
+The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
+the other parts use the newest one.
 
 Usage::
 
@@ -290,14 +293,131 @@ def step_costs_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+# -- the zoo's defaults ------------------------------------------------------------------------
+INPUTS = {
+    "native": "28×28",
+    "pad32": "32×32 (padded)",
+    "small": "16×16, `small_input`",
+    "upsample": "227×227",
+    "folder": "224×224 RGB folder",
+}
+
+
+def _accuracy(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.3f}"
+
+
+def _alerts(row: dict[str, Any]) -> str:
+    alerts = row.get("alerts") or []
+    return ", ".join(f"{a['kind']} (epoch {a['epoch']})" for a in alerts) or "none"
+
+
+def zoo_summary(result: dict[str, Any], source: Path) -> str:
+    """Per model: the default rate, min and mean accuracy over the seeds, the family's best."""
+    task = result["task"]
+    lines = [
+        f"Task: {task['train_images']:,} Fashion-MNIST training images (a tenth held out for "
+        f"validation), {task['epochs']} epochs, {task['test_images']} test images, seeds "
+        f"{', '.join(map(str, result['seeds']))}; chance {result['chance']:.3f}. "
+        f"From `{relative(source)}`; {machine_text(result)}; "
+        f"{result['seconds_as_seen'] / 60:.0f} minutes with {result['jobs']} worker processes.",
+        "",
+        "| model | input | default lr | min accuracy | mean | family's best of grid (lr) "
+        "| share | every seed learns | alerts |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|",
+    ]
+    best_rate = {}
+    for row in result["grid"]:
+        family = row["family"]
+        if row["test_accuracy"] is not None and (
+            family not in best_rate or row["test_accuracy"] > best_rate[family][0]
+        ):
+            best_rate[family] = (row["test_accuracy"], row["lr"], row["model"])
+    for line in result["summary"]:
+        best = best_rate.get(line["family"])
+        best_text = "–" if best is None else f"{best[0]:.3f} ({best[2]}, {best[1]:g})"
+        share = "–" if line["share_of_best"] is None else f"{line['share_of_best']:.0%}"
+        lines.append(
+            f"| `{line['model']}` | {INPUTS[_kind(result, line['model'])]} | "
+            f"{line['lr_used']:g} | {line['min_accuracy']:.3f} | {line['mean_accuracy']:.3f} | "
+            f"{best_text} | {share} | {'yes' if line['learned_every_seed'] else '**no**'} | "
+            f"{line['alerts']} |"
+        )
+    return "\n".join(lines)
+
+
+def zoo_headline(result: dict[str, Any], source: Path) -> str:
+    """One phrase: how many models learn on every seed and hold to their family's best rate."""
+    summary = result["summary"]
+    learned = sum(line["learned_every_seed"] for line in summary)
+    holds = sum(line["holds"] for line in summary)
+    shares = [line["share_of_best"] for line in summary if line["share_of_best"] is not None]
+    lowest = f", the lowest at {min(shares):.0%}" if shares else ""
+    return (
+        f"{learned} of {len(summary)} models learn on every seed and {holds} reach 95% of their "
+        f"family's best grid rate{lowest}"
+    )
+
+
+def zoo_alerts(result: dict[str, Any], source: Path) -> str:
+    """What fit warned about in the benchmark's runs, and how those runs ended."""
+    outcomes = result.get("alert_outcomes")
+    if not outcomes:
+        return "(no grid in this result: nothing to say about the warnings)"
+    ended = outcomes["ended"]
+    recovered = [e["share_of_best"] for e in ended if not e["at_chance"] and e["share_of_best"]]
+    spread = (
+        f"; the other {len(recovered)} ended at {min(recovered):.0%}–{max(recovered):.0%} of their "
+        "family's best"
+        if recovered
+        else ""
+    )
+    kinds = sorted({e["kind"] for e in ended})
+    above = sum(e["above_recipe"] for e in ended)
+    return (
+        f"Of the {outcomes['runs']} runs, `fit` warned about {outcomes['warned']} "
+        f"({', '.join(kinds) or 'none'}), {above} of them grid runs at rates above the model's "
+        "recipe; "
+        f"{outcomes['warned_defaults']} of the runs with the defaults and "
+        f"{outcomes['warned_long']} of the longer runs were warned about (no false alarm on a "
+        f"healthy run). {outcomes['warned_at_chance']} of the warned runs ended within 5 points of "
+        f"chance{spread}. Runs that ended without learning and without a warning: "
+        f"{outcomes['unwarned_at_chance']}."
+    )
+
+
+def _kind(result: dict[str, Any], name: str) -> str:
+    return result.get("inputs", {}).get(name, "small")
+
+
+def zoo_runs(result: dict[str, Any], source: Path) -> str:
+    """Every run: the defaults per model and seed, then the reference grids."""
+    lines = [
+        "| model | seed | lr | test accuracy | training loss per epoch | alerts |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for row in [*result["defaults"], *result["grid"]]:
+        rate = f"{row['lr']:g} (grid)" if row["lr"] is not None else f"{row['lr_used']:g}"
+        losses = ", ".join(f"{v:.3g}" for v in row["loss"]) or "–"
+        lines.append(
+            f"| `{row['model']}` | {row['seed']} | {rate} | {_accuracy(row['test_accuracy'])} "
+            f"| {losses} | {_alerts(row)} |"
+        )
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "tta-headline": ("time_to_accuracy", tta_headline),
     "tta-table": ("time_to_accuracy", tta_table),
     "peers-tables": ("peers", peers_tables),
     "peers-summary": ("peers", peers_summary),
+    "zoo-headline": ("zoo_defaults", zoo_headline),
+    "zoo-summary": ("zoo_defaults", zoo_summary),
+    "zoo-runs": ("zoo_defaults", zoo_runs),
+    "zoo-alerts": ("zoo_defaults", zoo_alerts),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
-INLINE = {"tta-headline", "peers-summary"}
+INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts"}
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
@@ -349,12 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=Path, help="peers JSON (default: the newest)")
     parser.add_argument("--time-to-accuracy", type=Path, help="time_to_accuracy JSON")
+    parser.add_argument("--zoo-defaults", type=Path, help="zoo_defaults JSON")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     parser.add_argument("docs", nargs="*", type=Path, help="files to render (default: all docs)")
     args = parser.parse_args(argv)
     sources = {
         "peers": args.peers or newest("peers"),
         "time_to_accuracy": args.time_to_accuracy or newest("time_to_accuracy"),
+        "zoo_defaults": args.zoo_defaults or newest("zoo_defaults"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

@@ -296,14 +296,15 @@ def test_epoch_clock_pauses_while_the_test_set_is_evaluated(monkeypatch):
 
 
 def test_same_recipe_is_read_from_fit_and_own_defaults_are_documented():
-    same = contenders.fit_defaults(torch.device("cpu"))
+    same = contenders.fit_defaults(torch.device("cpu"), "vgg11")
+    assert same.lr == cnnzoo.models.info("vgg11").recipe.lr  # the model's own rate
     signature = __import__("inspect").signature(cnnzoo.fit).parameters
     assert same.epochs == signature["epochs"].default
     assert same.optimizer == signature["optimizer"].default
-    recipes = contenders.recipes("keras", 7, torch.device("cpu"))
+    recipes = contenders.recipes("keras", "lenet5", 7, torch.device("cpu"))
     assert recipes["own"].optimizer == "adam" and recipes["own"].lr == 1e-3
     assert recipes["own"].batch_size == 32 and recipes["own"].epochs == 7
-    assert set(contenders.recipes("eager", 7, torch.device("cpu"))) == {"same"}
+    assert set(contenders.recipes("eager", "lenet5", 7, torch.device("cpu"))) == {"same"}
 
 
 def _need(package: str) -> None:
@@ -421,3 +422,133 @@ def test_render_docs_check_reports_a_stale_doc(tmp_path):
     assert render_docs.main([*argv, "--check"]) == 1
     assert "old" in doc.read_text()
     assert render_docs.main(argv) == 0 and render_docs.main([*argv, "--check"]) == 0
+
+
+zoo = _load("zoo_defaults")
+
+
+def _zoo_result() -> dict:
+    def row(model, seed, accuracy, loss, lr=None, family=None):
+        out = {"model": model, "seed": seed, "lr": lr, "lr_used": lr or 0.02}
+        out.update(test_accuracy=accuracy, loss=loss, alerts=[], train_images=1000)
+        return out | ({"family": family} if family else {})
+
+    return {
+        "task": {"train_images": 1000, "test_images": 500, "epochs": 3},
+        "seeds": [0, 1],
+        "chance": 0.1,
+        "jobs": 2,
+        "seconds_as_seen": 600.0,
+        "machine": {
+            "cpu": "test CPU",
+            "cpu_cores": 2,
+            "torch_threads": 1,
+            "device": "cpu",
+            "torch": "2",
+        },
+        "families": {"lenet5": "lenet", "vgg11": "vgg"},
+        "inputs": {"lenet5": "native", "vgg11": "small"},
+        "defaults": [
+            row("lenet5", 0, 0.70, [2.0, 1.0]),
+            row("lenet5", 1, 0.68, [2.0, 1.1]),
+            row("vgg11", 0, 0.50, [2.3, 1.5]),
+            row("vgg11", 1, 0.12, [2.3, 2.3]),  # within 5 points of chance: did not learn
+        ],
+        "grid": [
+            row("lenet5", 0, 0.72, [2.0, 0.9], lr=1e-2, family="lenet"),
+            row("vgg11", 0, 0.60, [2.3, 1.2], lr=1e-3, family="vgg"),
+            row("vgg11", 0, None, [], lr=2e-2, family="vgg") | {"diverged": "NaN at step 3"},
+        ],
+        "long": [],
+    }
+
+
+def test_zoo_a_run_learns_above_chance_with_a_falling_loss():
+    assert zoo.learned({"test_accuracy": 0.5, "loss": [2.3, 1.0]}, chance=0.1)
+    assert not zoo.learned({"test_accuracy": 0.14, "loss": [2.3, 1.0]}, chance=0.1)
+    assert not zoo.learned({"test_accuracy": 0.5, "loss": [2.3, 2.4]}, chance=0.1)
+    assert not zoo.learned({"test_accuracy": None, "loss": []}, chance=0.1)
+    assert not zoo.learned({"test_accuracy": 0.5, "loss": [2.3, float("nan")]}, chance=0.1)
+
+
+def test_zoo_verdicts_hold_each_model_to_its_familys_best_grid_rate():
+    summary = {line["model"]: line for line in zoo.verdicts(_zoo_result())}
+    lenet = summary["lenet5"]
+    assert lenet["min_accuracy"] == 0.68 and lenet["best_of_grid"] == 0.72
+    assert lenet["share_of_best"] == round(0.69 / 0.72, 3) and lenet["holds"]
+    vgg = summary["vgg11"]
+    assert not vgg["learned_every_seed"] and not vgg["holds"] and vgg["best_of_grid"] == 0.60
+
+
+def test_zoo_alert_outcomes_count_warned_runs_and_silent_failures():
+    result = _zoo_result()
+    result["recipes"] = {"lenet5": 0.02, "vgg11": 0.002}
+    result["grid"][0]["alerts"] = [{"epoch": 1, "kind": "blow-up"}]  # lenet5 at 1e-2, ends well
+    outcomes = zoo.alert_outcomes(result)
+    assert outcomes["warned"] == 1 and outcomes["warned_defaults"] == 0
+    assert outcomes["ended"][0]["share_of_best"] == 1.0 and not outcomes["ended"][0]["at_chance"]
+    assert not outcomes["ended"][0]["above_recipe"]  # 1e-2 is below lenet5's 2e-2
+    assert outcomes["unwarned_at_chance"] == 1  # vgg11 seed 1; the diverged run raised
+    result["alert_outcomes"] = outcomes
+    text = render_docs.render(
+        "<!-- bench:zoo-alerts -->x<!-- /bench:zoo-alerts -->", {"zoo_defaults": _saved(result)}
+    )
+    assert "warned about 1 (blow-up), 0 of them grid runs at rates above" in text
+    assert "without a warning: 1." in text
+
+
+def _saved(result: dict) -> Path:
+    import json
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "zoo_defaults-20261203-120000.json"
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_zoo_families_inputs_and_costs_follow_the_registry():
+    assert zoo.recipe_family("vgg16_bn") == "vgg_bn" and zoo.recipe_family("vgg16") == "vgg"
+    assert zoo.recipe_family("network_bn_v2") == "network_bn"
+    assert zoo.recipe_family("resnet152") == "resnet"
+    assert {zoo.recipe_family(n) for n in cnnzoo.models.list_models()} == set(zoo.REFERENCES)
+    kinds = {
+        n: zoo.input_kind(n)
+        for n in ("lenet5", "cifar_cnn", "resnet18", "alexnet_original", "network_bn")
+    }
+    assert kinds == {
+        "lenet5": "native",
+        "cifar_cnn": "pad32",
+        "resnet18": "small",
+        "alexnet_original": "upsample",
+        "network_bn": "folder",
+    }
+    assert zoo.job_cost("lenet5") == pytest.approx(416_520, rel=0.01)  # LeNet-5's MACs
+    assert zoo.select(["resnet1*", "lenet5"]) == ["lenet5", "resnet18", "resnet101", "resnet152"]
+
+
+def test_zoo_resized_images_keep_labels_and_measure_their_own_statistics():
+    data = _dataset(4)
+    small = zoo.resized(data, 16)
+    assert small.images.shape == (4, 1, 16, 16) and small.images.dtype == torch.uint8
+    assert torch.equal(small.labels, data.labels)
+    assert small.mean[0] == pytest.approx(small.images.float().div(255).mean().item(), abs=1e-6)
+    padded = zoo.resized(data, 32, pad=2)
+    assert torch.equal(padded.images[:, :, 2:30, 2:30], data.images)
+
+
+def test_render_docs_writes_the_zoo_tables_from_the_json(tmp_path):
+    source = tmp_path / "zoo_defaults-20261203-120000.json"
+    result = _zoo_result()
+    result["summary"] = zoo.verdicts(result)
+    source.write_text(__import__("json").dumps(result))
+    doc = "<!-- bench:zoo-summary -->x<!-- /bench:zoo-summary -->\n"
+    doc += "<!-- bench:zoo-runs -->x<!-- /bench:zoo-runs -->\n"
+    doc += "<!-- bench:zoo-headline -->x<!-- /bench:zoo-headline -->\n"
+    rendered = render_docs.render(doc, {"zoo_defaults": source})
+    assert "| `vgg11` | 16×16, `small_input` | 0.02 | 0.120 | 0.310 | 0.600 (vgg11, 0.001) |" in (
+        rendered
+    )
+    assert "| **no** |" in rendered and "| yes |" in rendered
+    assert "| `vgg11` | 0 | 0.02 (grid) | diverged | – | none |" in rendered
+    assert "1 of 2 models learn on every seed and 1 reach 95%" in rendered
+    assert render_docs.render(rendered, {"zoo_defaults": source}) == rendered
