@@ -1,7 +1,8 @@
 """Regenerate the tables of the docs from the registry.
 
 The model table lives in docs/models.md and README.md, the stage table in
-docs/interoperability.md.
+docs/interoperability.md, the table of training recipes (fit's default rate per model) in
+docs/training.md.
 
 Run ``python docs/generate_model_table.py`` after adding or changing a model; the test suite
 (tests/test_docs.py) fails while any of these files is out of date.
@@ -15,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 STAGE_START, STAGE_END = "<!-- stage-table:start -->", "<!-- stage-table:end -->"
+RECIPE_START, RECIPE_END = "<!-- recipe-table:start -->", "<!-- recipe-table:end -->"
 
 
 def model_table() -> str:
@@ -34,6 +36,20 @@ def model_table() -> str:
             f"| `{name}` | {meta.num_params:,} | {'×'.join(map(str, meta.input_size))} | "
             f"{minimum} | {meta.num_classes} | {meta.source} | {meta.paper} |"
         )
+    return "\n".join(lines)
+
+
+def recipe_table() -> str:
+    """The Markdown table of the rate ``fit`` trains each model with by default, and why."""
+    from cnnzoo.models import info, list_models
+
+    lines = ["| model | default peak lr (AdamW) | where it comes from |", "|---|---:|---|"]
+    for name in list_models():
+        recipe = info(name).recipe
+        if recipe is None:
+            lines.append(f"| `{name}` | fit's rule | no registered recipe |")
+        else:
+            lines.append(f"| `{name}` | {recipe.lr:g} | {recipe.source} |")
     return "\n".join(lines)
 
 
@@ -93,6 +109,7 @@ def main() -> int:
     table = model_table()
     jobs = [(path, table, START, END) for path in targets()]
     jobs.append((stage_target(), stage_table(), STAGE_START, STAGE_END))
+    jobs.append((ROOT / "docs" / "training.md", recipe_table(), RECIPE_START, RECIPE_END))
     for path, block, start, end in jobs:
         old = path.read_text(encoding="utf-8")
         new = replace_block(old, block, start, end)

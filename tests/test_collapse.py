@@ -122,6 +122,17 @@ def test_a_run_stuck_at_a_uniform_guess_is_called_a_stall():
     assert f"{math.log(3):.4g}" in str(warned[0].message)
 
 
+def test_a_short_run_that_learned_nothing_is_told_so_at_its_end():
+    model = oracle()
+    with torch.no_grad():
+        model[1].weight.zero_()
+    history, warned = train(model, epochs=2, batch_size=16)  # 15 steps an epoch
+    assert [(a["kind"], a["epoch"]) for a in history.alerts] == [("stall", 1)]
+    assert "learned nothing" in str(warned[0].message) and "train longer" in str(warned[0].message)
+    _, smoke = train(model, epochs=1, batch_size=64)  # 4 steps: a smoke test, not judged
+    assert smoke == []
+
+
 def test_an_absurd_rate_on_a_tiny_net_is_warned_with_the_rate():
     # AdamW moves each weight by about the rate per step, so at lr=1e4 the logits of a linear
     # model grow to ~1e5 within a few steps: a finite loss thousands of times the start.

@@ -62,6 +62,15 @@ def test_stage_table_is_current():
     assert block == text, f"{path.name} is out of date: run python docs/generate_model_table.py"
 
 
+def test_recipe_table_is_current():
+    generator = _generator()
+    path = generator.ROOT / "docs" / "training.md"
+    text = path.read_text(encoding="utf-8")
+    table = generator.recipe_table()
+    block = generator.replace_block(text, table, generator.RECIPE_START, generator.RECIPE_END)
+    assert block == text, f"{path.name} is out of date: run python docs/generate_model_table.py"
+
+
 def _python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
 

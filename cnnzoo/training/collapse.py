@@ -11,8 +11,10 @@ the run started and with the chance level of the data:
 * **collapse**: the accuracy (validation when there is validation data, else training) fell
   back to within :data:`CHANCE_MARGIN` of chance after it had been at least
   :data:`RISEN_MARGIN` above it;
-* **stall**: after at least :data:`STALL_MIN_STEPS` optimizer steps and a whole epoch, the
-  default loss still sits at the uniform guess's ``ln(num_classes)`` with chance accuracy.
+* **stall**: the default loss is still at (or above) the uniform guess's ``ln(num_classes)``
+  with chance accuracy, after at least :data:`STALL_MIN_STEPS` optimizer steps, or at the
+  run's last epoch after :data:`STALL_MIN_STEPS_AT_END` (a run that ends there learned
+  nothing; a smoke test of a few steps is not judged).
 
 Chance is the accuracy of always answering the most frequent class of the labels scored. The
 first alert of a run is warned (:class:`TrainingCollapseWarning`, with the figures, the rate in
@@ -33,6 +35,7 @@ __all__ = [
     "CHANCE_MARGIN",
     "RISEN_MARGIN",
     "STALL_MIN_STEPS",
+    "STALL_MIN_STEPS_AT_END",
     "CollapseWatch",
     "TrainingCollapseWarning",
     "majority_share",
@@ -42,7 +45,8 @@ BLOWUP_FACTOR = 3.0
 CHANCE_MARGIN = 0.05
 RISEN_MARGIN = 0.10
 STALL_MIN_STEPS = 100
-# A stalled loss is within this share of ln(num_classes).
+STALL_MIN_STEPS_AT_END = 20
+# A stalled loss is no more than this share below ln(num_classes).
 _STALL_LOSS_SHARE = 0.02
 
 
@@ -93,7 +97,12 @@ class CollapseWatch:
         return max(uniform, self.start_loss) if self.default_loss else self.start_loss
 
     def check(
-        self, epoch: int, logs: dict[str, float], peak_lr: float | None, steps_done: int
+        self,
+        epoch: int,
+        logs: dict[str, float],
+        peak_lr: float | None,
+        steps_done: int,
+        last: bool = False,
     ) -> dict[str, Any] | None:
         """Look at one finished epoch; return the alert the first time one fires (once a run).
 
@@ -102,13 +111,14 @@ class CollapseWatch:
             logs: The epoch's metrics (``loss``, ``accuracy``, ``val_accuracy`` if any).
             peak_lr: The run's peak learning rate (None: an optimizer the user built).
             steps_done: Optimizer steps taken so far in this run.
+            last: True at the run's last epoch.
 
         Returns:
             The alert recorded in ``History.alerts``, or None.
         """
         if self.warned:
             return None
-        kind, what = self._diagnose(logs, steps_done)
+        kind, what = self._diagnose(logs, steps_done, last)
         accuracy = self._accuracy(logs)
         if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
             self.best_accuracy = accuracy
@@ -116,8 +126,8 @@ class CollapseWatch:
             return None
         self.warned = True
         message = (
-            f"fit: at epoch {epoch + 1} the training {what}. {self._fix(peak_lr)} fit goes on "
-            "as asked; History.alerts records this."
+            f"fit: at epoch {epoch + 1} the training {what}. {self._fix(kind, peak_lr)} fit goes "
+            "on as asked; History.alerts records this."
         )
         return {
             "epoch": epoch,
@@ -138,7 +148,9 @@ class CollapseWatch:
     def _chance(self, logs: dict[str, float]) -> float:
         return self.val_chance if self.val_chance is not None else self.train_chance
 
-    def _diagnose(self, logs: dict[str, float], steps_done: int) -> tuple[str | None, str]:
+    def _diagnose(
+        self, logs: dict[str, float], steps_done: int, last: bool
+    ) -> tuple[str | None, str]:
         loss = logs.get("loss")
         reference = self.reference_loss()
         if loss is not None and math.isfinite(loss) and loss > BLOWUP_FACTOR * reference:
@@ -162,21 +174,29 @@ class CollapseWatch:
         uniform = math.log(max(2, self.num_classes))
         if (
             self.default_loss
-            and steps_done >= STALL_MIN_STEPS
+            and (steps_done >= STALL_MIN_STEPS or (last and steps_done >= STALL_MIN_STEPS_AT_END))
             and loss is not None
-            and abs(loss - uniform) <= _STALL_LOSS_SHARE * uniform
+            and loss >= (1 - _STALL_LOSS_SHARE) * uniform
             and accuracy is not None
             and accuracy <= chance + CHANCE_MARGIN
         ):
             return "stall", (
-                f"is not learning: after {steps_done} steps the training loss is {loss:.4g}, a "
-                f"uniform guess's ln({self.num_classes}) = {uniform:.4g}, and {which} accuracy "
-                f"{accuracy:.4f} is at the chance level {chance:.4f}"
+                f"{'learned nothing' if last else 'is not learning'}: after {steps_done} steps "
+                f"the training loss is {loss:.4g}, no better than a uniform guess's "
+                f"ln({self.num_classes}) = {uniform:.4g}, and {which} accuracy {accuracy:.4f} is "
+                f"at the chance level {chance:.4f}"
             )
         return None, ""
 
-    def _fix(self, peak_lr: float | None) -> str:
+    def _fix(self, kind: str, peak_lr: float | None) -> str:
         find = "or find one with cnnzoo.lr_find(model, train_data)"
+        if kind == "stall":  # too low a rate, too few steps or labels that carry no signal
+            rate = "" if peak_lr is None else f" at the peak learning rate {peak_lr:.3g}"
+            return (
+                f"It learned nothing{rate} ({self.lr_source}): train longer (more epochs or "
+                f"data), check that the labels match the images, or pick a rate with "
+                "cnnzoo.lr_find(model, train_data)."
+            )
         if peak_lr is None:
             return f"Lower your optimizer's learning rate, {find}."
         return (

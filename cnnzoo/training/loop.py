@@ -97,11 +97,10 @@ def fit(
         optimizer: "adamw" (default), "adam", "sgd" (Nesterov, momentum 0.9), a
             ``torch.optim.Optimizer``, or a callable ``params -> optimizer``.
         lr: Peak learning rate. The default depends on the model: its registered training
-            recipe (``cnnzoo.models.info(name).recipe``: 2e-2 for the nets with BatchNorm and
-            the small tutorial nets, lower for AlexNet, the plain VGGs and the Inception
-            tutorial net, which diverge there), else 2e-2 for a model with normalisation
-            layers and 2e-3 without; for adam and sgd their defaults (1e-2, 0.05) scaled by
-            the same factor. ``History.params["lr_source"]`` says which applied.
+            recipe (``cnnzoo.models.info(name).recipe``, from 3e-4 for AlexNet and the plain
+            VGGs to 2e-2 for LeNet-5, measured on the whole zoo), else 1e-3; for adam and sgd
+            their own defaults (1e-2, 0.05) scaled by the same factor.
+            ``History.params["lr_source"]`` says which applied.
         weight_decay: Decay of weights (not biases or norms); default 5e-4 (adamw, sgd), 0 (adam).
         schedule: "onecycle" (default: warm-up over 25% of the steps, then linear decay),
             "cosine", "plateau" (``ReduceLROnPlateau`` on ``monitor``: the rate divided by 10
@@ -361,7 +360,9 @@ def _watch(run: Run, epoch: int, logs: dict[str, float]) -> None:
     if run.watch is None or not run.dist.is_main:
         return
     peak = run.history.params.get("lr")
-    alert = run.watch.check(epoch, logs, peak if isinstance(peak, float) else None, run.steps_done)
+    last = epoch + 1 == run.config.epochs
+    lr = peak if isinstance(peak, float) else None
+    alert = run.watch.check(epoch, logs, lr, run.steps_done, last)
     if alert is not None:
         run.history.alerts.append(alert)
         # stacklevel 4: the warning points at the user's fit() call (fit -> _train -> _watch).
