@@ -393,15 +393,21 @@ def _kind(result: dict[str, Any], name: str) -> str:
 def zoo_runs(result: dict[str, Any], source: Path) -> str:
     """Every run: the defaults per model and seed, then the reference grids."""
     lines = [
-        "| model | seed | lr | test accuracy | training loss per epoch | alerts |",
-        "|---|---:|---:|---:|---|---|",
+        "| model | run | seed | lr | test accuracy | training loss per epoch | alerts |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
-    for row in [*result["defaults"], *result["grid"]]:
-        rate = f"{row['lr']:g} (grid)" if row["lr"] is not None else f"{row['lr_used']:g}"
+    longer = "longer: {:,} images, {} epochs"
+    runs = [
+        *((row, "defaults") for row in result["defaults"]),
+        *((row, longer.format(row["train_images"], len(row["loss"]))) for row in result["long"]),
+        *((row, "grid") for row in result["grid"]),
+    ]
+    for row, run in runs:
+        rate = f"{row['lr']:g}" if row["lr"] is not None else f"{row['lr_used']:g}"
         losses = ", ".join(f"{v:.3g}" for v in row["loss"]) or "–"
         lines.append(
-            f"| `{row['model']}` | {row['seed']} | {rate} | {_accuracy(row['test_accuracy'])} "
-            f"| {losses} | {_alerts(row)} |"
+            f"| `{row['model']}` | {run} | {row['seed']} | {rate} | "
+            f"{_accuracy(row['test_accuracy'])} | {losses} | {_alerts(row)} |"
         )
     return "\n".join(lines)
 

@@ -549,6 +549,6 @@ def test_render_docs_writes_the_zoo_tables_from_the_json(tmp_path):
         rendered
     )
     assert "| **no** |" in rendered and "| yes |" in rendered
-    assert "| `vgg11` | 0 | 0.02 (grid) | diverged | – | none |" in rendered
+    assert "| `vgg11` | grid | 0 | 0.02 | diverged | – | none |" in rendered
     assert "1 of 2 models learn on every seed and 1 reach 95%" in rendered
     assert render_docs.render(rendered, {"zoo_defaults": source}) == rendered
