@@ -32,7 +32,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_training_state, peek_training_state, save, save_training_state
+from ..checkpoint import (
+    exclusive_lock,
+    load_training_state,
+    peek_training_state,
+    save,
+    save_training_state,
+)
 from .hooks import StopTraining, has_state
 from .monitor import Monitor
 from .optimizers import steps_per_epoch_end
@@ -253,14 +259,20 @@ class BackupAndRestore(_UsesRun):
             ValueError: A state is there and ``resume`` is off; the state was saved with other
                 settings, or more epochs than this run has; the state is incomplete or
                 corrupted.
+            FolderInUseError: Another run is writing ``backup_dir`` (the message names its
+                process); it stays locked until this run ends.
         """
         check_writable(self.backup_dir, "the training state")
+        run = self.run
+        if run.dist.is_main:  # the one writer; held until the run ends, however it ends
+            run.held.enter_context(
+                exclusive_lock(self.backup_dir, "the training state of a fit run", folder=True)
+            )
         found = peek_training_state(self.backup_dir)  # checks before anything is changed
         if found is None:
             return
         if not self.resume:
             raise ValueError(refuse_overwrite(self.backup_dir, found.epoch))
-        run = self.run
         check_resumable(found, run.settings, self.backup_dir)
         scheduler = run.scheduler
         fresh = None if scheduler is None else scheduler.state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class Run:
         ema: The moving average of the weights (``fit(ema=...)``), or None.
         settings: The settings a resumed run must share with this one (see
             :mod:`cnnzoo.training.resume`), recorded in its training state.
+        held: What the run holds until it ends, however it ends (the locks of the folders and
+            files it writes): callbacks enter their context managers here.
     """
 
     config: FitConfig
@@ -72,6 +75,7 @@ class Run:
     loss_fn: LossFn = field(default_factory=CrossEntropy)
     ema: ExponentialMovingAverage | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def has_validation(self) -> bool:
