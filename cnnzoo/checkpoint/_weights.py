@@ -93,7 +93,8 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
     ``DataConfig`` from it is the caller's job.
 
     Raises:
-        ValueError: ``pretrained_cfg`` is set but is not a mapping of JSON values.
+        ValueError: ``pretrained_cfg`` is set but is not a mapping of JSON values, or it
+            contradicts the model (its classes or channels).
     """
     config = getattr(model, "pretrained_cfg", None)
     if config is None:
@@ -104,6 +105,7 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
             f"{type(config).__name__}"
         )
     plain = {str(k): list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    _check_describes(plain, model)
     try:
         json.dumps(plain, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -111,6 +113,43 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
             f"model.pretrained_cfg holds a value a checkpoint cannot store as JSON ({error})"
         ) from None
     return plain
+
+
+def _check_describes(config: dict[str, Any], model: nn.Module) -> None:
+    """Refuse to record a data configuration that contradicts the model saved with it.
+
+    (``cnnzoo.data.DataConfig.check_model`` checks the same when the model is used; this file
+    layer sees the configuration as a plain mapping.)
+    """
+    classes, channels = getattr(model, "num_classes", None), getattr(model, "in_channels", None)
+    names, size = config.get("label_names"), config.get("input_size")
+    said = config.get("num_classes")
+    fix = (
+        "set model.pretrained_cfg = model.pretrained_cfg.replace(num_classes=..., "
+        "label_names=...) to describe the model (reset_classifier does this)"
+    )
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        if isinstance(said, int) and said != classes:
+            raise ValueError(
+                f"model.pretrained_cfg says num_classes={said} but the model has {classes} "
+                f"outputs: a checkpoint would record the wrong classes; {fix}"
+            )
+        if isinstance(names, list | tuple) and len(names) != classes:
+            raise ValueError(
+                f"model.pretrained_cfg names {len(names)} classes but the model has {classes} "
+                f"outputs: a checkpoint would name them wrongly; {fix}"
+            )
+    if (
+        isinstance(channels, int)
+        and isinstance(size, list | tuple)
+        and size
+        and isinstance(size[0], int)
+        and size[0] != channels
+    ):
+        raise ValueError(
+            f"model.pretrained_cfg says input_size={list(size)} but the model takes {channels} "
+            f"channels; set model.pretrained_cfg = model.pretrained_cfg.for_channels({channels})"
+        )
 
 
 def read_data_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any] | None:

@@ -28,6 +28,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from ..data import DataConfig
+
 __all__ = [
     "POOL_TYPES",
     "FeatureInfo",
@@ -545,6 +547,19 @@ class ZooModel(nn.Module):
         parent = self.get_submodule(parent_path) if parent_path else self
         setattr(parent, child, head)
         self.num_classes = num_classes
+        self._describe_new_head(num_classes)
+
+    def _describe_new_head(self, num_classes: int) -> None:
+        """Make the data configuration say what the new head is: its classes, no names yet.
+
+        The old class names belong to the old head; kept, they would be saved with the new
+        weights and name its outputs wrongly.
+        """
+        config = getattr(self, "pretrained_cfg", None)
+        if isinstance(config, DataConfig):
+            self.pretrained_cfg = config.replace(num_classes=num_classes, label_names=None)
+        elif isinstance(config, Mapping):
+            self.pretrained_cfg = {**config, "num_classes": num_classes, "label_names": None}
 
     def set_global_pool(self, global_pool: str, num_classes: int) -> None:
         """Change the pooling of the head; models whose head cannot change it refuse.

@@ -23,12 +23,19 @@ def model_data_config(model: nn.Module) -> DataConfig | None:
     """The model's data configuration, validated; ``None`` when it has none.
 
     Raises:
-        ValueError: ``model.pretrained_cfg`` is set but not a valid configuration.
+        ValueError: ``model.pretrained_cfg`` is set but not a valid configuration, or one that
+            contradicts the model (its classes or channels).
     """
     raw = getattr(model, "pretrained_cfg", None)
     if raw is None:
         return None
-    return DataConfig.from_dict(raw, source="model.pretrained_cfg")
+    config = DataConfig.from_dict(raw, source="model.pretrained_cfg")
+    config.check_model(
+        getattr(model, "num_classes", None),
+        getattr(model, "in_channels", None),
+        "model.pretrained_cfg",
+    )
+    return config
 
 
 def image_reading(model: nn.Module, config: DataConfig | None) -> ImageReading:
