@@ -27,6 +27,7 @@ from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
 __all__ = [
     "CONFIG_KEY",
     "DATA_CONFIG_KEY",
+    "SAVE_ID_KEY",
     "VERSION_KEY",
     "data_config_of",
     "describe_config",
@@ -36,11 +37,14 @@ __all__ = [
     "read_data_config",
     "save",
     "unwrap_model",
+    "weights_payload",
 ]
 
 CONFIG_KEY = "cnnzoo.config"
 DATA_CONFIG_KEY = "cnnzoo.pretrained_cfg"
 VERSION_KEY = "cnnzoo.version"
+# save_pretrained's token shared by model.safetensors and config.json: files of one save agree.
+SAVE_ID_KEY = "cnnzoo.save_id"
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -221,6 +225,21 @@ def save(
         >>> cnnzoo.save(model, "lenet5.safetensors")
         >>> same = cnnzoo.load("lenet5.safetensors")
     """
+    tensors, header = weights_payload(model, metadata=metadata, include_config=include_config)
+    path = Path(path)
+    _write(path, tensors, header)
+    return path
+
+
+def weights_payload(
+    model: nn.Module, *, metadata: dict[str, str] | None = None, include_config: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata :func:`save` writes for ``model`` (checked, not yet written).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: As :func:`save`.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"save expects an nn.Module, got {type(model).__name__}")
     model = unwrap_model(model)
@@ -240,9 +259,7 @@ def save(
         if key in header:
             raise ValueError(f"metadata key {key!r} is reserved by cnnzoo")
         header[key] = value
-    path = Path(path)
-    _write(path, own_storage(drop_aliases(model.state_dict())), header)
-    return path
+    return own_storage(drop_aliases(model.state_dict())), header
 
 
 def read_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]:

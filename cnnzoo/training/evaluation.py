@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import resolve_device
-from .contract import image_reading, inference_rule, model_data_config
+from .contract import check_classifier, image_reading, inference_rule, model_data_config
 from .feed import Batches, ModelInput, Source, make_batches, resolve
 from .losses import LossFn
 from .precision import autocast, resolve_precision
@@ -73,6 +73,7 @@ def evaluate(
         ValueError: Empty data, a label outside ``[0, num_classes)``, or a ``k`` outside
             ``[1, num_classes]``.
     """
+    check_classifier(model, "evaluate")
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=True)
@@ -123,6 +124,7 @@ def predict(
     Returns:
         Float32 logits ``(N, num_classes)`` on the CPU; ``softmax(dim=1)`` gives probabilities.
     """
+    check_classifier(model, "predict", features_ok=True)
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=False)
