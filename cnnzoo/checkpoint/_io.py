@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import torch
 
+from .._files import kind_of
+
 __all__ = [
     "atomic_files",
     "atomic_write",
@@ -283,16 +285,13 @@ def check_regular_file(path: PathLike, what: str) -> None:
 
     Raises:
         FileNotFoundError: Nothing exists at ``path``.
-        ValueError: ``path`` exists but is not a regular file (a FIFO, device or socket).
+        ValueError: ``path`` exists but is not a regular file (a directory, FIFO, device...).
     """
     path = Path(path)
     if path.is_file():
         return
     if path.exists():
-        raise ValueError(
-            f"{str(path)!r} is not a regular file (it is a FIFO, device or socket); pass the "
-            f"path of a {what}"
-        )
+        raise ValueError(f"{str(path)!r} is {kind_of(path)}, not a {what}; pass a {what}'s path")
     raise FileNotFoundError(f"no such {what}: {str(path)!r}")
 
 
