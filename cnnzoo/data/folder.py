@@ -49,6 +49,8 @@ def load_image_folder(
             ``train`` lacks; an image that cannot be read (corrupted, truncated, not an image,
             a decompression bomb), named.
     """
+    if image_size is not None:
+        _pair(image_size)  # before any image is read ("28" is not 2x8)
     folder = split_folder(directory, split)
     train_folder = split_folder(directory, "train")
     classes = _class_names(train_folder)
@@ -149,4 +151,15 @@ def _read_split(
 
 
 def _pair(size: int | tuple[int, int]) -> list[int]:
-    return [size, size] if isinstance(size, int) else list(size)
+    pair = [size, size] if isinstance(size, int) else size
+    if (
+        isinstance(pair, (str, bytes))
+        or not isinstance(pair, list | tuple)
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in pair)
+    ):
+        raise ValueError(
+            f"image_size must be an integer side or an (H, W) pair of integers in [1, 8192], "
+            f"got {size!r}" + (f"; pass image_size={int(size)}" if str(size).isdigit() else "")
+        )
+    return list(pair)

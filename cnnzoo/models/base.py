@@ -208,6 +208,14 @@ def check_image_batch(
             f"{tuple(x.shape)}.{hint}"
         )
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    if channels != in_channels and x.shape[3] == in_channels:
+        raise ValueError(
+            f"{name} expects images shaped (N, C, H, W) with C={in_channels}; got shape "
+            f"{tuple(x.shape)}, which looks channels-last (N, H, W, C), as NumPy and PIL store "
+            "images. Permute them: x.permute(0, 3, 1, 2) (one (H, W, C) image: "
+            "x.permute(2, 0, 1).unsqueeze(0)), or pass NumPy arrays to cnnzoo.predict, which "
+            "reads them channels-last."
+        )
     if channels != in_channels:
         raise ValueError(
             f"{name} expects {in_channels} input channel(s), got {channels} (input shape "
