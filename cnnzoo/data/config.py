@@ -353,7 +353,8 @@ def _check_normalisation(mean: tuple[float, ...], std: tuple[float, ...]) -> Non
     """Bound mean and std as float32 sees them: pixels are normalised in float32."""
     as_float32 = torch.tensor([*mean, *std], dtype=torch.float64).float().tolist()
     mean32, std32 = as_float32[: len(mean)], as_float32[len(mean) :]
-    if not all(LIMITS["min_std"] <= s <= LIMITS["max_std"] for s in std32):
+    low, high = torch.tensor([LIMITS["min_std"], LIMITS["max_std"]]).tolist()  # float32 too
+    if not all(low <= s <= high for s in std32):
         raise ValueError(
             f"DataConfig: std values must be in [{LIMITS['min_std']:g}, {LIMITS['max_std']:g}] "
             f"for pixels in [0, 1] (normalised in float32), got {std}; "

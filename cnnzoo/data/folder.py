@@ -50,7 +50,7 @@ def load_image_folder(
             a decompression bomb), named.
     """
     if image_size is not None:
-        _pair(image_size)  # before any image is read ("28" is not 2x8)
+        checked_image_size(image_size)  # before any image is read ("28" is not 2x8)
     folder = split_folder(directory, split)
     train_folder = split_folder(directory, "train")
     classes = _class_names(train_folder)
@@ -136,9 +136,10 @@ def _read_split(
             "to train/ as well"
         )
     tensors = []
+    target = None if image_size is None else checked_image_size(image_size)
     for path, _ in folder_dataset.samples:
         image = read_image(path, channels=3)  # not the folder's loader: it clips 16-bit images
-        tensors.append(resize_pixels(image, _pair(image_size)) if image_size is not None else image)
+        tensors.append(resize_pixels(image, target) if target is not None else image)
     sizes = {tuple(t.shape[1:]) for t in tensors}
     if len(sizes) > 1:
         raise ValueError(
@@ -150,7 +151,12 @@ def _read_split(
     return torch.stack(tensors), torch.tensor(by_name, dtype=torch.long)
 
 
-def _pair(size: int | tuple[int, int]) -> list[int]:
+def checked_image_size(size: int | tuple[int, int]) -> list[int]:
+    """``image_size`` as ``[H, W]``, checked: a side or a pair of integers in [1, 8192].
+
+    Raises:
+        ValueError: Anything else (``"28"`` would otherwise resize to 2x8).
+    """
     pair = [size, size] if isinstance(size, int) else size
     if (
         isinstance(pair, (str, bytes))

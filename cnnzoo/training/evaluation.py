@@ -172,6 +172,13 @@ def _check_size(config: Any, source: Source) -> None:
     seen = tuple(int(v) for v in source.images.shape[-2:])
     if seen != size:
         channels = config.channels
+        hint = ""
+        if seen[1] in (1, 3, 4) and seen[0] > 4:  # (H, W, C) read as H images of W x C
+            hint = (
+                f"; the shape {tuple(source.images.shape)} also looks like channels-last images "
+                "(H, W, C): permute them to (C, H, W) with x.permute(2, 0, 1) (a batch: "
+                "x.permute(0, 3, 1, 2))"
+            )
         raise ValueError(
             f"data: the images are {seen[0]}x{seen[1]} but the model's data configuration says "
             f"{size[0]}x{size[1]} (model.pretrained_cfg.input_size), the size image files and "
@@ -179,7 +186,7 @@ def _check_size(config: Any, source: Source) -> None:
             f"answers. Resize them to {size[0]}x{size[1]} (e.g. "
             f"torch.nn.functional.interpolate(x, size={size}, mode='bilinear', antialias=True)), "
             "or, if the model is meant for this size, set model.pretrained_cfg = "
-            f"model.pretrained_cfg.replace(input_size=({channels}, {seen[0]}, {seen[1]}))"
+            f"model.pretrained_cfg.replace(input_size=({channels}, {seen[0]}, {seen[1]})){hint}"
         )
 
 
