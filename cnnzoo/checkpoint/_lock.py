@@ -15,10 +15,13 @@ import contextlib
 import errno
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from .._files import kind_of
 
 __all__ = ["FolderInUseError", "exclusive_lock", "lock_path_for"]
 
@@ -45,11 +48,21 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
 
     Raises:
         FolderInUseError: Another writer holds the lock; the message names its process.
+        ValueError: Something other than a lock file (a symbolic link, a FIFO, a folder)
+            stands at the lock file's name.
     """
     target = Path(target)
     path = lock_path_for(target, folder=folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies, as to any new file
+    # Never through a symbolic link: a planted ".cnnzoo.lock" -> ~/.bashrc would be truncated.
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o666)  # the umask applies, as to any new file
+    except OSError as error:
+        raise _not_a_lock(path, target, f"it cannot be opened ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_lock(path, target, f"it is {kind_of(path)}")
     held = False
     try:
         state = _flock(fd)
@@ -115,6 +128,13 @@ def _describe_self() -> str:
     command = " ".join(sys.argv)[:200] or "python"
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     return f"{os.getpid()} on {socket.gethostname()} since {started}: {command}\n"
+
+
+def _not_a_lock(path: Path, target: Path, problem: str) -> ValueError:
+    return ValueError(
+        f"{str(path)!r}, the lock file of {str(target)!r}, is not a lock file cnnzoo wrote: "
+        f"{problem}. Remove it (nothing else uses that name), or write to another place"
+    )
 
 
 def _busy(target: Path, what: str, holder: tuple[int, str] | None) -> FolderInUseError:

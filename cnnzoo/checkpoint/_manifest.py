@@ -251,22 +251,65 @@ def check_component_keys(obj: Any, saved: dict[str, Any], what: str) -> str | No
     if unknown:
         return f"its {what} state has keys {unknown} that a {type(obj).__name__} does not have"
     if what != "optimizer":
+        for key, value in saved.items():  # a string where a number goes fails mid-training
+            if not _same_kind(fresh[key], value):
+                return f"its {what} state's {key!r} is {value!r}, not a value of its kind"
         return None
     groups, fresh_groups = saved.get("param_groups"), fresh.get("param_groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         return "its optimizer param_groups are not a list of groups"
-    known = set().union(*(set(g) for g in fresh_groups)) if fresh_groups else set()
+    kinds = {k: v for g in fresh_groups for k, v in g.items()}
     for i, group in enumerate(groups):
-        extra = sorted(str(k) for k in set(group) - known)
+        extra = sorted(str(k) for k in set(group) - set(kinds))
         if extra:
             return f"its optimizer param_groups[{i}] has keys {extra} a {type(obj).__name__} lacks"
+        for key, value in group.items():
+            if not _same_kind(kinds[key], value):
+                return f"its optimizer param_groups[{i}] {key!r} is {value!r}, not of its kind"
     state = saved.get("state")
     if not isinstance(state, dict):
         return "its optimizer state is not a mapping of parameters to their state"
     for index, values in state.items():
         if not isinstance(values, dict) or not all(map(_is_state_value, values.values())):
             return f"its optimizer state of parameter {index!r} is not tensors and numbers"
+    return _check_state_shapes(obj, groups, state)
+
+
+def _check_state_shapes(
+    obj: Any, groups: list[dict[str, Any]], state: dict[Any, Any]
+) -> str | None:
+    """Moments shaped like their parameter: another shape fails inside the first step."""
+    params = [p for group in obj.param_groups for p in group["params"]]
+    ids = [i for group in groups for i in group.get("params", [])]
+    if len(ids) != len(params):
+        return None  # torch's own load_state_dict names the mismatch of the groups
+    by_id = dict(zip(ids, params, strict=True))
+    for index, values in state.items():
+        param = by_id.get(index)
+        if param is None:
+            return f"its optimizer state names parameter {index!r}, which no group holds"
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                return (
+                    f"its optimizer state {name!r} of parameter {index!r} has shape "
+                    f"{tuple(value.shape)}, its parameter {tuple(param.shape)}"
+                )
     return None
+
+
+def _same_kind(fresh: Any, saved: Any) -> bool:
+    """Whether a saved scheduler value has the kind of the fresh one (numbers, text, lists)."""
+    if fresh is None or saved is None:
+        return True  # optional values (a last lr not computed yet)
+    if _is_number(fresh) or isinstance(fresh, bool):
+        return _is_number(saved) or isinstance(saved, bool)
+    if isinstance(fresh, str):
+        return isinstance(saved, str)
+    if isinstance(fresh, list | tuple):
+        return isinstance(saved, list | tuple)
+    if isinstance(fresh, dict):
+        return isinstance(saved, dict)
+    return True
 
 
 def _is_state_value(value: Any) -> bool:

@@ -298,7 +298,7 @@ class BackupAndRestore(_UsesRun):
         saved = (state.extra or {}).get("callbacks", {})
         for key, callback in run.callbacks.stateful().items():
             if key in saved:  # a callback new to the resumed run starts afresh
-                callback.load_state_dict(saved[key])
+                _restore_callback(callback, key, saved[key], self.backup_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Write the state after ``epoch`` (rank 0 only)."""
@@ -357,6 +357,18 @@ def _check_same_inputs(saved: dict[str, Any] | None, model: Any, backup_dir: Pat
             f"std {now[1]}; resume with the same data and model, or start over (delete "
             f"{str(backup_dir)!r} or use another checkpoint directory)"
         )
+
+
+def _restore_callback(callback: Any, key: str, state: Any, backup_dir: Path) -> None:
+    """Give a callback its saved state; a state it cannot take is the file's fault, named."""
+    try:
+        callback.load_state_dict(state)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"the training state in {str(backup_dir)!r} is corrupted: the saved state of the "
+            f"{key} callback does not fit it ({type(error).__name__}: {error}). To start over, "
+            f"delete {str(backup_dir)!r} or use another checkpoint directory"
+        ) from None
 
 
 def _fill(filepath: str | os.PathLike, epoch: int, logs: dict[str, float]) -> str:
