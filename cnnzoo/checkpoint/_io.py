@@ -78,6 +78,7 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
     file it replaces; temporary files left by an earlier write that was killed are removed.
     """
     path = Path(path)
+    _check_folder_on_the_way(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
     mode = _mode_for(path)
@@ -99,6 +100,18 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
     finally:
         os.close(fd)
     _fsync_directory(path.parent)
+
+
+def _check_folder_on_the_way(folder: Path) -> None:
+    """Refuse a file (or FIFO, ...) standing where a folder of the destination should be."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"cannot write into {str(folder)!r}: {str(existing)!r} is {kind_of(existing)}, not a "
+            "folder; choose another path"
+        )
 
 
 def _mode_for(path: Path) -> int:

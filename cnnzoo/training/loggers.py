@@ -140,7 +140,14 @@ class CSVLogger(_Logger):
         if (self.append or resumed) and self.filename.is_file():
             with self.filename.open(newline="") as file:
                 reader = csv.DictReader(file, delimiter=self.separator)
-                kept = [r for r in reader if not resumed or int(r["epoch"]) < self._initial_epoch()]
+                try:
+                    kept = [r for r in reader if not resumed or _epoch(r) < self._initial_epoch()]
+                except (ValueError, TypeError, csv.Error):
+                    raise ValueError(
+                        f"CSVLogger: {str(self.filename)!r} has a row whose epoch is not a "
+                        "number, so the rows of the epochs this resumed run repeats cannot be "
+                        "told apart; fix or move the file"
+                    ) from None
                 header = reader.fieldnames
             if header:
                 if resumed:  # rows of epochs run again are replaced
@@ -154,6 +161,10 @@ class CSVLogger(_Logger):
             writer = csv.DictWriter(file, fields, delimiter=self.separator)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _epoch(row: dict[str, str]) -> int:
+    return int(row["epoch"])
 
 
 class TensorBoardLogger(_Logger):
