@@ -290,3 +290,70 @@ def test_an_unreadable_image_is_a_permission_error_not_a_corrupted_one(tmp_path,
     with pytest.raises(PermissionError, match="Permission denied") as caught:
         cnnzoo.predict(cnnzoo.get_model("lenet5"), str(path))
     assert "corrupted" not in str(caught.value)
+
+
+def test_a_planted_lock_file_is_never_followed_or_truncated(tmp_path):
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".cnnzoo.lock").symlink_to(victim)
+    with pytest.raises(ValueError, match=r"is not a lock file cnnzoo wrote.*Remove it"):
+        cnnzoo.fit(tiny_net(), stripes(), checkpoint_dir=folder, **QUICK)
+    assert victim.read_text() == "precious"
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    (tmp_path / "file").write_text("kept")
+    lenet = cnnzoo.get_model("lenet5")
+    for call in (lambda: cnnzoo.save(tiny_net(), tmp_path / "file" / "m.safetensors"),
+                 lambda: cnnzoo.save_pretrained(lenet, tmp_path / "file")):  # fmt: skip
+        with pytest.raises(ValueError, match=r"'.*file' is a regular file, not a folder"):
+            call()
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    ("poison", "message"),
+    [
+        (lambda m: m["scheduler"]["state"].update(base_lrs="abc"), r"'base_lrs' is 'abc'"),
+        (lambda m: m["optimizer"]["state"]["param_groups"][0].update(lr="x"), r"'lr' is 'x'"),
+    ],
+)
+def test_saved_values_of_the_wrong_kind_are_refused(tmp_path, poison, message):
+    manifest, content = saved_state(tmp_path)
+    poison(content)
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message):
+        resume(tmp_path)
+
+
+def test_optimizer_moments_of_another_shape_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_net()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 1, 8, 8)).sum().backward()
+    optimizer.step()
+    save_training_state(tmp_path, model=model, optimizer=optimizer, epoch=0, history={})
+    tensor_file = next(tmp_path.glob("training_state-*.safetensors"))
+    tensors = load_file(str(tensor_file))
+    name = next(k for k in tensors if k.startswith("optimizer/") and tensors[k].dim() > 1)
+    tensors[name] = torch.zeros(7, 7)
+    save_file(tensors, str(tensor_file), metadata={"format": "pt"})
+    fresh = tiny_net()
+    from cnnzoo.checkpoint import load_training_state
+
+    with pytest.raises(ValueError, match=r"has shape \(7, 7\), its parameter"):
+        load_training_state(tmp_path, model=fresh, optimizer=torch.optim.Adam(fresh.parameters()))
+
+
+def test_a_callback_state_that_does_not_fit_is_named_as_corruption(tmp_path):
+    cnnzoo.fit(tiny_net(), stripes(), checkpoint_dir=tmp_path, patience=3, val_data=0.25, **QUICK)
+    manifest = tmp_path / "training_state.json"
+    content = json.loads(manifest.read_text())
+    content["extra"]["callbacks"]["EarlyStopping"]["wait"] = "x"
+    manifest.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"corrupted: the saved state of the EarlyStopping"):
+        cnnzoo.fit(tiny_net(), stripes(), checkpoint_dir=tmp_path, resume=True, patience=3,
+                   val_data=0.25, **QUICK)  # fmt: skip
