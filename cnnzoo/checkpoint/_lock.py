@@ -58,7 +58,11 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags, 0o666)  # the umask applies, as to any new file
+    except (PermissionError, FileNotFoundError):
+        raise  # the folder's permissions (or a read-only disk): the system's message says it
     except OSError as error:
+        if error.errno == errno.EROFS:
+            raise
         raise _not_a_lock(path, target, f"it cannot be opened ({error.strerror})") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
