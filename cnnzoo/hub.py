@@ -279,7 +279,8 @@ def from_pretrained(
         )
     config, data_config, save_id = _read_config(config_path)
     tensors, metadata = read_safetensors(weights_path)
-    if metadata.get(SAVE_ID_KEY) != save_id:
+    # A config.json without an id was written before save ids (or by hand): trusted as before.
+    if save_id is not None and metadata.get(SAVE_ID_KEY) != save_id:
         raise ValueError(
             f"{str(config_path)!r} and {str(weights_path)!r} come from two different saves (a "
             "save_pretrained was interrupted between its writes, or one file was copied from "
