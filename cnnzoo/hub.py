@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +27,15 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .checkpoint._io import check_regular_file, read_safetensors, write_json_atomic
-from .checkpoint._weights import data_config_of, model_config, read_data_config, save, unwrap_model
+from .checkpoint._io import atomic_files, check_regular_file, read_safetensors, write_safetensors
+from .checkpoint._weights import (
+    SAVE_ID_KEY,
+    data_config_of,
+    model_config,
+    read_data_config,
+    unwrap_model,
+    weights_payload,
+)
 from .devices import resolve_device
 from .models import factory, info
 
@@ -77,11 +85,18 @@ def save_pretrained(
     metrics = _checked_metrics(metrics)
     directory = Path(directory)
     summary = _summary(model, config)
-    save(model, directory / WEIGHTS_NAME)
-    hub_config = _hub_config(model, config, summary, metrics)
-    write_json_atomic(directory / CONFIG_NAME, hub_config)
+    save_id = secrets.token_hex(8)
+    tensors, header = weights_payload(model, metadata={SAVE_ID_KEY: save_id})
+    hub_config = _hub_config(model, config, summary, metrics) | {"cnnzoo_save_id": save_id}
     card = _model_card(config, summary, metrics, repo_id or str(directory), hub_config)
-    card.save(directory / CARD_NAME)
+    names = (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME)  # renamed in reverse: the weights first
+    # All three are written in full before any replaces its old file; and should a crash
+    # come between the renames, the save id tells from_pretrained the files do not belong
+    # together, rather than load new weights under an old config.json.
+    with atomic_files([directory / name for name in names]) as (card_tmp, config_tmp, weights):
+        write_safetensors(weights, tensors, header, shown=directory / WEIGHTS_NAME)
+        config_tmp.write_text(json.dumps(hub_config, indent=2) + "\n", encoding="utf-8")
+        card_tmp.write_text(str(card), encoding="utf-8")
     return directory
 
 
@@ -262,8 +277,16 @@ def from_pretrained(
             _hub_file(repo_id, name, revision, cache_dir, token, force_download, local_files_only)
             for name in (CONFIG_NAME, WEIGHTS_NAME)
         )
-    config, data_config = _read_config(config_path)
+    config, data_config, save_id = _read_config(config_path)
     tensors, metadata = read_safetensors(weights_path)
+    # A config.json without an id was written before save ids (or by hand): trusted as before.
+    if save_id is not None and metadata.get(SAVE_ID_KEY) != save_id:
+        raise ValueError(
+            f"{str(config_path)!r} and {str(weights_path)!r} come from two different saves (a "
+            "save_pretrained was interrupted between its writes, or one file was copied from "
+            "another folder), so the configuration may not describe the weights. Save the "
+            "model again with cnnzoo.save_pretrained"
+        )
     if data_config is None:  # a folder written before config.json held it
         data_config = read_data_config(weights_path, metadata)
     return factory.rebuild(
@@ -276,8 +299,8 @@ def from_pretrained(
     )
 
 
-def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The registry configuration and the data configuration (if any) in a config.json.
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """The registry configuration, the data configuration (if any) and the save id in a config.json.
 
     Reads the timm/Hub layout (``architecture``, ``num_classes``, ``model_args``,
     ``pretrained_cfg``, ``label_names``) and the nested layout of earlier cnnzoo versions
@@ -293,8 +316,10 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from None
+    save_id = content.get("cnnzoo_save_id") if isinstance(content, dict) else None
+    save_id = save_id if isinstance(save_id, str) else None  # None: written before save ids
     if isinstance(content, dict) and isinstance(content.get("architecture"), str):
-        return _read_hub_layout(path, content)
+        return (*_read_hub_layout(path, content), save_id)
     config = content.get("model") if isinstance(content, dict) else None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ValueError(
@@ -302,7 +327,7 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
             'name) with "model_args", or, as earlier cnnzoo versions wrote it, a "model" object '
             'with the registry "name" and options (write it with cnnzoo.save_pretrained)'
         )
-    return config, None
+    return config, None, save_id
 
 
 def _read_hub_layout(

@@ -5,6 +5,8 @@
   in ``cnnzoo.models``: this file layer imports nothing of the models).
 - ``save_training_state`` / ``load_training_state``: everything ``fit`` needs to resume an
   interrupted run exactly.
+- ``exclusive_lock``: one writer at a time for a folder or file (``FolderInUseError`` names the
+  other).
 
 Every reader validates files before use and raises ``FileNotFoundError`` or ``ValueError``
 naming the file and the problem; ``torch.load`` is only ever called with ``weights_only=True``.
@@ -12,6 +14,7 @@ naming the file and the problem; ``torch.load`` is only ever called with ``weigh
 
 from ..devices import resolve_device
 from ._io import read_state_dict
+from ._lock import FolderInUseError, exclusive_lock
 from ._state import (
     TrainingState,
     load_training_state,
@@ -22,8 +25,10 @@ from ._tensors import LoadResult
 from ._weights import load_weights, model_config, save
 
 __all__ = [
+    "FolderInUseError",
     "LoadResult",
     "TrainingState",
+    "exclusive_lock",
     "load_training_state",
     "load_weights",
     "model_config",

@@ -9,9 +9,11 @@ mutated or foreign file can never surface as a raw library error (or a Rust pani
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -23,12 +25,16 @@ from typing import IO, Any
 
 import torch
 
+from .._files import kind_of
+
 __all__ = [
+    "atomic_files",
     "atomic_write",
     "read_safetensors",
     "read_state_dict",
     "read_torch_state_dict",
     "write_json_atomic",
+    "write_safetensors",
     "write_safetensors_atomic",
 ]
 
@@ -72,6 +78,7 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
     file it replaces; temporary files left by an earlier write that was killed are removed.
     """
     path = Path(path)
+    _check_folder_on_the_way(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
     mode = _mode_for(path)
@@ -93,6 +100,18 @@ def _atomic_replace(path: PathLike) -> Iterator[Path]:
     finally:
         os.close(fd)
     _fsync_directory(path.parent)
+
+
+def _check_folder_on_the_way(folder: Path) -> None:
+    """Refuse a file (or FIFO, ...) standing where a folder of the destination should be."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(
+            f"cannot write into {str(folder)!r}: {str(existing)!r} is {kind_of(existing)}, not a "
+            "folder; choose another path"
+        )
 
 
 def _mode_for(path: Path) -> int:
@@ -185,6 +204,21 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         yield f
 
 
+@contextlib.contextmanager
+def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
+    """Yield temporary paths for several files that replace ``paths`` together.
+
+    Every file is written completely (and made durable) before the first one replaces its
+    destination, and the renames follow each other at once: a crash while writing leaves every
+    old file as it was. Renames of several files cannot be one atomic step on any file system,
+    so readers of such a folder also check that its files come from one save (the weights file
+    and ``config.json`` of ``save_pretrained`` share a save id).
+    """
+    with contextlib.ExitStack() as stack:
+        # Entered in order, so exited (renamed) in reverse: the last path is renamed first.
+        yield [stack.enter_context(_atomic_replace(path)) for path in paths]
+
+
 def write_safetensors_atomic(
     path: PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
 ) -> None:
@@ -192,10 +226,36 @@ def write_safetensors_atomic(
 
     The tensors must be contiguous CPU tensors that share no memory (see ``_tensors``).
     """
+    with _atomic_replace(path) as tmp:
+        write_safetensors(tmp, tensors, metadata, shown=path)
+
+
+def write_safetensors(
+    path: PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, str],
+    *,
+    shown: PathLike | None = None,
+) -> None:
+    """Write a safetensors file in place (callers make it atomic), with the system's errors.
+
+    safetensors reports a failed write (a full disk, a quota, a read-only disk) as its own
+    ``SafetensorError``, not an ``OSError``; it is raised here as the ``OSError`` it is, so
+    the message says "no space left on device" and what to do.
+
+    Raises:
+        OSError: The file could not be written (``errno`` set, ``filename`` the destination).
+    """
     from safetensors.torch import save_file
 
-    with _atomic_replace(path) as tmp:
-        save_file(dict(tensors), str(tmp), metadata=dict(metadata))
+    try:
+        save_file(dict(tensors), str(path), metadata=dict(metadata))
+    except Exception as error:
+        if type(error).__name__ != "SafetensorError":
+            raise
+        found = re.search(r"os error (\d+)", str(error))
+        code = int(found.group(1)) if found else errno.EIO
+        raise OSError(code, os.strerror(code), str(shown or path)) from None
 
 
 def write_json_atomic(path: PathLike, obj: Any) -> None:
@@ -238,16 +298,13 @@ def check_regular_file(path: PathLike, what: str) -> None:
 
     Raises:
         FileNotFoundError: Nothing exists at ``path``.
-        ValueError: ``path`` exists but is not a regular file (a FIFO, device or socket).
+        ValueError: ``path`` exists but is not a regular file (a directory, FIFO, device...).
     """
     path = Path(path)
     if path.is_file():
         return
     if path.exists():
-        raise ValueError(
-            f"{str(path)!r} is not a regular file (it is a FIFO, device or socket); pass the "
-            f"path of a {what}"
-        )
+        raise ValueError(f"{str(path)!r} is {kind_of(path)}, not a {what}; pass a {what}'s path")
     raise FileNotFoundError(f"no such {what}: {str(path)!r}")
 
 

@@ -12,16 +12,15 @@ complete state or the new one, never a mix. The first save in a directory writes
 holding no state yet before any tensor file, so tensor files without a manifest can only mean a
 manifest deleted (or lost): that directory is refused, never taken as empty and cleaned out.
 
-Non-tensor values travel through a small tagged JSON encoding (``{"__tensor__": name}``,
-``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}`` for non-string keys), so
-optimizer and scheduler state dicts round-trip exactly.
+Non-tensor values travel through a small tagged JSON encoding (see ``_manifest``), so optimizer
+and scheduler state dicts round-trip exactly; a manifest read back is checked field by field,
+and decoded only into what the format defines, before anything uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import numbers
 import random
 import secrets
 import sys
@@ -40,6 +39,7 @@ from ._io import (
     write_json_atomic,
     write_safetensors_atomic,
 )
+from ._manifest import Encoder, check_component_keys, check_manifest, check_rng, decode
 from ._tensors import drop_aliases, load_checked, own_storage
 from ._weights import data_config_of, model_config, unwrap_model
 
@@ -55,7 +55,6 @@ MANIFEST_NAME = "training_state.json"
 _FORMAT = "cnnzoo.training_state"
 _FORMAT_VERSION = 1
 _TENSOR_PREFIX = "training_state-"
-_MARKERS = ("__tensor__", "__tuple__", "__dict__", "__dtype__", "__device__")
 
 
 @dataclass
@@ -77,76 +76,6 @@ class TrainingState:
     extra: dict[str, Any] = field(default_factory=dict)
     data_config: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-# -- tagged JSON encoding -------------------------------------------------------------------------
-class _Encoder:
-    """Turns nested state into JSON-able values, moving tensors into a flat dict."""
-
-    def __init__(self) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-
-    def encode(self, obj: Any, where: str) -> Any:
-        if isinstance(obj, torch.Tensor):
-            name = f"{where.split('.')[0]}/{len(self.tensors)}"
-            self.tensors[name] = obj
-            return {"__tensor__": name}
-        if obj is None or isinstance(obj, (bool, str)):
-            return obj
-        if isinstance(obj, numbers.Integral):  # also numpy integers
-            return int(obj)
-        if isinstance(obj, numbers.Real):
-            return float(obj)
-        if isinstance(obj, torch.dtype):
-            return {"__dtype__": str(obj).removeprefix("torch.")}
-        if isinstance(obj, torch.device):
-            return {"__device__": str(obj)}
-        if isinstance(obj, list):
-            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-        if isinstance(obj, tuple):  # also torch.Size
-            return {"__tuple__": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
-        if isinstance(obj, dict):
-            if all(isinstance(k, str) for k in obj) and not set(obj) & set(_MARKERS):
-                return {k: self.encode(v, f"{where}.{k}") for k, v in obj.items()}
-            return {
-                "__dict__": [
-                    [self.encode(k, f"{where}<key>"), self.encode(v, f"{where}[{k!r}]")]
-                    for k, v in obj.items()
-                ]
-            }
-        if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):  # ndarray
-            return self.encode(obj.tolist(), where)
-        raise ValueError(
-            f"cannot store {where} = {obj!r} ({type(obj).__name__}) in a training state: only "
-            "tensors, numbers, strings, booleans, None, lists, tuples and dicts can be saved "
-            "without pickle"
-        )
-
-
-def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    if isinstance(obj, list):
-        return [_decode(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if len(obj) == 1:
-        ((tag, value),) = obj.items()
-        if tag == "__tensor__":
-            if value not in tensors:
-                raise KeyError(value)
-            return tensors[value]
-        if tag == "__tuple__":
-            return tuple(_decode(v, tensors) for v in value)
-        if tag == "__dict__":
-            return {_hashable(_decode(k, tensors)): _decode(v, tensors) for k, v in value}
-        if tag == "__dtype__":
-            return getattr(torch, value)
-        if tag == "__device__":
-            return torch.device(value)
-    return {k: _decode(v, tensors) for k, v in obj.items()}
-
-
-def _hashable(key: Any) -> Any:
-    return tuple(key) if isinstance(key, list) else key
 
 
 # -- random number generators ---------------------------------------------------------------------
@@ -214,7 +143,7 @@ def save_training_state(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model = unwrap_model(model)  # a compiled or DDP model's state is its inner model's
-    encoder = _Encoder()
+    encoder = Encoder()
     manifest: dict[str, Any] = {
         "format": _FORMAT,
         "format_version": _FORMAT_VERSION,
@@ -262,13 +191,13 @@ def _pending_manifest() -> dict[str, Any]:
 
 def _plain(settings: dict[str, Any]) -> Any:
     """``settings`` as plain JSON (numbers, strings, booleans, None, lists, dicts), checked."""
-    encoded = _Encoder().encode(settings, "settings")
+    encoded = Encoder().encode(settings, "settings")
     if "__tensor__" in json.dumps(encoded):
         raise ValueError("settings hold a tensor; store tensors in extra")
     return encoded
 
 
-def _component(obj: Any, what: str, encoder: _Encoder) -> dict[str, Any] | None:
+def _component(obj: Any, what: str, encoder: Encoder) -> dict[str, Any] | None:
     if obj is None:
         return None
     if not hasattr(obj, "state_dict"):
@@ -330,16 +259,20 @@ def load_training_state(
             f"{manifest['tensors_file']!r}, which is missing.{start_over}"
         )
     tensors, _ = read_safetensors(tensor_path)
-    try:
-        decoded = {
-            key: _decode(manifest[key], tensors)
-            for key in ("optimizer", "scheduler", "scaler", "rng", "history", "extra")
-        }
-    except (KeyError, TypeError, ValueError, AttributeError):
+    decoded = {}
+    for key in ("optimizer", "scheduler", "scaler", "rng", "history", "extra"):
+        try:
+            decoded[key] = decode(manifest[key], tensors, key)
+        except ValueError as error:
+            raise ValueError(
+                f"the training state in {str(directory)!r} is corrupted: its manifest and tensor "
+                f"file do not agree ({error}).{start_over}"
+            ) from None
+    problem = check_rng(decoded["rng"])
+    if problem is not None:
         raise ValueError(
-            f"the training state in {str(directory)!r} is corrupted: its manifest and tensor "
-            f"file do not agree.{start_over}"
-        ) from None
+            f"the training state in {str(directory)!r} is corrupted: {problem}.{start_over}"
+        )
 
     model = unwrap_model(model)
     model_tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
@@ -359,7 +292,7 @@ def load_training_state(
         history=decoded["history"],
         extra=decoded["extra"],
         data_config=data_config if isinstance(data_config, dict) else None,
-        settings=_decode(manifest.get("settings") or {}, {}),
+        settings=decode(manifest.get("settings") or {}, {}, "settings"),
     )
 
 
@@ -382,12 +315,13 @@ def peek_training_state(directory: PathLike) -> TrainingState | None:
     if manifest is None:
         return None
     try:
-        history = _decode(manifest["history"], {})
-        settings = _decode(manifest.get("settings") or {}, {})
-    except (KeyError, TypeError, ValueError, AttributeError):
+        history = decode(manifest["history"], {}, "history")
+        settings = decode(manifest.get("settings") or {}, {}, "settings")
+    except ValueError as error:
         raise ValueError(
             f"the training state in {str(directory)!r} is corrupted: its manifest cannot be "
-            f"read. To start over, delete {str(directory)!r} or use another checkpoint directory."
+            f"read ({error}). To start over, delete {str(directory)!r} or use another "
+            "checkpoint directory."
         ) from None
     return TrainingState(epoch=int(manifest["epoch"]), history=history, settings=settings)
 
@@ -442,10 +376,19 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         or "\\" in manifest["tensors_file"]
     ):
         raise ValueError(f"{str(path)!r} is not a valid cnnzoo training-state manifest")
-    if manifest.get("format_version", 0) > _FORMAT_VERSION:
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{str(path)!r} is not a valid cnnzoo training-state manifest")
+    if version > _FORMAT_VERSION:
         raise ValueError(
-            f"{str(path)!r} was written by a newer cnnzoo ({manifest.get('cnnzoo_version')}); "
+            f"{str(path)!r} was written by a newer cnnzoo ({manifest.get('cnnzoo_version')!r}); "
             "upgrade cnnzoo to resume from it"
+        )
+    problem = check_manifest(manifest)
+    if problem is not None:
+        raise ValueError(
+            f"{str(path)!r} is not a valid cnnzoo training-state manifest: {problem}. To start "
+            f"over, delete {str(path.parent)!r} or use another checkpoint directory"
         )
     return manifest
 
@@ -465,6 +408,9 @@ def _load_component(
             f"{where} holds a {saved['class']} {what} state but a {type(obj).__name__} was "
             f"given.{start_over}"
         )
+    problem = check_component_keys(obj, saved["state"], what)
+    if problem is not None:
+        raise ValueError(f"{where} is corrupted: {problem}.{start_over}")
     try:
         obj.load_state_dict(saved["state"])
     except (ValueError, KeyError, RuntimeError, TypeError) as err:

@@ -27,6 +27,7 @@ from ._tensors import LoadResult, drop_aliases, load_checked, own_storage
 __all__ = [
     "CONFIG_KEY",
     "DATA_CONFIG_KEY",
+    "SAVE_ID_KEY",
     "VERSION_KEY",
     "data_config_of",
     "describe_config",
@@ -36,11 +37,14 @@ __all__ = [
     "read_data_config",
     "save",
     "unwrap_model",
+    "weights_payload",
 ]
 
 CONFIG_KEY = "cnnzoo.config"
 DATA_CONFIG_KEY = "cnnzoo.pretrained_cfg"
 VERSION_KEY = "cnnzoo.version"
+# save_pretrained's token shared by model.safetensors and config.json: files of one save agree.
+SAVE_ID_KEY = "cnnzoo.save_id"
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -93,7 +97,8 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
     ``DataConfig`` from it is the caller's job.
 
     Raises:
-        ValueError: ``pretrained_cfg`` is set but is not a mapping of JSON values.
+        ValueError: ``pretrained_cfg`` is set but is not a mapping of JSON values, or it
+            contradicts the model (its classes or channels).
     """
     config = getattr(model, "pretrained_cfg", None)
     if config is None:
@@ -104,6 +109,7 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
             f"{type(config).__name__}"
         )
     plain = {str(k): list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    _check_describes(plain, model)
     try:
         json.dumps(plain, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -111,6 +117,43 @@ def data_config_of(model: nn.Module) -> dict[str, Any] | None:
             f"model.pretrained_cfg holds a value a checkpoint cannot store as JSON ({error})"
         ) from None
     return plain
+
+
+def _check_describes(config: dict[str, Any], model: nn.Module) -> None:
+    """Refuse to record a data configuration that contradicts the model saved with it.
+
+    (``cnnzoo.data.DataConfig.check_model`` checks the same when the model is used; this file
+    layer sees the configuration as a plain mapping.)
+    """
+    classes, channels = getattr(model, "num_classes", None), getattr(model, "in_channels", None)
+    names, size = config.get("label_names"), config.get("input_size")
+    said = config.get("num_classes")
+    fix = (
+        "set model.pretrained_cfg = model.pretrained_cfg.replace(num_classes=..., "
+        "label_names=...) to describe the model (reset_classifier does this)"
+    )
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        if isinstance(said, int) and said != classes:
+            raise ValueError(
+                f"model.pretrained_cfg says num_classes={said} but the model has {classes} "
+                f"outputs: a checkpoint would record the wrong classes; {fix}"
+            )
+        if isinstance(names, list | tuple) and len(names) != classes:
+            raise ValueError(
+                f"model.pretrained_cfg names {len(names)} classes but the model has {classes} "
+                f"outputs: a checkpoint would name them wrongly; {fix}"
+            )
+    if (
+        isinstance(channels, int)
+        and isinstance(size, list | tuple)
+        and size
+        and isinstance(size[0], int)
+        and size[0] != channels
+    ):
+        raise ValueError(
+            f"model.pretrained_cfg says input_size={list(size)} but the model takes {channels} "
+            f"channels; set model.pretrained_cfg = model.pretrained_cfg.for_channels({channels})"
+        )
 
 
 def read_data_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any] | None:
@@ -182,6 +225,21 @@ def save(
         >>> cnnzoo.save(model, "lenet5.safetensors")
         >>> same = cnnzoo.load("lenet5.safetensors")
     """
+    tensors, header = weights_payload(model, metadata=metadata, include_config=include_config)
+    path = Path(path)
+    _write(path, tensors, header)
+    return path
+
+
+def weights_payload(
+    model: nn.Module, *, metadata: dict[str, str] | None = None, include_config: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata :func:`save` writes for ``model`` (checked, not yet written).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: As :func:`save`.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"save expects an nn.Module, got {type(model).__name__}")
     model = unwrap_model(model)
@@ -201,9 +259,7 @@ def save(
         if key in header:
             raise ValueError(f"metadata key {key!r} is reserved by cnnzoo")
         header[key] = value
-    path = Path(path)
-    _write(path, own_storage(drop_aliases(model.state_dict())), header)
-    return path
+    return own_storage(drop_aliases(model.state_dict())), header
 
 
 def read_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]:

@@ -190,6 +190,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; pass a directory for the run's outputs")
     check_writable(args.out, "--out")
+    if args.log_dir is not None:
+        check_writable(args.log_dir, "--log-dir")
     FitConfig(**fit_options)
     resolve_device(args.device)
     _check_splits(args.data)

@@ -19,16 +19,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["INTERPOLATIONS", "DataConfig", "channel_stats"]
+__all__ = ["INTERPOLATIONS", "LIMITS", "DataConfig", "channel_stats"]
 
 # torchvision's InterpolationMode values that work on tensors (uint8 included).
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
+# The bounds of every field, wherever a configuration comes from (a file, the Hub, Python): a
+# file must not make cnnzoo allocate a 30 GB image or divide pixels by 1e-40. They are far
+# beyond any real model's (ImageNet models take 224x224 images; CIFAR's classes are 10).
+LIMITS = {
+    "channels": 4096,  # as the in_channels a checkpoint may record
+    "side": 8192,  # image height or width, also after the crop_pct resize
+    "values": 64 * 1024 * 1024,  # C x H x W of one image (256 MB in float32)
+    "classes": 100_000,  # as the num_classes a checkpoint may record
+    "name_length": 256,
+    "min_crop_pct": 0.1,
+    # Normalisation runs in float32: (pixel - mean) / std must stay finite and meaningful.
+    "min_std": 1e-6,  # channel_stats' own floor
+    "max_std": 1e6,
+    "max_abs_mean": 1e6,
+}
 # Keys of timm's pretrained_cfg that say nothing about the pixels; read and ignored.
 _TIMM_KEYS = frozenset(
     (
@@ -99,28 +115,24 @@ class DataConfig(Mapping[str, Any]):
             mean, std = _floats("mean", self.mean), _floats("std", self.std)
             if any(s <= 0 for s in std):
                 raise ValueError(f"DataConfig: std values must be > 0, got {std}")
+            _check_normalisation(mean, std)
             channels = self.input_size[0] if self.input_size is not None else None
             mean, std = _per_channel(mean, std, channels)
             fix(self, "mean", mean)
             fix(self, "std", std)
         fix(self, "interpolation", _interpolation(self.interpolation))
         if self.crop_pct is not None:
-            crop = self.crop_pct
-            if not isinstance(crop, numbers.Real) or isinstance(crop, bool) or not 0 < crop <= 1:
-                raise ValueError(f"DataConfig: crop_pct must be in (0, 1] or None, got {crop!r}")
-            fix(self, "crop_pct", float(crop))
+            fix(self, "crop_pct", _crop_pct(self.crop_pct, self.input_size))
         if self.num_classes is not None:
             classes = self.num_classes
-            if not _is_int(classes) or classes < 0:
+            if not _is_int(classes) or not 0 <= classes <= LIMITS["classes"]:
                 raise ValueError(
-                    f"DataConfig: num_classes must be an integer >= 0, got {classes!r}"
+                    f"DataConfig: num_classes must be an integer in [0, {LIMITS['classes']:,}], "
+                    f"got {classes!r}"
                 )
             fix(self, "num_classes", int(classes))
         if self.label_names is not None:
-            names = self.label_names
-            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-                raise ValueError("DataConfig: label_names must be a sequence of strings")
-            fix(self, "label_names", tuple(names))
+            fix(self, "label_names", _label_names(self.label_names))
             if self.num_classes is not None and len(self.label_names) != self.num_classes:
                 raise ValueError(
                     f"DataConfig: {len(self.label_names)} label_names for num_classes="
@@ -211,6 +223,41 @@ class DataConfig(Mapping[str, Any]):
             std = tuple(self.std[i % len(self.std)] for i in range(channels))
         return self.replace(input_size=size, mean=mean, std=std)
 
+    def check_model(self, num_classes: Any, in_channels: Any, where: str) -> None:
+        """Refuse a configuration that contradicts the model it describes.
+
+        Args:
+            num_classes: The width of the model's output (skipped unless an integer).
+            in_channels: The channels of its input (skipped unless an integer).
+            where: What holds the configuration, for the message ("model.pretrained_cfg").
+
+        Raises:
+            ValueError: ``num_classes``, the class names or the channels disagree with the
+                model; the message says how to make them agree.
+        """
+        fix = (
+            "model.pretrained_cfg = model.pretrained_cfg.replace(num_classes=..., "
+            "label_names=...) to describe the model (reset_classifier does this)"
+        )
+        if _is_int(num_classes):
+            if self.num_classes is not None and self.num_classes != num_classes:
+                raise ValueError(
+                    f"{where} says num_classes={self.num_classes} but the model has "
+                    f"{num_classes} outputs; set {fix}"
+                )
+            if self.label_names is not None and len(self.label_names) != num_classes:
+                raise ValueError(
+                    f"{where} names {len(self.label_names)} classes but the model has "
+                    f"{num_classes} outputs, so its outputs cannot be named; set {fix}"
+                )
+        channels = self.channels
+        if _is_int(in_channels) and channels is not None and channels != in_channels:
+            raise ValueError(
+                f"{where} says input_size={self.input_size} but the model takes {in_channels} "
+                "channels; set model.pretrained_cfg = model.pretrained_cfg.for_channels("
+                f"{in_channels})"
+            )
+
     @property
     def channels(self) -> int | None:
         """Input channels, when ``input_size`` is known."""
@@ -270,7 +317,77 @@ def _size(value: Any) -> tuple[int, int, int]:
         raise ValueError(
             f"DataConfig: input_size must be (C, H, W), three integers >= 1; got {value!r}"
         )
-    return tuple(int(v) for v in value)  # type: ignore[return-value]
+    channels, height, width = (int(v) for v in value)
+    if (
+        channels > LIMITS["channels"]
+        or max(height, width) > LIMITS["side"]
+        or channels * height * width > LIMITS["values"]
+    ):
+        raise ValueError(
+            f"DataConfig: input_size {tuple(value)} is beyond what cnnzoo reads (at most "
+            f"{LIMITS['channels']} channels, sides of {LIMITS['side']} pixels and "
+            f"{LIMITS['values']:,} values per image): every image would be resized to it. Give "
+            "the size the model was trained at"
+        )
+    return channels, height, width
+
+
+def _crop_pct(crop: Any, size: tuple[int, int, int] | None) -> float:
+    low = LIMITS["min_crop_pct"]
+    if not isinstance(crop, numbers.Real) or isinstance(crop, bool) or not low <= crop <= 1:
+        raise ValueError(
+            f"DataConfig: crop_pct must be in [{low}, 1] or None (0.875 for torchvision's "
+            f"ImageNet weights), got {crop!r}"
+        )
+    crop = float(crop)
+    if size is not None and math.ceil(max(size[1:]) / crop) > LIMITS["side"]:
+        raise ValueError(
+            f"DataConfig: crop_pct {crop} resizes images to {math.ceil(max(size[1:]) / crop)} "
+            f"pixels before the crop to {size[1]}x{size[2]}, beyond {LIMITS['side']}; use a "
+            "larger crop_pct"
+        )
+    return crop
+
+
+def _check_normalisation(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Bound mean and std as float32 sees them: pixels are normalised in float32."""
+    as_float32 = torch.tensor([*mean, *std], dtype=torch.float64).float().tolist()
+    mean32, std32 = as_float32[: len(mean)], as_float32[len(mean) :]
+    low, high = torch.tensor([LIMITS["min_std"], LIMITS["max_std"]]).tolist()  # float32 too
+    if not all(low <= s <= high for s in std32):
+        raise ValueError(
+            f"DataConfig: std values must be in [{LIMITS['min_std']:g}, {LIMITS['max_std']:g}] "
+            f"for pixels in [0, 1] (normalised in float32), got {std}; "
+            "give the standard deviation of the training pixels (cnnzoo.data.channel_stats)"
+        )
+    if not all(abs(m) <= LIMITS["max_abs_mean"] for m in mean32):
+        raise ValueError(
+            f"DataConfig: mean values must be within +-{LIMITS['max_abs_mean']:g} for pixels in "
+            f"[0, 1] (normalised in float32), got {mean}; give the mean of the training pixels "
+            "(cnnzoo.data.channel_stats)"
+        )
+
+
+def _label_names(names: Any) -> tuple[str, ...]:
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence | tuple):
+        raise ValueError("DataConfig: label_names must be a sequence of strings")
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError("DataConfig: label_names must be a sequence of strings")
+    if len(names) > LIMITS["classes"]:
+        raise ValueError(
+            f"DataConfig: {len(names):,} label_names, more than the {LIMITS['classes']:,} "
+            "classes a model may have"
+        )
+    for i, name in enumerate(names):
+        # Names are printed by predict and classify: a control character would rewrite the
+        # terminal's output (an ANSI escape, a carriage return) rather than name a class.
+        if len(name) > LIMITS["name_length"] or any(unicodedata.category(c) == "Cc" for c in name):
+            raise ValueError(
+                f"DataConfig: label_names[{i}] = {name[:40]!r}{'...' if len(name) > 40 else ''} "
+                f"is not a class name (at most {LIMITS['name_length']} characters, no control "
+                "characters)"
+            )
+    return tuple(names)
 
 
 def _is_int(value: Any) -> bool:

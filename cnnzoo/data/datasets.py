@@ -147,6 +147,10 @@ def load_dataset(
         >>> train.images.shape, train.classes[0]
         (torch.Size([60000, 1, 28, 28]), 'T-shirt/top')
     """
+    if image_size is not None:
+        from .folder import checked_image_size
+
+        checked_image_size(image_size)  # "28" is not 2x8: refused before any folder is read
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
     if isinstance(name, os.PathLike) or (isinstance(name, str) and Path(name).is_dir()):

@@ -49,6 +49,8 @@ def load_image_folder(
             ``train`` lacks; an image that cannot be read (corrupted, truncated, not an image,
             a decompression bomb), named.
     """
+    if image_size is not None:
+        checked_image_size(image_size)  # before any image is read ("28" is not 2x8)
     folder = split_folder(directory, split)
     train_folder = split_folder(directory, "train")
     classes = _class_names(train_folder)
@@ -134,9 +136,10 @@ def _read_split(
             "to train/ as well"
         )
     tensors = []
+    target = None if image_size is None else checked_image_size(image_size)
     for path, _ in folder_dataset.samples:
         image = read_image(path, channels=3)  # not the folder's loader: it clips 16-bit images
-        tensors.append(resize_pixels(image, _pair(image_size)) if image_size is not None else image)
+        tensors.append(resize_pixels(image, target) if target is not None else image)
     sizes = {tuple(t.shape[1:]) for t in tensors}
     if len(sizes) > 1:
         raise ValueError(
@@ -148,5 +151,21 @@ def _read_split(
     return torch.stack(tensors), torch.tensor(by_name, dtype=torch.long)
 
 
-def _pair(size: int | tuple[int, int]) -> list[int]:
-    return [size, size] if isinstance(size, int) else list(size)
+def checked_image_size(size: int | tuple[int, int]) -> list[int]:
+    """``image_size`` as ``[H, W]``, checked: a side or a pair of integers in [1, 8192].
+
+    Raises:
+        ValueError: Anything else (``"28"`` would otherwise resize to 2x8).
+    """
+    pair = [size, size] if isinstance(size, int) else size
+    if (
+        isinstance(pair, (str, bytes))
+        or not isinstance(pair, list | tuple)
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in pair)
+    ):
+        raise ValueError(
+            f"image_size must be an integer side or an (H, W) pair of integers in [1, 8192], "
+            f"got {size!r}" + (f"; pass image_size={int(size)}" if str(size).isdigit() else "")
+        )
+    return list(pair)

@@ -9,6 +9,7 @@ pixels, so a model answers the same for both.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .._files import kind_of
 
 __all__ = ["is_image", "read_image", "resize_pixels"]
 
@@ -59,7 +62,9 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
     if not path.exists():
         raise FileNotFoundError(f"no image file at {path}")
     if not path.is_file():  # a FIFO named x.png would block the read forever
-        raise ValueError(f"{path} is not a regular file (a FIFO, device or socket); remove it")
+        raise ValueError(
+            f"{path} is {kind_of(path)}, not an image file; pass image files (or remove it)"
+        )
     from PIL import Image
 
     try:
@@ -70,6 +75,10 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
         raise ValueError(
             f"{path} was refused as a possible decompression bomb ({error}). If you trust the "
             "file, raise PIL.Image.MAX_IMAGE_PIXELS before loading; otherwise remove it"
+        ) from None
+    except PermissionError:  # the file may be fine: it is the permissions that refuse it
+        raise PermissionError(
+            errno.EACCES, "Permission denied (fix the permissions of the image file)", str(path)
         ) from None
     except (OSError, SyntaxError) as error:  # unidentified, truncated, corrupted
         raise ValueError(

@@ -28,6 +28,8 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from ..data import DataConfig
+
 __all__ = [
     "POOL_TYPES",
     "FeatureInfo",
@@ -206,6 +208,14 @@ def check_image_batch(
             f"{tuple(x.shape)}.{hint}"
         )
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    if channels != in_channels and x.shape[3] == in_channels:
+        raise ValueError(
+            f"{name} expects images shaped (N, C, H, W) with C={in_channels}; got shape "
+            f"{tuple(x.shape)}, which looks channels-last (N, H, W, C), as NumPy and PIL store "
+            "images. Permute them: x.permute(0, 3, 1, 2) (one (H, W, C) image: "
+            "x.permute(2, 0, 1).unsqueeze(0)), or pass NumPy arrays to cnnzoo.predict, which "
+            "reads them channels-last."
+        )
     if channels != in_channels:
         raise ValueError(
             f"{name} expects {in_channels} input channel(s), got {channels} (input shape "
@@ -545,6 +555,19 @@ class ZooModel(nn.Module):
         parent = self.get_submodule(parent_path) if parent_path else self
         setattr(parent, child, head)
         self.num_classes = num_classes
+        self._describe_new_head(num_classes)
+
+    def _describe_new_head(self, num_classes: int) -> None:
+        """Make the data configuration say what the new head is: its classes, no names yet.
+
+        The old class names belong to the old head; kept, they would be saved with the new
+        weights and name its outputs wrongly.
+        """
+        config = getattr(self, "pretrained_cfg", None)
+        if isinstance(config, DataConfig):
+            self.pretrained_cfg = config.replace(num_classes=num_classes, label_names=None)
+        elif isinstance(config, Mapping):
+            self.pretrained_cfg = {**config, "num_classes": num_classes, "label_names": None}
 
     def set_global_pool(self, global_pool: str, num_classes: int) -> None:
         """Change the pooling of the head; models whose head cannot change it refuse.

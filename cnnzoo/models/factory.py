@@ -383,7 +383,18 @@ def rebuild(
     hint = describe_config(config) + " The weights do not fit the configuration saved with them."
     load_checked(model, tensors, source=source, hint=hint)
     if data_config is not None:
-        model.pretrained_cfg = DataConfig.from_dict(data_config, source=config_source or source)
+        where = config_source or source
+        recorded = DataConfig.from_dict(data_config, source=where)
+        try:
+            recorded.check_model(
+                getattr(model, "num_classes", None), getattr(model, "in_channels", None), where
+            )
+        except ValueError as error:  # the file's fault: it cannot be fixed by the reader
+            raise ValueError(
+                f"{error}. The file's data configuration does not describe its weights: save "
+                "the model again with a matching pretrained_cfg"
+            ) from None
+        model.pretrained_cfg = recorded
     return model.to(target).eval()
 
 

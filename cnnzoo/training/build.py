@@ -12,7 +12,7 @@ from ..data import make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
 from .collapse import CollapseWatch, majority_share
-from .contract import fit_rule, image_reading, model_data_config, record
+from .contract import check_classifier, fit_rule, image_reading, model_data_config, record
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
 from .evaluation import check_label_range, infer_num_classes, input_dtype
@@ -61,6 +61,8 @@ def build_run(
         ValueError: Bad options, empty data, labels outside ``[0, num_classes)``, or images the
             model cannot take (from one probe forward pass).
     """
+    check_classifier(model, "fit")
+    _check_optimizer_trains(config.optimizer, model)
     seed = config.seed
     dtype = resolve_precision(config.precision, device)
     data_config = model_data_config(model)
@@ -208,6 +210,23 @@ def _val_chance(batches: Batches, num_classes: int) -> float | None:
     if batches.labels is None:
         return None
     return majority_share(batches.labels, num_classes)
+def _check_optimizer_trains(optimizer: Any, model: nn.Module) -> None:
+    """Refuse a built optimizer none of whose parameters is the model's: it would train nothing.
+
+    (Parameters of the loss, say, may ride along; but not one of the model's is a run that
+    reports a normal history and leaves the model as it was.)
+    """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return
+    own = {id(p) for p in model.parameters()}
+    given = [p for group in optimizer.param_groups for p in group["params"]]
+    if not any(id(p) in own for p in given):
+        raise ValueError(
+            f"the {type(optimizer).__name__} given to fit holds {len(given)} parameters, none of "
+            "them the model's (it was built over another model, or over a copy), so training "
+            "would leave the model unchanged; build it over this model: "
+            f"torch.optim.{type(optimizer).__name__}(model.parameters(), ...)"
+        )
 
 
 def _plateau_mode(config: FitConfig) -> str:

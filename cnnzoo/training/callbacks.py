@@ -32,7 +32,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_training_state, peek_training_state, save, save_training_state
+from ..checkpoint import (
+    exclusive_lock,
+    load_training_state,
+    peek_training_state,
+    save,
+    save_training_state,
+)
 from .hooks import StopTraining, has_state
 from .monitor import Monitor
 from .optimizers import steps_per_epoch_end
@@ -253,14 +259,20 @@ class BackupAndRestore(_UsesRun):
             ValueError: A state is there and ``resume`` is off; the state was saved with other
                 settings, or more epochs than this run has; the state is incomplete or
                 corrupted.
+            FolderInUseError: Another run is writing ``backup_dir`` (the message names its
+                process); it stays locked until this run ends.
         """
         check_writable(self.backup_dir, "the training state")
+        run = self.run
+        if run.dist.is_main:  # the one writer; held until the run ends, however it ends
+            run.held.enter_context(
+                exclusive_lock(self.backup_dir, "the training state of a fit run", folder=True)
+            )
         found = peek_training_state(self.backup_dir)  # checks before anything is changed
         if found is None:
             return
         if not self.resume:
             raise ValueError(refuse_overwrite(self.backup_dir, found.epoch))
-        run = self.run
         check_resumable(found, run.settings, self.backup_dir)
         scheduler = run.scheduler
         fresh = None if scheduler is None else scheduler.state_dict()
@@ -286,7 +298,7 @@ class BackupAndRestore(_UsesRun):
         saved = (state.extra or {}).get("callbacks", {})
         for key, callback in run.callbacks.stateful().items():
             if key in saved:  # a callback new to the resumed run starts afresh
-                callback.load_state_dict(saved[key])
+                _restore_callback(callback, key, saved[key], self.backup_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Write the state after ``epoch`` (rank 0 only)."""
@@ -345,6 +357,18 @@ def _check_same_inputs(saved: dict[str, Any] | None, model: Any, backup_dir: Pat
             f"std {now[1]}; resume with the same data and model, or start over (delete "
             f"{str(backup_dir)!r} or use another checkpoint directory)"
         )
+
+
+def _restore_callback(callback: Any, key: str, state: Any, backup_dir: Path) -> None:
+    """Give a callback its saved state; a state it cannot take is the file's fault, named."""
+    try:
+        callback.load_state_dict(state)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"the training state in {str(backup_dir)!r} is corrupted: the saved state of the "
+            f"{key} callback does not fit it ({type(error).__name__}: {error}). To start over, "
+            f"delete {str(backup_dir)!r} or use another checkpoint directory"
+        ) from None
 
 
 def _fill(filepath: str | os.PathLike, epoch: int, logs: dict[str, float]) -> str:

@@ -16,19 +16,65 @@ from torch import nn
 from ..data import DataConfig
 from .feed import DataFacts, ImageReading, ModelInput, Stats
 
-__all__ = ["fit_rule", "image_reading", "inference_rule", "model_data_config", "record"]
+__all__ = [
+    "check_classifier",
+    "fit_rule",
+    "image_reading",
+    "inference_rule",
+    "model_data_config",
+    "record",
+]
+
+
+def check_classifier(model: nn.Module, what: str, *, features_ok: bool = False) -> None:
+    """Refuse a model that gives no class scores, before any data is read.
+
+    A ``features_only`` backbone returns one feature map per stage, and a model built with
+    ``num_classes=0`` returns its pooled features: training or evaluating them as classifiers
+    would train on feature values as if they were classes. ``predict`` of a ``num_classes=0``
+    model is feature extraction, and allowed (``features_ok``).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: A backbone, or a model without classes (the message says how to add a
+            head).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{what} expects an nn.Module, got {type(model).__name__}")
+    if getattr(model, "feature_info", None) is not None and not hasattr(model, "num_classes"):
+        raise ValueError(
+            f"{what} needs a classifier, but this model is a features_only backbone: it "
+            "returns one feature map per stage, not class scores. Build the classifier "
+            "instead (cnnzoo.get_model(name, num_classes=N), without features_only=True), or "
+            "put your own head on the backbone's feature maps"
+        )
+    classes = getattr(model, "num_classes", None)
+    if classes == 0 and not features_ok and not isinstance(classes, bool):
+        features = getattr(model, "num_features", "its")
+        raise ValueError(
+            f"{what} needs class scores, but the model has num_classes=0: it returns its "
+            f"{features} pooled features, and they would be taken for classes. Give it a head "
+            "with model.reset_classifier(N), or build it with num_classes=N"
+        )
 
 
 def model_data_config(model: nn.Module) -> DataConfig | None:
     """The model's data configuration, validated; ``None`` when it has none.
 
     Raises:
-        ValueError: ``model.pretrained_cfg`` is set but not a valid configuration.
+        ValueError: ``model.pretrained_cfg`` is set but not a valid configuration, or one that
+            contradicts the model (its classes or channels).
     """
     raw = getattr(model, "pretrained_cfg", None)
     if raw is None:
         return None
-    return DataConfig.from_dict(raw, source="model.pretrained_cfg")
+    config = DataConfig.from_dict(raw, source="model.pretrained_cfg")
+    config.check_model(
+        getattr(model, "num_classes", None),
+        getattr(model, "in_channels", None),
+        "model.pretrained_cfg",
+    )
+    return config
 
 
 def image_reading(model: nn.Module, config: DataConfig | None) -> ImageReading:

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..devices import resolve_device
-from .contract import image_reading, inference_rule, model_data_config
-from .feed import Batches, ModelInput, Source, make_batches, resolve
+from .contract import check_classifier, image_reading, inference_rule, model_data_config
+from .feed import Batches, InMemory, ModelInput, Source, make_batches, resolve
 from .losses import LossFn
 from .precision import autocast, resolve_precision
 
@@ -73,6 +73,7 @@ def evaluate(
         ValueError: Empty data, a label outside ``[0, num_classes)``, or a ``k`` outside
             ``[1, num_classes]``.
     """
+    check_classifier(model, "evaluate")
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=True)
@@ -123,6 +124,7 @@ def predict(
     Returns:
         Float32 logits ``(N, num_classes)`` on the CPU; ``softmax(dim=1)`` gives probabilities.
     """
+    check_classifier(model, "predict", features_ok=True)
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=False)
@@ -151,7 +153,41 @@ def _source_and_rule(model: nn.Module, data: Any, need_labels: bool) -> tuple[So
     source = resolve(
         data, what="data", need_labels=need_labels, reading=image_reading(model, config)
     )
+    _check_size(config, source)
     return source, inference_rule(config, source.facts, "data")
+
+
+def _check_size(config: Any, source: Source) -> None:
+    """Refuse tensors of another size than the model's: files and PIL images would be resized.
+
+    The same images must give the same answer in every form; image files and PIL images are
+    resized to ``input_size``, tensors are taken as they are, so tensors of another size would
+    answer differently. Which size is right is the user's call: the message gives both fixes.
+    """
+    size = None if config is None else config.image_size
+    if size is None or not isinstance(source, InMemory) or source.images.dim() != 4:
+        return
+    if source.images.shape[1] != config.channels:
+        return  # other channels (or channels-last images): the model's own check names them
+    seen = tuple(int(v) for v in source.images.shape[-2:])
+    if seen != size:
+        channels = config.channels
+        hint = ""
+        if seen[1] in (1, 3, 4) and seen[0] > 4:  # (H, W, C) read as H images of W x C
+            hint = (
+                f"; the shape {tuple(source.images.shape)} also looks like channels-last images "
+                "(H, W, C): permute them to (C, H, W) with x.permute(2, 0, 1) (a batch: "
+                "x.permute(0, 3, 1, 2))"
+            )
+        raise ValueError(
+            f"data: the images are {seen[0]}x{seen[1]} but the model's data configuration says "
+            f"{size[0]}x{size[1]} (model.pretrained_cfg.input_size), the size image files and "
+            "PIL images are resized to, so the same images in another form would give other "
+            f"answers. Resize them to {size[0]}x{size[1]} (e.g. "
+            f"torch.nn.functional.interpolate(x, size={size}, mode='bilinear', antialias=True)), "
+            "or, if the model is meant for this size, set model.pretrained_cfg = "
+            f"model.pretrained_cfg.replace(input_size=({channels}, {seen[0]}, {seen[1]})){hint}"
+        )
 
 
 def accumulate(

@@ -10,12 +10,15 @@ events of epochs the resumed run repeats are replaced, not duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import exclusive_lock
+from .outputs import check_writable
 from .run import Run
 
 __all__ = ["CSVLogger", "TensorBoardLogger"]
@@ -41,6 +44,10 @@ class _Logger:
 class CSVLogger(_Logger):
     """Write one CSV row per epoch: ``epoch`` (0-based, as Keras) then every metric of the logs.
 
+    The file is locked while training runs: a second logger on it, in this process or another,
+    is refused with a message naming the writer, rather than interleaving its rows. An existing
+    file that is not a CSV log (its header does not start with ``epoch``) is never overwritten.
+
     Args:
         filename: The CSV file (its directory is created).
         separator: The field separator.
@@ -61,9 +68,54 @@ class CSVLogger(_Logger):
         self.append = append
         self._fields: list[str] | None = None
 
+    _held: contextlib.ExitStack | None = None
+
     def on_train_begin(self, logs: dict[str, Any]) -> None:
-        """Start a new file on the first epoch (the header comes from its metrics)."""
+        """Check and lock the file; it is started on the first epoch (the header from its metrics).
+
+        Raises:
+            ValueError: ``filename`` is a directory, or an existing file that is not a CSV log.
+            PermissionError: Its folder cannot be written.
+            FolderInUseError: Another logger is writing the file (the message names it).
+        """
         self._fields = None
+        if not self._writes():
+            return
+        check_writable(self.filename.parent, "the CSV log")
+        if self.filename.exists() and not self.filename.is_file():
+            raise ValueError(
+                f"CSVLogger: {str(self.filename)!r} is a directory or another non-file; give "
+                "the path of a .csv file"
+            )
+        lock = exclusive_lock(self.filename, "a CSV log", folder=False)
+        if self._run is not None:
+            self._run.held.enter_context(lock)  # dropped however the run ends
+        else:  # used outside fit: released by on_train_end
+            self._held = contextlib.ExitStack()
+            self._held.enter_context(lock)
+        self._refuse_foreign_file()
+
+    def on_train_end(self, logs: dict[str, Any]) -> None:
+        """Release the file (for a logger used outside ``fit``)."""
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _refuse_foreign_file(self) -> None:
+        """Never overwrite a file that is not a log: its first column must be ``epoch``."""
+        if not self.filename.is_file() or self.filename.stat().st_size == 0:
+            return
+        try:
+            with self.filename.open(newline="", encoding="utf-8") as file:
+                first = file.readline(4096)
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if first.split(self.separator, 1)[0].strip() != "epoch":
+            raise ValueError(
+                f"CSVLogger: {str(self.filename)!r} exists and is not a CSV log of a run (its "
+                "first line does not start with the 'epoch' column), so it is not overwritten; "
+                "log to another file, or move that one away"
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Append the epoch's row (and the header, to a new file)."""
@@ -88,7 +140,14 @@ class CSVLogger(_Logger):
         if (self.append or resumed) and self.filename.is_file():
             with self.filename.open(newline="") as file:
                 reader = csv.DictReader(file, delimiter=self.separator)
-                kept = [r for r in reader if not resumed or int(r["epoch"]) < self._initial_epoch()]
+                try:
+                    kept = [r for r in reader if not resumed or _epoch(r) < self._initial_epoch()]
+                except (ValueError, TypeError, csv.Error):
+                    raise ValueError(
+                        f"CSVLogger: {str(self.filename)!r} has a row whose epoch is not a "
+                        "number, so the rows of the epochs this resumed run repeats cannot be "
+                        "told apart; fix or move the file"
+                    ) from None
                 header = reader.fieldnames
             if header:
                 if resumed:  # rows of epochs run again are replaced
@@ -102,6 +161,10 @@ class CSVLogger(_Logger):
             writer = csv.DictWriter(file, fields, delimiter=self.separator)
             writer.writeheader()
             writer.writerows(rows)
+
+
+def _epoch(row: dict[str, str]) -> int:
+    return int(row["epoch"])
 
 
 class TensorBoardLogger(_Logger):
@@ -125,6 +188,16 @@ class TensorBoardLogger(_Logger):
             )
         self.log_dir = Path(log_dir)
         self._writer: Any = None
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """Refuse a ``log_dir`` that cannot be written before the first epoch, not after it.
+
+        Raises:
+            ValueError: A file stands where the folder (or one on its way) should be.
+            PermissionError: The folder cannot be written.
+        """
+        if self._writes():
+            check_writable(self.log_dir, "TensorBoardLogger's log_dir")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Add the epoch's scalars and flush them to disk."""

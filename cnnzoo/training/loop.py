@@ -230,12 +230,19 @@ def fit(
 
 def _train(run: Run) -> History:
     """The epoch loop: train, validate, record, call back; stop when asked."""
-    model, callbacks, dist = run.model, run.callbacks, run.dist
+    model, callbacks = run.model, run.callbacks
     callbacks.set_run(run)
     callbacks.set_model(model)
     keras_flag = callbacks.uses_model_flag
     if keras_flag or hasattr(model, "stop_training"):
         model.stop_training = False  # a flag left set by an earlier run must not stop this one
+    with run.held:  # the locks callbacks take are dropped however the run ends
+        return _train_held(run)
+
+
+def _train_held(run: Run) -> History:
+    model, callbacks, dist = run.model, run.callbacks, run.dist
+    keras_flag = callbacks.uses_model_flag
     stop = callbacks.call("on_train_begin", {})
     try:
         for epoch in range(run.initial_epoch, run.config.epochs):

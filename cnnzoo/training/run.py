@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,8 @@ class Run:
         steps_done: Optimizer steps taken by this call of ``fit``.
         recalibrate_norms: Re-measure the BatchNorm statistics at each epoch's end
             (:mod:`cnnzoo.training.norm_stats`; off with an EMA, which averages them).
+        held: What the run holds until it ends, however it ends (the locks of the folders and
+            files it writes): callbacks enter their context managers here.
     """
 
     config: FitConfig
@@ -81,6 +84,7 @@ class Run:
     watch: CollapseWatch | None = None
     steps_done: int = 0
     recalibrate_norms: bool = False
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def has_validation(self) -> bool:

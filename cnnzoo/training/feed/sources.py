@@ -365,6 +365,14 @@ def _check_in_memory(source: InMemory, what: str, need_labels: bool) -> None:
     if len(source.images) == 0:
         raise ValueError(f"{what} is empty: it has no images")
     if source.images.dtype == torch.uint16 and not source.facts.normalized:
+        brightest = int(source.images.to(torch.int32).amax())  # no uint16 amax
+        if brightest <= 255:  # 8-bit values in a 16-bit array: read as 0-65535, all but black
+            raise ValueError(
+                f"{what}: the images are uint16 (read as 0-65535) but their largest value is "
+                f"{brightest}: 8-bit pixels stored as 16-bit, which would all look black. Pass "
+                "them as images.to(torch.uint8) (or numpy's .astype('uint8')); true 16-bit "
+                "images use the range up to 65535"
+            )
         # Few torch ops take uint16 (not even indexing on every device): scale it once, here.
         source.images = source.images.float().div(65535)
     if source.labels is None:
