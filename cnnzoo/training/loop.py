@@ -372,8 +372,9 @@ def _watch(run: Run, epoch: int, logs: dict[str, float]) -> None:
     alert = run.watch.check(epoch, logs, lr, run.steps_done, last)
     if alert is not None:
         run.history.alerts.append(alert)
-        # stacklevel 4: the warning points at the user's fit() call (fit -> _train -> _watch).
-        warnings.warn(alert["message"], TrainingCollapseWarning, stacklevel=4)
+        # stacklevel 5: the warning points at the user's fit() call
+        # (fit -> _train -> _train_held -> _watch; tests/test_collapse.py checks it).
+        warnings.warn(alert["message"], TrainingCollapseWarning, stacklevel=5)
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
