@@ -15,6 +15,10 @@ manifest deleted (or lost): that directory is refused, never taken as empty and 
 Non-tensor values travel through a small tagged JSON encoding (``{"__tensor__": name}``,
 ``{"__tuple__": [...]}``, ``{"__dict__": [[key, value], ...]}`` for non-string keys), so
 optimizer and scheduler state dicts round-trip exactly.
+
+Longer than 450 lines because the writer and the reader of the one state format (its encoding,
+the manifest as commit point, the rules for stale and orphaned files) must change together:
+split, one on-disk format would live in two files that can drift apart.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from ..data import DataConfig
 from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
-from .base import check_size_argument
+from .checks import check_size_argument
 from .features import FeatureListNet
 from .registry import Builder, lookup
 

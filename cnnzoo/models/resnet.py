@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
-from .base import ZooModel, check_global_pool, classifier_head, pool_layer
+from .base import ZooModel
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import register
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
