@@ -359,7 +359,7 @@ def _hub_file(
                 repo_id,
                 filename,
                 revision=revision,
-                cache_dir=cache_dir,
+                cache_dir=None if cache_dir is None else Path(cache_dir),
                 token=token,
                 force_download=force_download,
                 local_files_only=local_files_only,

@@ -45,7 +45,10 @@ class Normalized:
     ) -> None:
         if isinstance(data, Normalized):
             raise ValueError("the data is wrapped in Normalized twice")
-        checked = DataConfig(mean=mean, std=std)  # validates: both or neither, std > 0
+        checked = DataConfig(  # validates: both or neither, std > 0
+            mean=tuple(mean) if isinstance(mean, Sequence) else mean,
+            std=tuple(std) if isinstance(std, Sequence) else std,
+        )
         self.data = data
         self.mean = checked.mean
         self.std = checked.std

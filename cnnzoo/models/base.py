@@ -24,6 +24,7 @@ head's pieces in ``heads``, and the stage machinery in ``stages``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -40,6 +41,9 @@ from .stages import (
     run_trunk,
     take_indices,
 )
+
+if TYPE_CHECKING:
+    from ..data import DataConfig
 
 __all__ = [
     "POOL_TYPES",
@@ -94,6 +98,11 @@ class ZooModel(nn.Module):
     # Class attributes without annotations: TorchScript cannot read string annotations.
     fixed_input_size = False
     classifier_path = "classifier"
+    if TYPE_CHECKING:  # the attributes subclasses set, declared for type checkers only
+        num_features: int
+        input_size: tuple[int, int, int]
+        min_input_size: tuple[int, int]
+        pretrained_cfg: DataConfig
 
     def __init__(self, num_classes: int, in_channels: int) -> None:
         super().__init__()

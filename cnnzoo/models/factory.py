@@ -100,16 +100,17 @@ def get(
         model = entry.builder(**build_kwargs)
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
-            model.model_name = key
+            model.model_name = key  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
         config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
-        if data_config is not None or getattr(model, "pretrained_cfg", None) is None:
-            model.pretrained_cfg = data_config or _default_data_config(model)
+        if data_config is None:
+            data_config = getattr(model, "pretrained_cfg", None) or _default_data_config(model)
+        model.pretrained_cfg = data_config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
         if features_only:
-            data_config = model.pretrained_cfg
-            model = FeatureListNet(model, out_indices)
-            model.pretrained_cfg = data_config
-            config.update(features_only=True, out_indices=list(model.out_indices))
-        model.cnnzoo_config = config
+            features = FeatureListNet(model, out_indices)
+            features.pretrained_cfg = data_config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+            config.update(features_only=True, out_indices=list(features.out_indices))
+            model = features
+        model.cnnzoo_config = config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
     elif features_only:
         raise ValueError(f"features_only needs an nn.Module; {key}'s builder returned {model!r}")
     return model
@@ -138,12 +139,13 @@ def _build_pretrained(
         adapt_first_conv(model, target_channels)
         data_config = data_config and data_config.for_channels(target_channels)
     if target_classes != loaded.num_classes:
-        if not hasattr(model, "reset_classifier"):
+        reset_classifier = getattr(model, "reset_classifier", None)
+        if not callable(reset_classifier):
             raise ValueError(
                 f"{key} has no reset_classifier(), so its {loaded.num_classes}-class head cannot "
                 f"be replaced by a {target_classes}-class one"
             )
-        model.reset_classifier(target_classes)
+        reset_classifier(target_classes)
         data_config = data_config and data_config.replace(
             num_classes=target_classes, label_names=None
         )
@@ -383,7 +385,8 @@ def rebuild(
     hint = describe_config(config) + " The weights do not fit the configuration saved with them."
     load_checked(model, tensors, source=source, hint=hint)
     if data_config is not None:
-        model.pretrained_cfg = DataConfig.from_dict(data_config, source=config_source or source)
+        cfg = DataConfig.from_dict(data_config, source=config_source or source)
+        model.pretrained_cfg = cfg  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
     return model.to(target).eval()
 
 

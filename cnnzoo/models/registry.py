@@ -16,7 +16,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import torch
 from torch import nn
@@ -76,14 +76,36 @@ class ModelInfo:
     paper: str
 
 
+@overload
 def register(
-    name: str | Callable[..., nn.Module] | None = None,
+    name: BuilderT,
     *,
     family: str = "",
     source: str = "",
     paper: str = "",
     overwrite: bool = False,
-) -> Callable[[BuilderT], BuilderT]:
+) -> BuilderT: ...
+
+
+@overload
+def register(
+    name: str | None = None,
+    *,
+    family: str = "",
+    source: str = "",
+    paper: str = "",
+    overwrite: bool = False,
+) -> Callable[[BuilderT], BuilderT]: ...
+
+
+def register(
+    name: str | Builder | None = None,
+    *,
+    family: str = "",
+    source: str = "",
+    paper: str = "",
+    overwrite: bool = False,
+) -> Callable[[BuilderT], BuilderT] | Builder:
     """Register a model builder under a name (a decorator).
 
     The builder is a callable ``builder(num_classes=..., in_channels=..., **options)`` returning

@@ -54,7 +54,7 @@ class FeatureInfo:
         """``key`` of the selected stages (a list), or of stage ``idx`` (one value or a list)."""
         if idx is None:
             return [self.info[i][key] for i in self.out_indices]
-        if isinstance(idx, (tuple, list)):
+        if isinstance(idx, Sequence):
             return [self.info[i][key] for i in idx]
         return self.info[idx][key]
 
@@ -64,7 +64,7 @@ class FeatureInfo:
         """The entries (restricted to ``keys``) of the selected stages, or of ``idx``."""
         indices = self.out_indices if idx is None else idx
         pick = (lambda d: dict(d)) if keys is None else (lambda d: {k: d[k] for k in keys})
-        if isinstance(indices, (tuple, list)):
+        if isinstance(indices, Sequence):
             return [pick(self.info[i]) for i in indices]
         return pick(self.info[indices])
 
@@ -147,7 +147,7 @@ def keep_norm_statistics(modules: Sequence[nn.Module]) -> Iterator[None]:
         for norm in module.modules()
         if getattr(norm, "track_running_stats", False)  # BatchNorm, SyncBatchNorm, InstanceNorm
         for buffer in (norm.running_mean, norm.running_var, norm.num_batches_tracked)
-        if buffer is not None
+        if isinstance(buffer, torch.Tensor)  # None when the layer keeps no statistics
     ]
     saved = [buffer.clone() for buffer in buffers]
     try:

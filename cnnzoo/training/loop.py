@@ -221,7 +221,8 @@ def _train(run: Run) -> History:
     callbacks.set_model(model)
     keras_flag = callbacks.uses_model_flag
     if keras_flag or hasattr(model, "stop_training"):
-        model.stop_training = False  # a flag left set by an earlier run must not stop this one
+        # a flag left set by an earlier run must not stop this one
+        model.stop_training = False  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
     stop = callbacks.call("on_train_begin", {})
     try:
         for epoch in range(run.initial_epoch, run.config.epochs):
@@ -275,6 +276,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     optimizer.zero_grad(set_to_none=True)
     progress.start_epoch(epoch, steps)
     for step, (x, y) in enumerate(run.train_batches.epoch(epoch)):
+        assert y is not None, "training batches carry labels (resolved with need_labels)"
         if want_batch_begin:
             stop |= callbacks.call("on_batch_begin", step, {})
         steps_optimizer = k == 1 or (step + 1) % k == 0 or step + 1 == steps
