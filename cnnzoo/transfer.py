@@ -78,13 +78,13 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new_conv)
     if hasattr(model, "in_channels"):
-        model.in_channels = in_channels  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.in_channels = in_channels  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     size = getattr(model, "input_size", None)
     if isinstance(size, tuple):
-        model.input_size = (in_channels, *size[1:])  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.input_size = (in_channels, *size[1:])  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, DataConfig):
-        model.pretrained_cfg = cfg.for_channels(in_channels)  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.pretrained_cfg = cfg.for_channels(in_channels)  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
 
 
 def _pair(values: tuple[int, ...]) -> tuple[int, int]:

@@ -46,8 +46,8 @@ class Normalized:
         if isinstance(data, Normalized):
             raise ValueError("the data is wrapped in Normalized twice")
         checked = DataConfig(  # validates: both or neither, std > 0
-            mean=tuple(mean) if isinstance(mean, Sequence) else mean,
-            std=tuple(std) if isinstance(std, Sequence) else std,
+            mean=_as_tuple(mean),
+            std=_as_tuple(std),
         )
         self.data = data
         self.mean = checked.mean
@@ -56,3 +56,10 @@ class Normalized:
     def __repr__(self) -> str:
         stats = "" if self.mean is None else f", mean={self.mean}, std={self.std}"
         return f"Normalized({type(self.data).__name__}{stats})"
+
+
+def _as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    """A sequence as the tuple ``DataConfig`` holds; anything else as it is, for it to refuse."""
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        return tuple(values)
+    return values

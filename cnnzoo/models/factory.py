@@ -100,17 +100,19 @@ def get(
         model = entry.builder(**build_kwargs)
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
-            model.model_name = key  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+            model.model_name = key  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
         config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
-        if data_config is None:
-            data_config = getattr(model, "pretrained_cfg", None) or _default_data_config(model)
-        model.pretrained_cfg = data_config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        own = getattr(model, "pretrained_cfg", None)
+        if data_config is not None or own is None:
+            own = data_config or _default_data_config(model)
+            model.pretrained_cfg = own  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+        data_config = own
         if features_only:
             features = FeatureListNet(model, out_indices)
-            features.pretrained_cfg = data_config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+            features.pretrained_cfg = data_config  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
             config.update(features_only=True, out_indices=list(features.out_indices))
             model = features
-        model.cnnzoo_config = config  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.cnnzoo_config = config  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     elif features_only:
         raise ValueError(f"features_only needs an nn.Module; {key}'s builder returned {model!r}")
     return model
@@ -386,7 +388,7 @@ def rebuild(
     load_checked(model, tensors, source=source, hint=hint)
     if data_config is not None:
         cfg = DataConfig.from_dict(data_config, source=config_source or source)
-        model.pretrained_cfg = cfg  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.pretrained_cfg = cfg  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     return model.to(target).eval()
 
 

@@ -111,7 +111,7 @@ def record(
         num_classes=num_classes,
         label_names=names,
     )
-    model.pretrained_cfg = recorded  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+    model.pretrained_cfg = recorded  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     return recorded
 
 

@@ -222,7 +222,7 @@ def _train(run: Run) -> History:
     keras_flag = callbacks.uses_model_flag
     if keras_flag or hasattr(model, "stop_training"):
         # a flag left set by an earlier run must not stop this one
-        model.stop_training = False  # type: ignore[assignment]  # torch types Module.__setattr__ Tensor | Module; any value is allowed
+        model.stop_training = False  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     stop = callbacks.call("on_train_begin", {})
     try:
         for epoch in range(run.initial_epoch, run.config.epochs):
