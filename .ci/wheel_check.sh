@@ -20,6 +20,7 @@ echo "wheel check: building the sdist and the wheel of cnnzoo $expected"
 # sdist fails here too.
 "$python" -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 wheel=$(ls "$work"/dist/cnnzoo-"$expected"-*.whl)
+echo "wheel check: built in $SECONDS s"
 ls "$work"/dist/cnnzoo-"$expected".tar.gz >/dev/null
 
 # The wheel holds the package and nothing else of the repository.
@@ -45,6 +46,7 @@ deps=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 fresh=$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$deps" >"$fresh/cnnzoo_ci_dependencies.pth"
 "$work/venv/bin/python" -m pip install -q --no-deps --no-index "$wheel"
+echo "wheel check: fresh environment with the wheel at $SECONDS s"
 
 mkdir "$work/smoke"
 cd "$work/smoke"
@@ -82,3 +84,4 @@ with torch.no_grad():
     assert torch.equal(model(x), loaded(x)), "the loaded model gives other logits"
 print(f"wheel check: cnnzoo {expected} from {package.parent}: list, save, load, forward ok")
 EOF
+echo "wheel check: done in $SECONDS s"
