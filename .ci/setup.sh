@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for cnnzoo: Debian's Fashion-MNIST package, a virtual environment in
-# .venv and the project installed (editable) with its test and plot extras. Safe to run again.
+# .venv and the project installed (editable) with its test and docs extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +19,4 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,docs]"

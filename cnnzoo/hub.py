@@ -10,6 +10,10 @@ defaults to ``strict=False`` and so "loads" a wrong architecture silently, loadi
 always strict.
 
 ``huggingface_hub`` is imported inside the functions only, so ``import cnnzoo`` stays light.
+
+Longer than 450 lines because writing and reading the one ``config.json`` layout (and the older
+one it still reads) must change together, and the checks of every file read from a folder or a
+repository sit beside the read they guard. The model card is the part to move out when it grows.
 """
 
 from __future__ import annotations
@@ -380,7 +384,7 @@ def _hub_file(
                 repo_id,
                 filename,
                 revision=revision,
-                cache_dir=cache_dir,
+                cache_dir=None if cache_dir is None else Path(cache_dir),
                 token=token,
                 force_download=force_download,
                 local_files_only=local_files_only,

@@ -82,7 +82,7 @@ def load_pretrained(
 
     model = builder(num_classes=num_classes, in_channels=in_channels, **options)
     if hasattr(model, "model_name"):  # name the model in error messages, as get() will
-        model.model_name = key
+        model.model_name = key  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     hint = describe_config(file_config)
     if options.get("small_input"):
         hint += (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -69,7 +69,7 @@ def summary(
 
     rows: list[tuple[str, str, int]] = []
 
-    def record(name: str):
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
             params = sum(p.numel() for p in module.parameters(recurse=False))
             rows.append((f"{name} ({type(module).__name__})", _format_shape(output), params))

@@ -57,13 +57,14 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     else:
         repeats = math.ceil(in_channels / old)
         new_weight = weight.repeat(1, repeats, 1, 1)[:, :in_channels] * (old / in_channels)
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
     new_conv = nn.Conv2d(
         in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        _pair(conv.kernel_size),
+        stride=_pair(conv.stride),
+        padding=padding,
+        dilation=_pair(conv.dilation),
         bias=conv.bias is not None,
         padding_mode=conv.padding_mode,
         device=weight.device,
@@ -71,17 +72,24 @@ def adapt_first_conv(model: nn.Module, in_channels: int) -> None:
     )
     with torch.no_grad():
         new_conv.weight.copy_(new_weight)
-        if conv.bias is not None:
+        if conv.bias is not None and new_conv.bias is not None:
             new_conv.bias.copy_(conv.bias)
     new_conv.train(conv.training)
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new_conv)
     if hasattr(model, "in_channels"):
-        model.in_channels = in_channels
-    if isinstance(getattr(model, "input_size", None), tuple):
-        model.input_size = (in_channels, *model.input_size[1:])
-    if isinstance(getattr(model, "pretrained_cfg", None), DataConfig):
-        model.pretrained_cfg = model.pretrained_cfg.for_channels(in_channels)
+        model.in_channels = in_channels  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+    size = getattr(model, "input_size", None)
+    if isinstance(size, tuple):
+        model.input_size = (in_channels, *size[1:])  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, DataConfig):
+        model.pretrained_cfg = cfg.for_channels(in_channels)  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+
+
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's size attribute (always two values; torch types it as any length)."""
+    return values[0], values[1]
 
 
 # -- freezing -------------------------------------------------------------------------------------
@@ -115,12 +123,13 @@ def freeze(
     """
     head: nn.Module | None = None
     if train_head:
-        if not hasattr(model, "get_classifier"):
+        get_classifier = getattr(model, "get_classifier", None)
+        if not callable(get_classifier):
             raise ValueError(
                 f"{type(model).__name__} has no get_classifier(), so freeze cannot tell its head "
                 "apart; pass train_head=False and set requires_grad_(True) on your head"
             )
-        head = model.get_classifier()
+        head = get_classifier()
     head_params = {id(p) for p in head.parameters()} if head is not None else set()
     head_modules = {id(m) for m in head.modules()} if head is not None else set()
     for parameter in model.parameters():

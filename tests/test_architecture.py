@@ -96,3 +96,49 @@ def test_version_comes_from_one_place():
     from cnnzoo._version import __version__
 
     assert cnnzoo.__version__ == __version__ == version("cnnzoo")
+
+
+# A module may pass this length only with a reason written in its docstring.
+MAX_MODULE_LINES = 450
+LENGTH_REASON = "longer than 450 lines because"
+
+
+def _modules_too_long_without_a_reason(package: Path) -> list[str]:
+    import ast
+
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) <= MAX_MODULE_LINES:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if LENGTH_REASON not in " ".join(docstring.lower().split()):
+            offenders.append(str(path.relative_to(package.parent)))
+    return offenders
+
+
+def test_no_module_is_over_450_lines_without_a_reason_at_its_top():
+    assert _modules_too_long_without_a_reason(ROOT / "cnnzoo") == []
+
+
+def test_the_length_rule_finds_a_long_module_and_accepts_its_reason(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    body = "x = 1\n" * (MAX_MODULE_LINES + 1)
+    (package / "long.py").write_text('"""A long module."""\n' + body)
+    (package / "short.py").write_text('"""Short."""\nx = 1\n')
+    (package / "explained.py").write_text(
+        '"""A long module.\n\nLonger than 450 lines\nbecause it must be."""\n' + body
+    )
+    assert _modules_too_long_without_a_reason(package) == ["pkg/long.py"]
+
+
+def test_the_contract_helpers_stay_importable_from_models_base():
+    # base.py was split into checks, heads and stages; code written against cnnzoo.models.base
+    # keeps importing the same objects from there.
+    from cnnzoo.models import base, checks, heads, stages
+
+    for name in base.__all__:
+        here = getattr(base, name)
+        homes = [m for m in (checks, heads, stages) if name in m.__all__]
+        assert name == "ZooModel" or [getattr(m, name) for m in homes] == [here], name

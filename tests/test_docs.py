@@ -113,3 +113,13 @@ def test_benchmark_figures_in_the_docs_match_the_newest_results():
     assert module.main(["--check"]) == 0, (
         "the docs lag behind benchmarks/results: run python benchmarks/render_docs.py"
     )
+
+
+def test_the_changelog_has_a_section_for_this_version_and_the_first():
+    from cnnzoo._version import __version__
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", text, flags=re.M)
+    assert headings[0] == __version__, "CHANGELOG.md: the newest section is not this version"
+    assert headings[-1] == "0.1.0"
+    assert headings == sorted(headings, key=lambda v: tuple(map(int, v.split("."))), reverse=True)

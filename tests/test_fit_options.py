@@ -143,6 +143,14 @@ def test_cross_entropy_adds_auxiliary_losses_with_googlenets_weight():
     torch.testing.assert_close(smoothed, F.cross_entropy(logits, labels, label_smoothing=0.2))
 
 
+@pytest.mark.parametrize("outputs", [(None, "aux"), ()], ids=["none-first", "empty"])
+def test_cross_entropy_refuses_a_tuple_without_logits_first(outputs):
+    aux = torch.randn(6, 4)
+    outputs = tuple(aux if o == "aux" else o for o in outputs)
+    with pytest.raises(TypeError, match="first output is not a logits tensor"):
+        CrossEntropy()(outputs, torch.zeros(6, dtype=torch.long))
+
+
 def _googlenet_with_aux():
     torch.manual_seed(0)
     return cnnzoo.get_model(

@@ -199,8 +199,8 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     Yields:
         The open temporary file.
     """
-    encoding = {} if "b" in mode else {"encoding": "utf-8"}
-    with _atomic_replace(path) as tmp, open(tmp, mode, **encoding) as f:
+    encoding = None if "b" in mode else "utf-8"
+    with _atomic_replace(path) as tmp, open(tmp, mode, encoding=encoding) as f:
         yield f
 
 

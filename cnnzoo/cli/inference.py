@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -183,7 +183,11 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     for path in args.images:  # every file checked before the model reads any
         if not path.is_file():
             raise FileNotFoundError(f"no image file at {path}")
-    ranked = classify(model, [str(p) for p in args.images], top_k=args.top)
+    # a list of images gets one ranking per image
+    ranked = cast(
+        list[list[dict[str, Any]]],
+        classify(model, [str(p) for p in args.images], top_k=args.top),
+    )
     for path, classes in zip(args.images, ranked, strict=True):
         shown = ", ".join(f"{c['label']} {c['score']:.3f}" for c in classes)
         print(f"{path}: {shown}")

@@ -214,8 +214,10 @@ class DataConfig(Mapping[str, Any]):
         repeat them in order, as :func:`cnnzoo.transfer.adapt_first_conv` repeats the filters.
         """
         size = None if self.input_size is None else (channels, *self.input_size[1:])
-        if self.mean is None or len(self.mean) == channels:
-            return self.replace(input_size=size)
+        if self.mean is None or self.std is None or len(self.mean) == channels:
+            return self.replace(input_size=size)  # (mean and std are set together)
+        mean: tuple[float, ...]
+        std: tuple[float, ...]
         if channels == 1:
             mean, std = (sum(self.mean) / len(self.mean),), (sum(self.std) / len(self.std),)
         else:

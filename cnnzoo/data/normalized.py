@@ -45,7 +45,10 @@ class Normalized:
     ) -> None:
         if isinstance(data, Normalized):
             raise ValueError("the data is wrapped in Normalized twice")
-        checked = DataConfig(mean=mean, std=std)  # validates: both or neither, std > 0
+        checked = DataConfig(  # validates: both or neither, std > 0
+            mean=_as_tuple(mean),
+            std=_as_tuple(std),
+        )
         self.data = data
         self.mean = checked.mean
         self.std = checked.std
@@ -53,3 +56,10 @@ class Normalized:
     def __repr__(self) -> str:
         stats = "" if self.mean is None else f", mean={self.mean}, std={self.std}"
         return f"Normalized({type(self.data).__name__}{stats})"
+
+
+def _as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    """A sequence as the tuple ``DataConfig`` holds; anything else as it is, for it to refuse."""
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        return tuple(values)
+    return values

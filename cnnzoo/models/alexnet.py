@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel, check_global_pool, classifier_head, pool_layer, resolve_drop_rate
+from .base import ZooModel
+from .checks import resolve_drop_rate
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import TrainingRecipe, register
 
 __all__ = ["AlexNet", "AlexNetOriginal", "alexnet", "alexnet_original"]

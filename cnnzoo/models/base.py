@@ -16,19 +16,33 @@ Models with stages (the ImageNet families) also describe their trunk as an order
 modules, the *trunk plan*, and name the module that ends each stage (``feature_info``). That one
 description gives ``forward_intermediates``, the ``features_only`` backbones of
 ``cnnzoo.models.get`` and gradient checkpointing.
+
+This module holds the contract itself, ``ZooModel``; the checks it runs live in ``checks``, the
+head's pieces in ``heads``, and the stage machinery in ``stages``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
-import torch.utils.checkpoint
 from torch import nn
 
-from ..data import DataConfig
+from ..data import DataConfig  # reset_classifier rewrites the model's data configuration
+
+# The contract's helpers live in rooms of their own; their names stay importable from here, where
+# they were first published (cnnzoo.models.base.FeatureInfo, ...).
+from .checks import check_image_batch, check_size_argument, is_eager, resolve_drop_rate
+from .heads import POOL_TYPES, check_global_pool, classifier_head, pool_layer
+from .stages import (
+    FeatureInfo,
+    checkpointed,
+    keep_norm_statistics,
+    run_modules,
+    run_trunk,
+    take_indices,
+)
 
 __all__ = [
     "POOL_TYPES",
@@ -37,406 +51,16 @@ __all__ = [
     "check_global_pool",
     "check_image_batch",
     "check_size_argument",
+    "checkpointed",
     "classifier_head",
     "is_eager",
     "keep_norm_statistics",
     "pool_layer",
     "resolve_drop_rate",
     "run_modules",
+    "run_trunk",
     "take_indices",
 ]
-
-# The smallest value each size argument may take: 0 classes means "no classifier, features out".
-_MINIMUM = {"num_classes": 0, "in_channels": 1}
-# The pooling a head may use before its classifier ("" keeps the feature map unpooled).
-POOL_TYPES = ("avg", "max", "")
-
-
-def check_size_argument(model_name: str, what: str, value: object) -> None:
-    """Refuse a ``num_classes`` or ``in_channels`` that is not an integer at or above its minimum.
-
-    ``True`` is refused too: it is an ``int`` to Python, but never what the caller meant.
-
-    Args:
-        model_name: The model the argument is for, named in the message.
-        what: ``"num_classes"`` or ``"in_channels"``.
-        value: The value given.
-
-    Raises:
-        ValueError: The value is not acceptable.
-    """
-    low = _MINIMUM[what]
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low} for {model_name}, got {value!r}")
-
-
-def resolve_drop_rate(
-    model_name: str, drop_rate: float, dropout: float | None, default: float
-) -> float:
-    """The classifier dropout probability, from ``drop_rate`` or its older name ``dropout``.
-
-    ``dropout`` was the option's name before ``drop_rate`` (timm's) replaced it; it stays
-    accepted so existing code and saved configurations keep building the same model.
-
-    Args:
-        model_name: The model, named in messages.
-        drop_rate: The ``drop_rate`` argument.
-        dropout: The ``dropout`` argument (``None`` when not given).
-        default: The builder's default ``drop_rate``, to tell a given one from the default.
-
-    Raises:
-        TypeError: Not a number.
-        ValueError: Outside ``[0, 1)``, or both names given with different values.
-    """
-    if dropout is not None:
-        if drop_rate != default and drop_rate != dropout:
-            raise ValueError(
-                f"{model_name} got drop_rate={drop_rate!r} and dropout={dropout!r}; dropout is "
-                "the older name of drop_rate, give only drop_rate"
-            )
-        drop_rate = dropout
-    if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)):
-        raise TypeError(f"drop_rate must be a number in [0, 1) for {model_name}, got {drop_rate!r}")
-    if not 0.0 <= drop_rate < 1.0:
-        raise ValueError(f"drop_rate must be in [0, 1) for {model_name}, got {drop_rate!r}")
-    return float(drop_rate)
-
-
-def classifier_head(num_features: int, num_classes: int) -> nn.Module:
-    """The final classifier: ``nn.Linear(num_features, num_classes)``.
-
-    ``num_classes=0`` gives ``nn.Identity``, so the model returns its ``(N, num_features)``
-    features: what ``reset_classifier(0)`` does, and what building with ``num_classes=0`` does.
-    """
-    return nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-
-def check_global_pool(
-    model_name: str, global_pool: object, num_classes: int, choices: Sequence[str] = POOL_TYPES
-) -> str:
-    """Validate a ``global_pool`` option against what the model's head can do.
-
-    Args:
-        model_name: The model, named in messages.
-        global_pool: ``"avg"``, ``"max"``, or ``""`` for no pooling.
-        num_classes: The classes the head will have: ``""`` returns the unpooled feature map,
-            which only an absent classifier (``num_classes=0``) can pass on.
-        choices: The values this model's head supports.
-
-    Returns:
-        ``global_pool``.
-
-    Raises:
-        ValueError: Not one of ``choices``, or ``""`` with a classifier.
-    """
-    if global_pool not in choices:
-        extra = (
-            " (its hidden classifier layers read a pooled map of a fixed size, so it cannot "
-            "go unpooled)"
-            if "" not in choices and global_pool == ""
-            else ""
-        )
-        raise ValueError(
-            f"global_pool must be one of {', '.join(map(repr, choices))} for {model_name}, got "
-            f"{global_pool!r}{extra}"
-        )
-    if global_pool == "" and num_classes > 0:
-        raise ValueError(
-            f"global_pool='' keeps {model_name}'s feature map unpooled, which a Linear "
-            f"classifier cannot read: use it with num_classes=0 (got {num_classes})"
-        )
-    return global_pool  # type: ignore[return-value]
-
-
-def pool_layer(global_pool: str, output_size: int | tuple[int, int]) -> nn.Module:
-    """The adaptive pooling module for ``global_pool`` (``""``: ``nn.Identity``)."""
-    if global_pool == "avg":
-        return nn.AdaptiveAvgPool2d(output_size)
-    if global_pool == "max":
-        return nn.AdaptiveMaxPool2d(output_size)
-    return nn.Identity()
-
-
-# -- input checks, eager mode only ----------------------------------------------------------------
-def is_eager(x: torch.Tensor) -> bool:
-    """True when ``x`` is a real tensor run eagerly, not traced, compiled or exported.
-
-    A tracer sees shape checks as data-dependent control flow (``torch.fx``), warns about them
-    (``torch.jit.trace``) or bakes them into guards (``torch.compile``, ``torch.export``); the
-    checks exist for people, who run models eagerly.
-    """
-    return not (
-        isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.compiler.is_compiling()
-    )
-
-
-def check_image_batch(
-    x: Any,
-    *,
-    name: str,
-    in_channels: int,
-    min_input_size: Sequence[int] | None,
-    fixed_input_size: Sequence[int] | None = None,
-    small_input_hint: str = "",
-) -> None:
-    """Raise a clear error when ``x`` is not a batch of images a model can take.
-
-    Args:
-        x: The input.
-        name: The model, named in the messages.
-        in_channels: The channels the model expects.
-        min_input_size: The smallest ``(H, W)`` accepted, or ``None`` when unknown.
-        fixed_input_size: The only ``(H, W)`` accepted, for fixed-size heads; else ``None``.
-        small_input_hint: Extra advice appended to the too-small message.
-
-    Raises:
-        TypeError: ``x`` is not a tensor, or not floating point (e.g. ``uint8`` pixels).
-        ValueError: Wrong number of dimensions, channels or image size.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} expects a torch.Tensor of images, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{name} expects floating-point images, got a {x.dtype} tensor. Convert them first, "
-            "e.g. x.float() / 255 for 8-bit pixels, normalised as the model was trained (its "
-            "data configuration), or let cnnzoo.predict/evaluate convert them."
-        )
-    if x.dim() != 4:
-        hint = " Add a batch dimension with x.unsqueeze(0)." if x.dim() == 3 else ""
-        raise ValueError(
-            f"{name} expects a batch of images shaped (N, C, H, W); got shape "
-            f"{tuple(x.shape)}.{hint}"
-        )
-    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    if channels != in_channels and x.shape[3] == in_channels:
-        raise ValueError(
-            f"{name} expects images shaped (N, C, H, W) with C={in_channels}; got shape "
-            f"{tuple(x.shape)}, which looks channels-last (N, H, W, C), as NumPy and PIL store "
-            "images. Permute them: x.permute(0, 3, 1, 2) (one (H, W, C) image: "
-            "x.permute(2, 0, 1).unsqueeze(0)), or pass NumPy arrays to cnnzoo.predict, which "
-            "reads them channels-last."
-        )
-    if channels != in_channels:
-        raise ValueError(
-            f"{name} expects {in_channels} input channel(s), got {channels} (input shape "
-            f"{tuple(x.shape)}). Convert the images, or build the model with "
-            f"in_channels={channels}."
-        )
-    if fixed_input_size is not None:
-        expected = tuple(fixed_input_size)
-        if (height, width) != expected:
-            raise ValueError(
-                f"{name} takes exactly {expected[0]}x{expected[1]} images (its head is a "
-                f"fixed-size Linear layer); got {height}x{width}. Resize the images to "
-                f"{expected[0]}x{expected[1]}."
-            )
-        return
-    if min_input_size is None:
-        return
-    min_h, min_w = min_input_size
-    if height < min_h or width < min_w:
-        raise ValueError(
-            f"{name} needs images of at least {min_h}x{min_w}; got {height}x{width}. Resize "
-            "the images up" + small_input_hint + "."
-        )
-
-
-# -- stages: feature_info, intermediate outputs, gradient checkpointing --------------------------
-class FeatureInfo:
-    """What each stage of a model outputs, with timm's ``FeatureInfo`` interface.
-
-    Each entry is a dict with ``num_chs`` (channels), ``reduction`` (total stride from the input)
-    and ``module`` (the dotted name of the module whose output it is, usable as a
-    ``torchvision.models.feature_extraction`` return node), plus its ``index``. Indexing and
-    iterating give those dicts; ``channels()``, ``reduction()`` and ``module_name()`` give one
-    value per selected stage (``out_indices``), or for the stages ``idx`` names.
-
-    Args:
-        info: One dict per stage, shallowest first.
-        out_indices: The stages a feature extractor returns (default: all).
-    """
-
-    def __init__(
-        self, info: Sequence[Mapping[str, Any]], out_indices: Sequence[int] | None = None
-    ) -> None:
-        self.info = [{**entry, "index": i} for i, entry in enumerate(info)]
-        self.out_indices = tuple(range(len(self.info)) if out_indices is None else out_indices)
-
-    def from_other(self, out_indices: Sequence[int]) -> FeatureInfo:
-        """The same stages with another selection."""
-        return FeatureInfo(self.info, out_indices)
-
-    def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
-        """``key`` of the selected stages (a list), or of stage ``idx`` (one value or a list)."""
-        if idx is None:
-            return [self.info[i][key] for i in self.out_indices]
-        if isinstance(idx, (tuple, list)):
-            return [self.info[i][key] for i in idx]
-        return self.info[idx][key]
-
-    def get_dicts(
-        self, keys: Sequence[str] | None = None, idx: int | Sequence[int] | None = None
-    ) -> Any:
-        """The entries (restricted to ``keys``) of the selected stages, or of ``idx``."""
-        indices = self.out_indices if idx is None else idx
-        pick = (lambda d: dict(d)) if keys is None else (lambda d: {k: d[k] for k in keys})
-        if isinstance(indices, (tuple, list)):
-            return [pick(self.info[i]) for i in indices]
-        return pick(self.info[indices])
-
-    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
-        """Channels of the selected stages (or of ``idx``)."""
-        return self.get("num_chs", idx)
-
-    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
-        """Total stride of the selected stages (or of ``idx``)."""
-        return self.get("reduction", idx)
-
-    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
-        """Module names of the selected stages (or of ``idx``)."""
-        return self.get("module", idx)
-
-    def __getitem__(self, item: int) -> dict[str, Any]:
-        return self.info[item]
-
-    def __len__(self) -> int:
-        return len(self.info)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.info)
-
-    def __repr__(self) -> str:
-        stages = ", ".join(f"{d['module']}: {d['num_chs']}ch /{d['reduction']}" for d in self.info)
-        return f"FeatureInfo([{stages}], out_indices={self.out_indices})"
-
-
-def take_indices(name: str, num_stages: int, indices: int | Sequence[int] | None) -> list[int]:
-    """Turn timm's ``indices``/``out_indices`` into sorted stage numbers.
-
-    Args:
-        name: The model, for messages.
-        num_stages: How many stages it has.
-        indices: ``None`` for all stages, an int ``n`` for the last ``n``, or stage numbers
-            (negative ones count from the end).
-
-    Raises:
-        ValueError: An index out of range, a count out of range, or not integers.
-    """
-    if indices is None:
-        return list(range(num_stages))
-    if isinstance(indices, int) and not isinstance(indices, bool):
-        if not 1 <= indices <= num_stages:
-            raise ValueError(
-                f"{name} has {num_stages} stages: an int selects the last n, 1 <= n <= "
-                f"{num_stages}; got {indices}"
-            )
-        return list(range(num_stages - indices, num_stages))
-    if isinstance(indices, (str, bytes)) or not isinstance(indices, Sequence) or not indices:
-        raise ValueError(
-            f"indices must be None, an int, or a non-empty list of stage numbers, got {indices!r}"
-        )
-    chosen = set()
-    for index in indices:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise ValueError(f"stage indices must be integers, got {index!r} in {indices!r}")
-        if not -num_stages <= index < num_stages:
-            raise ValueError(
-                f"{name} has {num_stages} stages (0..{num_stages - 1}, or negative from the "
-                f"end); got index {index}"
-            )
-        chosen.add(index % num_stages)
-    return sorted(chosen)
-
-
-@contextlib.contextmanager
-def keep_norm_statistics(modules: Sequence[nn.Module]) -> Iterator[None]:
-    """Undo, on exit, any change to the running statistics of the norm layers in ``modules``.
-
-    Gradient checkpointing runs the forward pass a second time during backward; without this
-    every BatchNorm would take that second pass into its running mean and variance, and a
-    checkpointed model would end training with other statistics than the same model trained
-    plainly.
-    """
-    buffers = [
-        buffer
-        for module in modules
-        for norm in module.modules()
-        if getattr(norm, "track_running_stats", False)  # BatchNorm, SyncBatchNorm, InstanceNorm
-        for buffer in (norm.running_mean, norm.running_var, norm.num_batches_tracked)
-        if buffer is not None
-    ]
-    saved = [buffer.clone() for buffer in buffers]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buffer, value in zip(buffers, saved, strict=True):
-                buffer.copy_(value)
-
-
-def checkpointed(
-    function: Callable[..., torch.Tensor], modules: Sequence[nn.Module], *args: Any
-) -> torch.Tensor:
-    """``function(*args)`` under ``torch.utils.checkpoint`` (non-reentrant).
-
-    Activations inside are recomputed in the backward pass instead of stored; the norm layers
-    of ``modules`` keep the statistics of the one real forward pass.
-    """
-
-    def contexts() -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
-        return contextlib.nullcontext(), keep_norm_statistics(modules)
-
-    return torch.utils.checkpoint.checkpoint(
-        function, *args, use_reentrant=False, context_fn=contexts
-    )
-
-
-def run_modules(root: nn.Module, paths: Sequence[str], x: torch.Tensor) -> torch.Tensor:
-    """Apply the submodules of ``root`` named by ``paths``, in order."""
-    for path in paths:
-        x = root.get_submodule(path)(x)
-    return x
-
-
-def run_trunk(
-    root: nn.Module,
-    plan: Sequence[str],
-    x: torch.Tensor,
-    *,
-    collect: Sequence[str] = (),
-    stop_after: str | None = None,
-    checkpoint_at: Sequence[str] = (),
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run a trunk plan, keeping the outputs of the modules named in ``collect``.
-
-    Args:
-        root: The module the plan's dotted names are relative to.
-        plan: Module names, in the order ``forward_features`` applies them.
-        x: The input.
-        collect: Names (in plan order) whose outputs to return.
-        stop_after: Stop after this module instead of running the whole plan.
-        checkpoint_at: Stage-ending names that cut the plan into segments run under gradient
-            checkpointing (empty: no checkpointing).
-
-    Returns:
-        The last output and the collected ones.
-    """
-    end = plan.index(stop_after) + 1 if stop_after is not None else len(plan)
-    cuts = set(collect) | set(checkpoint_at)
-    segment: list[str] = []
-    collected: list[torch.Tensor] = []
-    for position, path in enumerate(plan[:end]):
-        segment.append(path)
-        if path in cuts or position == end - 1:
-            if checkpoint_at and torch.is_grad_enabled():
-                modules = [root.get_submodule(p) for p in segment]
-                x = checkpointed(lambda t, s=tuple(segment): run_modules(root, s, t), modules, x)
-            else:
-                x = run_modules(root, segment, x)
-            segment = []
-            if path in collect:
-                collected.append(x)
-    return x, collected
 
 
 class ZooModel(nn.Module):
@@ -473,6 +97,11 @@ class ZooModel(nn.Module):
     # Class attributes without annotations: TorchScript cannot read string annotations.
     fixed_input_size = False
     classifier_path = "classifier"
+    if TYPE_CHECKING:  # the attributes subclasses set, declared for type checkers only
+        num_features: int
+        input_size: tuple[int, int, int]
+        min_input_size: tuple[int, int]
+        pretrained_cfg: DataConfig
 
     def __init__(self, num_classes: int, in_channels: int) -> None:
         super().__init__()

@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ZooModel, check_global_pool, checkpointed, classifier_head, pool_layer
+from .base import ZooModel
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import TrainingRecipe, register
+from .stages import checkpointed
 
 __all__ = ["DenseNet", "densenet121"]
 

@@ -33,7 +33,7 @@ from ..data import DataConfig
 from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
-from .base import check_size_argument
+from .checks import check_size_argument
 from .features import FeatureListNet
 from .registry import Builder, lookup
 
@@ -100,16 +100,19 @@ def get(
         model = entry.builder(**build_kwargs)
     if isinstance(model, nn.Module):
         if hasattr(model, "model_name"):
-            model.model_name = key
+            model.model_name = key  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
         config = {"name": key, **_resolved_arguments(entry.builder, build_kwargs)}
-        if data_config is not None or getattr(model, "pretrained_cfg", None) is None:
-            model.pretrained_cfg = data_config or _default_data_config(model)
+        own = getattr(model, "pretrained_cfg", None)
+        if data_config is not None or own is None:
+            own = data_config or _default_data_config(model)
+            model.pretrained_cfg = own  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+        data_config = own
         if features_only:
-            data_config = model.pretrained_cfg
-            model = FeatureListNet(model, out_indices)
-            model.pretrained_cfg = data_config
-            config.update(features_only=True, out_indices=list(model.out_indices))
-        model.cnnzoo_config = config
+            features = FeatureListNet(model, out_indices)
+            features.pretrained_cfg = data_config  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
+            config.update(features_only=True, out_indices=list(features.out_indices))
+            model = features
+        model.cnnzoo_config = config  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     elif features_only:
         raise ValueError(f"features_only needs an nn.Module; {key}'s builder returned {model!r}")
     return model
@@ -138,12 +141,13 @@ def _build_pretrained(
         adapt_first_conv(model, target_channels)
         data_config = data_config and data_config.for_channels(target_channels)
     if target_classes != loaded.num_classes:
-        if not hasattr(model, "reset_classifier"):
+        reset_classifier = getattr(model, "reset_classifier", None)
+        if not callable(reset_classifier):
             raise ValueError(
                 f"{key} has no reset_classifier(), so its {loaded.num_classes}-class head cannot "
                 f"be replaced by a {target_classes}-class one"
             )
-        model.reset_classifier(target_classes)
+        reset_classifier(target_classes)
         data_config = data_config and data_config.replace(
             num_classes=target_classes, label_names=None
         )
@@ -394,7 +398,7 @@ def rebuild(
                 f"{error}. The file's data configuration does not describe its weights: save "
                 "the model again with a matching pretrained_cfg"
             ) from None
-        model.pretrained_cfg = recorded
+        model.pretrained_cfg = recorded  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     return model.to(target).eval()
 
 

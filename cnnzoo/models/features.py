@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import FeatureInfo, ZooModel, check_image_batch, is_eager, run_trunk, take_indices
+from .base import ZooModel
+from .checks import check_image_batch, is_eager
+from .stages import FeatureInfo, run_trunk, take_indices
 
 __all__ = ["FeatureListNet"]
 

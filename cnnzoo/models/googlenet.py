@@ -20,15 +20,11 @@ import torch
 from torch import nn
 
 from ..blocks import ConvBNAct, Inception
-from .base import (
-    ZooModel,
-    check_global_pool,
-    classifier_head,
-    pool_layer,
-    resolve_drop_rate,
-    run_trunk,
-)
+from .base import ZooModel
+from .checks import resolve_drop_rate
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import TrainingRecipe, register
+from .stages import run_trunk
 
 __all__ = ["GoogLeNet", "googlenet"]
 

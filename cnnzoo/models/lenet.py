@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ZooModel, classifier_head
+from .base import ZooModel
+from .heads import classifier_head
 from .registry import TrainingRecipe, register
 
 __all__ = ["LeNet5", "lenet5"]

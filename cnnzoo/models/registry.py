@@ -16,7 +16,7 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import torch
 from torch import nn
@@ -97,7 +97,7 @@ class ModelInfo:
         source: Where the architecture comes from (a tutorial, torchvision).
         paper: The paper that introduced the architecture.
         recipe: The :class:`TrainingRecipe` ``fit`` trains it with by default, or ``None``
-            when none is registered (fit then applies its rule for unknown models).
+            when none is registered (fit then uses its rate for models without one).
     """
 
     name: str
@@ -114,15 +114,39 @@ class ModelInfo:
     recipe: TrainingRecipe | None = None
 
 
+@overload
 def register(
-    name: str | Callable[..., nn.Module] | None = None,
+    name: BuilderT,
     *,
     family: str = "",
     source: str = "",
     paper: str = "",
     recipe: TrainingRecipe | None = None,
     overwrite: bool = False,
-) -> Callable[[BuilderT], BuilderT]:
+) -> BuilderT: ...
+
+
+@overload
+def register(
+    name: str | None = None,
+    *,
+    family: str = "",
+    source: str = "",
+    paper: str = "",
+    recipe: TrainingRecipe | None = None,
+    overwrite: bool = False,
+) -> Callable[[BuilderT], BuilderT]: ...
+
+
+def register(
+    name: str | Builder | None = None,
+    *,
+    family: str = "",
+    source: str = "",
+    paper: str = "",
+    recipe: TrainingRecipe | None = None,
+    overwrite: bool = False,
+) -> Callable[[BuilderT], BuilderT] | Builder:
     """Register a model builder under a name (a decorator).
 
     The builder is a callable ``builder(num_classes=..., in_channels=..., **options)`` returning
@@ -136,7 +160,7 @@ def register(
         source: Where the architecture comes from.
         paper: The paper that introduced it.
         recipe: The :class:`TrainingRecipe` ``fit`` uses for it when ``lr`` is not given
-            (default: none; fit then picks a rate from the model's layers).
+            (default: none; fit then uses its rate for models without one, 1e-3).
         overwrite: Replace an existing registration of the same name instead of raising.
 
     Returns:

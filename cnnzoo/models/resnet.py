@@ -8,11 +8,14 @@ usual CIFAR recipe, so 28x28 and 32x32 images reach the last stage at 4x4 instea
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck
-from .base import ZooModel, check_global_pool, classifier_head, pool_layer
+from .base import ZooModel
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import TrainingRecipe, register
 
 __all__ = ["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -120,9 +123,9 @@ class ResNet(ZooModel):
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, Bottleneck):
-                    nn.init.constant_(m.bn3.weight, 0)
+                    nn.init.constant_(cast(torch.Tensor, m.bn3.weight), 0)  # an affine norm
                 elif isinstance(m, BasicBlock):
-                    nn.init.constant_(m.bn2.weight, 0)
+                    nn.init.constant_(cast(torch.Tensor, m.bn2.weight), 0)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the ``(N, num_features, H/32, W/32)`` map of ``layer4`` (``H/8`` small)."""

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from ..blocks import InceptionA, ResidualBlock
-from .base import ZooModel, classifier_head, resolve_drop_rate
+from .base import ZooModel
+from .checks import resolve_drop_rate
+from .heads import classifier_head
 from .registry import TrainingRecipe, register
 
 __all__ = [

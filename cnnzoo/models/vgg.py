@@ -16,10 +16,14 @@ N(0, 0.01) would all but silence a 512-wide layer; the smallest accepted image i
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from .base import ZooModel, check_global_pool, classifier_head, pool_layer, resolve_drop_rate
+from .base import ZooModel
+from .checks import resolve_drop_rate
+from .heads import check_global_pool, classifier_head, pool_layer
 from .registry import TrainingRecipe, register
 
 __all__ = [
@@ -43,11 +47,18 @@ _BLOCKS: dict[int, tuple[tuple[int, ...], ...]] = {
     16: ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
     19: ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
 }
+
+
 # The same in torchvision's flat notation, which fixes the indices of features.<i>.
-_CONFIGS: dict[int, list[int | str]] = {
-    depth: [item for block in blocks for item in (*block, _POOL)]
-    for depth, blocks in _BLOCKS.items()
-}
+def _flat(blocks: tuple[tuple[int, ...], ...]) -> list[int | str]:
+    flat: list[int | str] = []
+    for block in blocks:
+        flat.extend(block)
+        flat.append(_POOL)
+    return flat
+
+
+_CONFIGS = {depth: _flat(blocks) for depth, blocks in _BLOCKS.items()}
 _SMALL_INPUT_POOLS = 3  # max-pools kept with small_input=True
 _SMALL_INPUT_HIDDEN = 512  # hidden width of the small-input classifier
 # The hidden classifier layers read a pooled map of a fixed size, so the pool cannot be removed.
@@ -188,7 +199,8 @@ class VGG(ZooModel):
             # hidden layers it would shrink the signal ~5x per layer (logits ~200x smaller than
             # the full-size model's). He initialisation keeps their scale; the last layer keeps
             # N(0, 0.01), so the first logits stay small.
-            for layer in (self.classifier[0], self.classifier[3]):
+            for index in (0, 3):
+                layer = cast(nn.Linear, self.classifier[index])  # the hidden Linear layers
                 nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -16,7 +16,7 @@ from .contract import check_classifier, fit_rule, image_reading, model_data_conf
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
 from .evaluation import check_label_range, infer_num_classes, input_dtype
-from .feed import Batches, LoaderBatches, ModelInput, make_batches, resolve, split
+from .feed import Batches, LoaderBatches, ModelInput, Source, make_batches, resolve, split
 from .history import History
 from .hooks import CallbackList
 from .losses import CrossEntropy, training_forward
@@ -68,6 +68,7 @@ def build_run(
     data_config = model_data_config(model)
     reading = image_reading(model, data_config)
     train_source = resolve(train_data, what="train_data", reading=reading)
+    val_source: Source | None
     if isinstance(val_data, float):
         train_source, val_source = split(train_source, val_data, seed)
     else:
@@ -141,7 +142,8 @@ def build_run(
     train_model = dist.wrap(training_forward(model), device)
     long_enough = device.type == "cuda" and total_steps >= _COMPILE_MIN_STEPS
     if auto(config.compile, long_enough, "compile"):
-        train_model = torch.compile(train_model)
+        # torch.compile returns the module wrapped (an OptimizedModule); its stub says a callable
+        train_model = torch.compile(train_model)  # type: ignore[assignment]
 
     schedule = config.schedule
     history = History(
@@ -210,6 +212,8 @@ def _val_chance(batches: Batches, num_classes: int) -> float | None:
     if batches.labels is None:
         return None
     return majority_share(batches.labels, num_classes)
+
+
 def _check_optimizer_trains(optimizer: Any, model: nn.Module) -> None:
     """Refuse a built optimizer none of whose parameters is the model's: it would train nothing.
 
@@ -229,11 +233,11 @@ def _check_optimizer_trains(optimizer: Any, model: nn.Module) -> None:
         )
 
 
-def _plateau_mode(config: FitConfig) -> str:
+def _plateau_mode(config: FitConfig) -> Literal["min", "max"]:
     """The direction of ``monitor`` for schedule="plateau" (other schedules need none)."""
     schedule = config.schedule
     if isinstance(schedule, str) and schedule.lower() == "plateau":
-        return Monitor(config.monitor).mode
+        return "max" if Monitor(config.monitor).higher_is_better else "min"
     return "min"
 
 

@@ -290,7 +290,7 @@ class BackupAndRestore(_UsesRun):
         _check_same_inputs(state.data_config, run.model, self.backup_dir)
         saved_epochs = state.settings.get("epochs", run.config.epochs)
         stretches = scheduler is not None and not steps_per_epoch_end(scheduler)  # not plateau
-        if stretches and saved_epochs != run.config.epochs:
+        if stretches and fresh is not None and saved_epochs != run.config.epochs:
             steps = getattr(scheduler, "last_epoch", (state.epoch + 1) * len(run.train_batches))
             continue_schedule(scheduler, fresh, fresh_lrs, run.optimizer, steps)
         run.initial_epoch = state.epoch + 1

@@ -93,7 +93,7 @@ def inference_rule(config: DataConfig | None, facts: DataFacts, what: str) -> Mo
     ``pretrained_cfg`` without mean and std) falls back to the data's own statistics, with a
     warning: other forms of the same images would not carry them.
     """
-    if config is not None and config.mean is not None:
+    if config is not None and config.mean is not None and config.std is not None:
         return ModelInput(facts, (config.mean, config.std), what)
     if facts.stats is not None and not facts.normalized:
         warnings.warn(
@@ -109,7 +109,7 @@ def inference_rule(config: DataConfig | None, facts: DataFacts, what: str) -> Mo
 
 def fit_rule(config: DataConfig | None, facts: DataFacts) -> Stats | None:
     """The normalisation ``fit`` trains with: the model's, else the training data's, else none."""
-    if config is not None and config.mean is not None:
+    if config is not None and config.mean is not None and config.std is not None:
         return config.mean, config.std
     return facts.stats
 
@@ -157,7 +157,7 @@ def record(
         num_classes=num_classes,
         label_names=names,
     )
-    model.pretrained_cfg = recorded
+    model.pretrained_cfg = recorded  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     return recorded
 
 

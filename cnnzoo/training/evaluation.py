@@ -77,8 +77,16 @@ def evaluate(
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=True)
-    options = {"device": target, "batch_size": batch_size, "input_dtype": input_dtype(model)}
-    batches = make_batches(source, train=False, num_workers=num_workers, rule=rule, **options)
+    model_dtype = input_dtype(model)
+    batches = make_batches(
+        source,
+        device=target,
+        batch_size=batch_size,
+        train=False,
+        num_workers=num_workers,
+        rule=rule,
+        input_dtype=model_dtype,
+    )
     dtype = resolve_precision(precision, target)
     num_classes = infer_num_classes(model, batches, dtype)
     if batches.labels is not None:
@@ -86,11 +94,13 @@ def evaluate(
     else:
         batches = make_batches(
             source,
+            device=target,
+            batch_size=batch_size,
             train=False,
             num_workers=num_workers,
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
             rule=rule,
-            **options,
+            input_dtype=model_dtype,
         )
     ks = _top_k(top_k, num_classes)
     loss_sum, confusion, hits = accumulate(model, batches, num_classes, dtype, top_k=ks)
@@ -224,6 +234,7 @@ def accumulate(
     widest = max(top_k, default=0)
     with _eval_mode(model), torch.inference_mode():
         for x, y in batches.epoch(0):
+            assert y is not None, "evaluation batches carry labels (resolved with need_labels)"
             with autocast(device, dtype):
                 logits = model(x)
             logits = logits.float()
@@ -370,8 +381,8 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer), CPU for a model without any."""
     for tensor in model.parameters():
         return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 

@@ -79,7 +79,10 @@ class History:
         panels = ["loss", "accuracy"] + (["lr"] if self.history.get("lr") else [])
         figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4))
         for axis, metric in zip(axes, panels, strict=True):
-            lines = ((metric, "o-", "train"), (f"val_{metric}", "s-", "val"))
+            lines: tuple[tuple[str, str, str], ...] = (
+                (metric, "o-", "train"),
+                (f"val_{metric}", "s-", "val"),
+            )
             if metric == "lr":  # the rate at each epoch's end, as fit records it
                 lines = (("lr", "o-", "learning rate"),)
             for key, style, label in lines:

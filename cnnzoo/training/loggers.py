@@ -151,7 +151,7 @@ class CSVLogger(_Logger):
                 header = reader.fieldnames
             if header:
                 if resumed:  # rows of epochs run again are replaced
-                    self._write(header, kept)
+                    self._write(list(header), kept)
                 return list(header)
         self._write(fields, [])
         return fields

@@ -235,7 +235,8 @@ def _train(run: Run) -> History:
     callbacks.set_model(model)
     keras_flag = callbacks.uses_model_flag
     if keras_flag or hasattr(model, "stop_training"):
-        model.stop_training = False  # a flag left set by an earlier run must not stop this one
+        # a flag left set by an earlier run must not stop this one
+        model.stop_training = False  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     with run.held:  # the locks callbacks take are dropped however the run ends
         return _train_held(run)
 
@@ -299,6 +300,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     optimizer.zero_grad(set_to_none=True)
     progress.start_epoch(epoch, steps)
     for step, (x, y) in enumerate(run.train_batches.epoch(epoch)):
+        assert y is not None, "training batches carry labels (resolved with need_labels)"
         if want_batch_begin:
             stop |= callbacks.call("on_batch_begin", step, {})
         steps_optimizer = k == 1 or (step + 1) % k == 0 or step + 1 == steps

@@ -12,7 +12,7 @@ GoogLeNet paper (Szegedy et al., 2015: "the losses of the auxiliary classifiers 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -67,9 +67,8 @@ class CrossEntropy:
         smoothing = self.label_smoothing
         if isinstance(outputs, torch.Tensor):
             return F.cross_entropy(outputs, targets, label_smoothing=smoothing)
-        logits, *aux = outputs
-        loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
-        for extra in aux:
+        loss = F.cross_entropy(main_logits(outputs), targets, label_smoothing=smoothing)
+        for extra in outputs[1:]:
             if extra is not None:
                 loss = loss + self.aux_weight * F.cross_entropy(
                     extra, targets, label_smoothing=smoothing
@@ -95,7 +94,11 @@ class _AuxForward(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> Any:
-        return self.model.forward_with_aux(x)
+        return cast(_WithAux, self.model).forward_with_aux(x)
+
+
+class _WithAux(Protocol):
+    def forward_with_aux(self, x: torch.Tensor) -> Any: ...
 
 
 def training_forward(model: nn.Module) -> nn.Module:
@@ -114,8 +117,20 @@ def as_float(outputs: Outputs) -> Outputs:
 
 
 def main_logits(outputs: Outputs) -> torch.Tensor:
-    """The logits among ``outputs``: the tensor itself, or the first of a tuple."""
-    return outputs if isinstance(outputs, torch.Tensor) else outputs[0]
+    """The logits among ``outputs``: the tensor itself, or the first of a tuple.
+
+    Raises:
+        TypeError: A tuple whose first output is not a tensor.
+    """
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    logits = outputs[0] if len(outputs) else None
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(
+            "the model returned a tuple whose first output is not a logits tensor "
+            f"({type(logits).__name__}); return the logits first, then any auxiliary outputs"
+        )
+    return logits
 
 
 def check_loss(loss: Any) -> torch.Tensor:

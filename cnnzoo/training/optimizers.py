@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal, TypeGuard
 
 import torch
 from torch import nn
@@ -96,7 +96,7 @@ def make_scheduler(
     total_steps: int,
     *,
     warmup: float | int | None = None,
-    mode: str = "min",
+    mode: Literal["min", "max"] = "min",
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
     """Build the learning-rate schedule.
 
@@ -169,7 +169,9 @@ def make_scheduler(
     )
 
 
-def steps_per_epoch_end(scheduler: Any) -> bool:
+def steps_per_epoch_end(
+    scheduler: Any,
+) -> TypeGuard[torch.optim.lr_scheduler.ReduceLROnPlateau]:
     """True for a scheduler stepped once per epoch on a metric (``ReduceLROnPlateau``)."""
     return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 

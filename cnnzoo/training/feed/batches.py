@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
+from typing import TypedDict, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -201,7 +202,8 @@ class LoaderBatches(Batches):
             self.loader = data
         else:
             workers = default_num_workers() if num_workers is None else num_workers
-            sampler = EpochSampler(len(data), seed, shuffle=shuffle, shard=shard)
+            # a map-style Dataset has a length (torch's Dataset type declares no __len__)
+            sampler = EpochSampler(len(cast(Sized, data)), seed, shuffle=shuffle, shard=shard)
             self.loader = DataLoader(
                 data,
                 batch_size=batch_size,
@@ -210,18 +212,18 @@ class LoaderBatches(Batches):
                 pin_memory=device.type == "cuda",
                 persistent_workers=workers > 0,
                 drop_last=drop_last and len(sampler) > batch_size,
-                **({"collate_fn": self.collate} if self.collate is not None else {}),
+                collate_fn=self.collate,  # None: the DataLoader's default_collate
             )
-        self.num_samples = len(self.loader.dataset)
+        self.num_samples = len(cast(Sized, self.loader.dataset))
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """Yield the DataLoader's batches of ``epoch`` on the device, augmented."""
-        sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):  # ours, or the user's DistributedSampler
-            sampler.set_epoch(epoch)
+        set_epoch = getattr(getattr(self.loader, "sampler", None), "set_epoch", None)
+        if callable(set_epoch):  # ours, or the user's DistributedSampler
+            set_epoch(epoch)
         generator = _augment_generator(self.augment, self.device, self.seed, epoch)
         for batch in self.loader:
             x, y = _unpack(batch)
@@ -233,7 +235,7 @@ class LoaderBatches(Batches):
             x = self.rule(x.to(self.device, non_blocking=True))
             if x.dtype != self.input_dtype:
                 x = x.to(self.input_dtype)
-            if self.augment is not None:
+            if self.augment is not None and generator is not None:
                 x = self.augment(x, generator)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -281,6 +283,22 @@ class EpochSampler(Sampler[int]):
         return len(self._order()) if self.shard.world_size > 1 else self.num_samples
 
 
+class _Options(TypedDict):
+    """The options both kinds of :class:`Batches` take, passed on by :func:`make_batches`."""
+
+    device: torch.device
+    batch_size: int
+    shuffle: bool
+    seed: int
+    augment: BatchAugment | None
+    shard: Shard
+    drop_last: bool
+    channels_last: bool
+    rule: ModelInput | None
+    what: str
+    input_dtype: torch.dtype
+
+
 def make_batches(
     source: Source,
     *,
@@ -323,7 +341,7 @@ def make_batches(
         ValueError: In-memory images hold NaN or Inf (checked once, on the device; the message
             names the first bad sample).
     """
-    options = {
+    options: _Options = {
         "device": device,
         "batch_size": batch_size,
         "shuffle": train,

@@ -153,9 +153,11 @@ def split(source: Source, fraction: float, seed: int) -> tuple[Source, Source]:
     val_idx, train_idx = order[:num_val], order[num_val:]
     if isinstance(source, InMemory):
         return source.subset(train_idx), source.subset(val_idx)
+    data = source.data
+    assert not isinstance(data, DataLoader), "refused above"
     return (
-        dataclasses.replace(source, data=Subset(source.data, train_idx.tolist())),
-        dataclasses.replace(source, data=Subset(source.data, val_idx.tolist())),
+        dataclasses.replace(source, data=Subset(data, train_idx.tolist())),
+        dataclasses.replace(source, data=Subset(data, val_idx.tolist())),
     )
 
 
