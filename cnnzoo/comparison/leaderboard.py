@@ -264,7 +264,7 @@ class Leaderboard:
         try:
             data = json.loads(text)
             rows = [Row.from_dict(row) for row in data["rows"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"not a cnnzoo leaderboard: {error}") from None
         return cls(
             rows,
