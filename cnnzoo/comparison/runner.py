@@ -163,8 +163,8 @@ def _measure(data: Prepared, plan: Plan, checkpoint: Path, row: Row) -> None:
         name = data.classes[chosen] if data.classes else str(chosen)
         row.status = "collapsed"
         row.reason = (
-            f"predicts class {name!r} for every image: training collapsed (try another seed, "
-            "or a lower lr=)"
+            f"predicts class {name!r} for every image: training collapsed or was too short "
+            "(try more epochs, another seed, or a lower lr=)"
         )
 
 
