@@ -5,8 +5,9 @@ shared CPU cores: the first ``--train-samples`` images of a seeded shuffle of th
 training images (10% of them held out for validation by ``compare``) and likewise
 ``--test-samples`` of the 10,000 test images, ``--epochs`` epochs each. The run goes into a fresh
 folder (or ``--out``, to continue a killed run), its ``leaderboard.json`` is copied with the
-machine's description to ``benchmarks/results/compare-<stamp>.json``, and the docs are rendered
-from it. Regenerating the page is this one command::
+machine's description to ``benchmarks/results/compare-<stamp>.json``, its ``pareto.png`` to
+``docs/compare-pareto.png``, and the docs are rendered from it. Regenerating the page is this
+one command::
 
     nice -n 10 python benchmarks/compare_docs.py
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +38,7 @@ TRAIN_SAMPLES = 3000
 TEST_SAMPLES = 1000
 EPOCHS = 2
 SEED = 0
+PICTURE = Path(__file__).resolve().parents[1] / "docs" / "compare-pareto.png"
 
 
 def subset(data: ImageTensorDataset, count: int, seed: int) -> ImageTensorDataset:
@@ -92,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = write_result("compare", result)
     print(f"wrote {path}")
+    if (out / "pareto.png").is_file():
+        shutil.copyfile(out / "pareto.png", PICTURE)
+        print(f"wrote {PICTURE}")
     return render_docs.main([])
 
 
