@@ -56,7 +56,12 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the runs")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="samples per step")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per step (None: fit's default)",
+    )
     p.add_argument("--max-params", type=positive_int, default=None, help="leave out larger models")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
