@@ -479,3 +479,14 @@ def test_describe_failure_names_memory_and_keeps_other_messages():
         "out of memory"
     )
     assert runner.describe_failure(ValueError("bad\nmore")) == "ValueError: bad"
+
+
+def test_a_folder_path_brings_its_test_split_and_a_tree_without_one_scores_validation(
+    squares, tmp_path
+):
+    options = {"epochs": 1, "device": "cpu", "precision": "fp32", "batch_size": 8, "verbose": 0}
+    board = compare(["cmp_tiny"], str(squares), **options)
+    assert board.evaluated_on == "test" and board.settings["data"]["test_samples"] == 20
+    assert board.settings["data"]["name"] == str(squares)
+    board = compare(["cmp_tiny"], str(squares / "train"), **options)  # class folders only
+    assert board.evaluated_on == "validation" and board.settings["data"]["test_samples"] is None
