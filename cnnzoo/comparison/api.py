@@ -164,7 +164,7 @@ def compare(
                 store.record(row)
             rows.append(row)
             if out is not None:
-                store.write_tables(board())
+                store.write_tables(board(), picture=number == len(candidates))
             if verbose:
                 print(_progress(number, len(candidates), row, reused, evaluated_on), flush=True)
     finally:

@@ -5,7 +5,8 @@ Layout of ``out``::
     compare.json            the settings the comparison runs under (written first)
     rows/<model>.json       one finished model's row (written after its checkpoint)
     models/<model>.safetensors
-    leaderboard.md .csv .json, pareto.png   (rewritten after every model)
+    leaderboard.md .csv .json               (rewritten after every model)
+    pareto.png                              (drawn at the end)
 
 Every file is written atomically, so a comparison killed at any moment leaves only complete
 files. Run again into the same folder with the same settings, it takes the finished rows as they
@@ -79,8 +80,14 @@ class Store:
         """Keep ``row`` (after its checkpoint is written)."""
         write_json_atomic(self.out / ROWS / f"{row.model}.json", row.to_dict())
 
-    def write_tables(self, board: Leaderboard) -> list[str]:
-        """Write the leaderboard's Markdown, CSV, JSON and picture; the names written."""
+    def write_tables(self, board: Leaderboard, *, picture: bool = True) -> list[str]:
+        """Write the leaderboard's Markdown, CSV and JSON, and its picture; the names written.
+
+        Args:
+            board: The leaderboard so far.
+            picture: Draw ``pareto.png`` too (the comparison draws it once, at the end: the
+                tables after every model keep a killed run's results).
+        """
         board.to_json(self.out / "leaderboard.json")
         board.to_csv(self.out / "leaderboard.csv")
         from ..checkpoint._io import atomic_write
@@ -88,7 +95,7 @@ class Store:
         with atomic_write(self.out / "leaderboard.md", "w") as f:
             f.write(board.to_markdown())
         written = ["leaderboard.md", "leaderboard.csv", "leaderboard.json"]
-        if board.ranked:
+        if picture and board.ranked:
             try:
                 board.plot(self.out / "pareto.png")
                 written.append("pareto.png")
