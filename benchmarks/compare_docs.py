@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     train = subset(load_dataset("fashion-mnist", "train"), args.train_samples, SEED)
     test = subset(load_dataset("fashion-mnist", "test"), args.test_samples, SEED + 1)
     out = args.out or Path(tempfile.mkdtemp(prefix="cnnzoo-compare-docs-"))
+    earlier = out / "leaderboard.json"
+    if earlier.is_file():  # continuing a run: its rows were measured under its start's load
+        started = json.loads(earlier.read_text())["machine"]
+        machine["load_average_at_start"] = started["load_average"]
     name = f"Fashion-MNIST ({args.train_samples:,} training, {args.test_samples:,} test images)"
     board = cnnzoo.compare(
         args.models,
