@@ -49,9 +49,30 @@ def plot_leaderboard(board: Any, path: str | os.PathLike, *, title: str | None =
     rows = [r for r in board.ranked if r.accuracy is not None]
     if not rows:
         raise ValueError("no model trained, so the leaderboard has no accuracy to plot")
+    collapsed = [r for r in board.rows if r.status == "collapsed" and r.accuracy is not None]
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for axis, (key, label) in zip(axes, _PANELS, strict=True):
+        # Collapsed models trained but learned nothing: shown, never on the front.
+        grey = [r for r in collapsed if getattr(r, key) is not None and getattr(r, key) > 0]
+        if grey:
+            axis.scatter(
+                [getattr(r, key) for r in grey],
+                [r.accuracy for r in grey],
+                color="grey",
+                marker="x",
+                zorder=2,
+                label="collapsed",
+            )
+            for row in grey:
+                axis.annotate(
+                    row.model,
+                    (getattr(row, key), row.accuracy),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize=8,
+                    color="grey",
+                )
         drawn = [r for r in rows if getattr(r, key) is not None and getattr(r, key) > 0]
         points = [(float(getattr(r, key)), float(r.accuracy)) for r in drawn]
         front = pareto_front(points)
@@ -67,9 +88,10 @@ def plot_leaderboard(board: Any, path: str | os.PathLike, *, title: str | None =
         for row, (x, y) in zip(drawn, points, strict=True):
             axis.annotate(row.model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         axis.set_xscale("log")
+        axis.margins(x=0.15, y=0.1)  # room for the names of the points at the edges
         axis.set_xlabel(label)
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(loc="lower right")
+        axis.legend(loc="best")
     scored = "test" if board.evaluated_on == "test" else "validation"
     axes[0].set_ylabel(f"{scored} accuracy")
     figure.suptitle(title or _default_title(board))
