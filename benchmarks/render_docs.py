@@ -11,7 +11,11 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``step-costs-table``: every ``step_costs-*.json`` comparison (per-step cost ratios);
 * ``zoo-headline`` (inline), ``zoo-summary`` and ``zoo-runs``: every model trained with fit's
   defaults, against its family's best grid rate, and every run behind it, from
-  ``zoo_defaults-*.json``.
+  ``zoo_defaults-*.json``;
+* ``compare-table``: the leaderboard ``cnnzoo.compare`` wrote, from ``compare-*.json``
+  (``benchmarks/compare_docs.py``), as ``Leaderboard.to_markdown`` prints it;
+* ``compare-overhead``: compare against the same models trained one by one, from
+  ``compare_overhead-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -412,7 +416,54 @@ def zoo_runs(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+# -- compare ---------------------------------------------------------------------------------
+def compare_table(result: dict[str, Any], source: Path) -> str:
+    sys.path.insert(0, str(ROOT))  # this checkout's cnnzoo renders its own table
+    from cnnzoo.comparison import Leaderboard
+
+    board = Leaderboard.from_json(json.dumps(result["leaderboard"]))
+    subset = result["subset"]
+    settings = board.settings
+    epochs = settings["budget"]["epochs"]
+    lines = [
+        f"`{result['command']}` → `{relative(source)}`; {machine_text(result)}. "
+        f"Fashion-MNIST subset: {subset['train_samples']:,} training images "
+        f"({settings['data']['val_samples']:,} held out for validation), "
+        f"{subset['test_samples']:,} test images, {epochs} epoch(s) per model, seed "
+        f"{settings['seed']}, precision {settings['precision']}, each model's default recipe.",
+        "",
+        board.to_markdown().rstrip("\n"),
+    ]
+    return "\n".join(lines)
+
+
+def compare_overhead(result: dict[str, Any], source: Path) -> str:
+    summary = result["summary"]
+    models = ", ".join(f"`{m}`" for m in result["models"])
+    rounds = len(result["rounds"])
+    return "\n".join(
+        [
+            f"`benchmarks/compare_overhead.py` → `{relative(source)}`; {machine_text(result)}; "
+            f"load average at the end {result['load_average_at_end'][0]:.2f}.",
+            "",
+            f"{models} on {result['subset']['train_samples']:,} training and "
+            f"{result['subset']['test_samples']:,} test Fashion-MNIST images, "
+            f"{result['epochs']} epoch(s) each, {rounds} alternating rounds:",
+            "",
+            "| | seconds, median [range] |",
+            "| --- | --- |",
+            f"| one by one with `fit` | {spread_text(summary['one_by_one_seconds'], ' s')} |",
+            f"| `cnnzoo.compare` | {spread_text(summary['compare_seconds'], ' s')} |",
+            "| of which beyond its `fit` calls | "
+            f"{spread_text(summary['beyond_fit_seconds'], ' s')} |",
+            f"| **compare / one by one** | **{spread_text(summary['ratio'], '×', 2)}** |",
+        ]
+    )
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
+    "compare-table": ("compare", compare_table),
+    "compare-overhead": ("compare_overhead", compare_overhead),
     "tta-headline": ("time_to_accuracy", tta_headline),
     "tta-table": ("time_to_accuracy", tta_table),
     "peers-tables": ("peers", peers_tables),
@@ -483,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         "peers": args.peers or newest("peers"),
         "time_to_accuracy": args.time_to_accuracy or newest("time_to_accuracy"),
         "zoo_defaults": args.zoo_defaults or newest("zoo_defaults"),
+        "compare": newest("compare"),
+        "compare_overhead": newest("compare_overhead"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

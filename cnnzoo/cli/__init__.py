@@ -6,7 +6,8 @@ status 2; tracebacks are for bugs only. A closed pipe (``cnnzoo list | head``) e
 quietly with status 0, as other Unix tools do.
 
 The commands live in one module per job: :mod:`.browse` (``list``, ``info``, ``summary``),
-:mod:`.train` (``train``) and :mod:`.inference` (``eval``, ``predict``).
+:mod:`.train` (``train``), :mod:`.compare` (``compare``) and :mod:`.inference` (``eval``,
+``predict``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TextIO
 
 from .._version import __version__
 from .browse import add_browse_commands
+from .compare import add_compare_command
 from .errors import CommandError
 from .help import polish_help
 from .inference import add_inference_commands
@@ -34,12 +36,14 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for the docs and the tests)."""
     parser = argparse.ArgumentParser(
-        prog="cnnzoo", description="The classic CNNs in PyTorch: list, inspect, train, evaluate."
+        prog="cnnzoo",
+        description="The classic CNNs in PyTorch: list, inspect, train, compare, evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_browse_commands(sub)
     add_training_commands(sub)
+    add_compare_command(sub)
     add_inference_commands(sub)
     polish_help(parser, sub)
     return parser

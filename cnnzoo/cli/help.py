@@ -12,6 +12,7 @@ EXAMPLES = {
 examples:
   cnnzoo list 'resnet*'
   cnnzoo train lenet5 --data fashion-mnist --epochs 5 --out runs/lenet5
+  cnnzoo compare lenet5 mini_resnet 'resnet1*' --data fashion-mnist --epochs 3 --out runs/cmp
   cnnzoo eval runs/lenet5/model.safetensors --data fashion-mnist
   cnnzoo predict runs/lenet5/model.safetensors shoe.png""",
     "list": """\
@@ -33,6 +34,11 @@ examples:
       --ema --grad-clip 1.0 --log-dir runs/c10/tb --out runs/c10
   cnnzoo train resnet18 --weights imagenet --data path/to/folder --image-size 224 \\
       --batch-size 32 --accumulate 4 --out runs/folder""",
+    "compare": """\
+examples:
+  cnnzoo compare lenet5 mini_resnet 'resnet1*' --data fashion-mnist --epochs 3 --out runs/cmp
+  cnnzoo compare auto --max-params 1000000 --data path/to/folder --image-size 64 \\
+      --time-budget 120 --out runs/folder-cmp""",
     "eval": """\
 examples:
   cnnzoo eval runs/lenet5/model.safetensors --data fashion-mnist""",

@@ -1,0 +1,103 @@
+"""``cnnzoo compare``: train several models the same way on one dataset and rank them.
+
+It writes ``leaderboard.md``, ``.csv``, ``.json``, ``pareto.png`` and each model's checkpoint
+into ``--out``, with a line per model as it finishes. Run again into the same ``--out``, it keeps
+the finished models and trains the rest; with other settings it is refused, with the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .browse import positive_int
+from .inference import DATA_HELP
+from .train import PRECISIONS, _share
+
+__all__ = ["add_compare_command"]
+
+
+def _seconds(text: str) -> float:
+    """An ``argparse`` type: a positive number of seconds (``--time-budget``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_compare_command(sub: argparse._SubParsersAction) -> None:
+    """Add ``compare`` to the ``cnnzoo`` parser."""
+    p = sub.add_parser(
+        "compare", help="train several models alike on one dataset: a leaderboard with a picture"
+    )
+    p.add_argument(
+        "models",
+        nargs="+",
+        help="model names and patterns ('resnet1*'), or 'auto': every model that takes the data",
+    )
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
+    p.add_argument("--image-size", type=positive_int, default=None, help="ImageFolder: resize")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs per model (None: fit's default)"
+    )
+    budget.add_argument(
+        "--time-budget",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="instead of --epochs: seconds of training per model (epochs planned per model "
+        "from its measured step cost)",
+    )
+    p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the models and the runs")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="samples per step (None: fit's default)",
+    )
+    p.add_argument("--max-params", type=positive_int, default=None, help="leave out larger models")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
+    p.set_defaults(run=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from ..comparison import compare
+    from ..comparison.store import TABLES
+    from ..data import load_dataset
+    from .train import _check_splits
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; pass a directory for the comparison")
+    _check_splits(args.data)
+    train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
+    test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
+    options = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    board = compare(
+        args.models,
+        train,
+        test,
+        val_data=args.val or None,
+        epochs=args.epochs,
+        time_budget=args.time_budget,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        max_params=args.max_params,
+        precision=args.precision,
+        data_name=str(args.data),
+        **options,
+    )
+    print()
+    print(board.to_markdown(), end="")
+    written = [name for name in TABLES if (args.out / name).is_file()]
+    if "pareto.png" not in written and board.ranked:
+        written.append("no pareto.png: plots need matplotlib, pip install 'cnnzoo[plot]'")
+    print(f"\nwrote {', '.join(written)} and the checkpoints in {args.out / 'models'}")

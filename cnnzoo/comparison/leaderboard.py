@@ -1,0 +1,327 @@
+"""``Row`` and ``Leaderboard``: what a comparison measured, and its tables.
+
+A row holds one model's numbers, or the reason it has none (it does not fit the input, ran out
+of memory, its training diverged). The leaderboard sorts them by test accuracy, best first; models
+whose training collapsed come after every model that trained, and failed models last. Numbers
+are written as measured: the Markdown table rounds them for reading, the CSV and JSON keep them
+whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FIELDS", "STATUSES", "Leaderboard", "Row"]
+
+# "ok": trained and measured; "collapsed": trained, but predicts one class for everything;
+# "failed": no numbers (the reason says why).
+STATUSES = ("ok", "collapsed", "failed")
+
+
+@dataclass
+class Row:
+    """One model's line of a leaderboard.
+
+    Attributes:
+        model: Registry name.
+        status: "ok", "collapsed" (every test image got the same class) or "failed".
+        reason: Why a model failed or collapsed; None for "ok".
+        options: The build options chosen for the data (``small_input``, ``in_channels``,
+            ``num_classes``).
+        accuracy: Top-1 accuracy on the test data (or the validation split, when the
+            comparison had no test data: see ``Leaderboard.evaluated_on``).
+        top5_accuracy: Top-5 accuracy, for more than 5 classes; else None.
+        macro_f1: The mean of the per-class F1 scores.
+        best_val_accuracy: The best validation accuracy of the run, None without validation.
+        best_epoch: The epoch (1-based) of ``best_val_accuracy``, whose weights were kept.
+        epochs: Epochs trained.
+        params: Parameters of the model built for the data.
+        macs: Multiply-accumulates per image, counted by ``torch.utils.flop_counter`` (flops/2).
+        train_seconds: Wall time of ``fit``.
+        images_per_second: Inference throughput at a large batch (median of the repeats).
+        latency_ms: Inference latency of one image (median of the repeats), in milliseconds.
+        checkpoint: The saved weights (``cnnzoo.load`` rebuilds the model from it).
+        checkpoint_bytes: Size of that file.
+    """
+
+    model: str
+    status: str = "ok"
+    reason: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    accuracy: float | None = None
+    top5_accuracy: float | None = None
+    macro_f1: float | None = None
+    best_val_accuracy: float | None = None
+    best_epoch: int | None = None
+    epochs: int | None = None
+    params: int | None = None
+    macs: int | None = None
+    train_seconds: float | None = None
+    images_per_second: float | None = None
+    latency_ms: float | None = None
+    checkpoint: str | None = None
+    checkpoint_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"a row's status is one of {STATUSES}, got {self.status!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON values (NaN and infinities as None)."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Row:
+        """Rebuild a row written by :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``data`` is not a row (unknown fields or a missing model name).
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            raise ValueError(f"not a leaderboard row: {data!r}")
+        unknown = set(data) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"not a leaderboard row: unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Row))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _rank_key(row: Row) -> tuple[Any, ...]:
+    group = STATUSES.index(row.status)
+    accuracy = row.accuracy if row.accuracy is not None else -1.0
+    seconds = row.train_seconds if row.train_seconds is not None else math.inf
+    return (group, -accuracy, seconds, row.model)
+
+
+class Leaderboard:
+    """The rows of a comparison, best first, with the settings they were measured under.
+
+    Attributes:
+        rows: One :class:`Row` per model, sorted: trained models by accuracy (ties: the
+            faster to train first), then collapsed ones, then failures.
+        settings: The comparison's settings (data, split, seed, budget, device, precision).
+        evaluated_on: "test", or "validation" when the comparison had no test data (the
+            validation split then both picked each model's epoch and scored it).
+        left_out: Models the selection left out ("auto" or ``max_params``), with the reason.
+        machine: Where it ran (processor, threads, device, load average), as plain JSON.
+    """
+
+    def __init__(
+        self,
+        rows: Iterable[Row],
+        settings: dict[str, Any] | None = None,
+        *,
+        evaluated_on: str = "test",
+        left_out: dict[str, str] | None = None,
+        machine: dict[str, Any] | None = None,
+    ) -> None:
+        if evaluated_on not in ("test", "validation"):
+            raise ValueError(f"evaluated_on is 'test' or 'validation', got {evaluated_on!r}")
+        self.rows = sorted(rows, key=_rank_key)
+        self.settings = dict(settings or {})
+        self.evaluated_on = evaluated_on
+        self.left_out = dict(left_out or {})
+        self.machine = dict(machine or {})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, model: str) -> Row:
+        for row in self.rows:
+            if row.model == model:
+                return row
+        raise KeyError(f"no row for {model!r}; the leaderboard has {[r.model for r in self]}")
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __repr__(self) -> str:
+        return f"Leaderboard({len(self.rows)} models)\n{self.to_markdown()}"
+
+    @property
+    def ranked(self) -> list[Row]:
+        """The rows that trained ("ok"), best first."""
+        return [row for row in self.rows if row.status == "ok"]
+
+    # -- tables ---------------------------------------------------------------------------------
+    def to_markdown(self) -> str:
+        """A Markdown table of every row, best first (numbers rounded for reading)."""
+        scored = "test" if self.evaluated_on == "test" else "val"
+        header = [
+            "#",
+            "model",
+            f"{scored} top-1",
+            f"{scored} top-5",
+            "macro F1",
+            "best val (epoch)",
+            "params",
+            "MACs/image",
+            "train s",
+            "images/s",
+            "latency ms",
+            "checkpoint MB",
+            "note",
+        ]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        rank = 0
+        for row in self.rows:
+            rank += row.status == "ok"
+            cells = [
+                str(rank) if row.status == "ok" else "–",
+                f"`{row.model}`" + ("*" if row.options.get("small_input") else ""),
+                _fixed(row.accuracy, 4),
+                _fixed(row.top5_accuracy, 4),
+                _fixed(row.macro_f1, 4),
+                _best(row),
+                _count(row.params),
+                _count(row.macs),
+                _fixed(row.train_seconds, 1),
+                _count(row.images_per_second),
+                _fixed(row.latency_ms, 2),
+                _fixed(None if row.checkpoint_bytes is None else row.checkpoint_bytes / 1e6, 2),
+                _note(row),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        if any(row.options.get("small_input") for row in self.rows):
+            lines.append("")
+            lines.append("\\* built with `small_input=True` (3×3 stride-1 stem, for small images)")
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The rows as CSV, one column per :class:`Row` field (options as JSON).
+
+        Args:
+            path: Also write the text there (atomically), when given.
+
+        Returns:
+            The CSV text.
+        """
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            values = row.to_dict()
+            values["options"] = json.dumps(values["options"], sort_keys=True)
+            writer.writerow({k: "" if v is None else v for k, v in values.items()})
+        text = buffer.getvalue()
+        if path is not None:
+            _write_text(path, text)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings, what was scored, and the rows, as plain JSON values."""
+        return {
+            "settings": _plain(self.settings),
+            "evaluated_on": self.evaluated_on,
+            "machine": _plain(self.machine),
+            "left_out": dict(self.left_out),
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The leaderboard as JSON (:meth:`to_dict`); :meth:`from_json` reads it back.
+
+        Args:
+            path: Also write the text there (atomically), when given.
+
+        Returns:
+            The JSON text.
+        """
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        if path is not None:
+            _write_text(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> Leaderboard:
+        """Read a leaderboard written by :meth:`to_json` (its text, or the file's path).
+
+        Raises:
+            ValueError: The text is not a leaderboard.
+        """
+        text = os.fspath(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text, encoding="utf-8") as f:
+                text = f.read()
+        try:
+            data = json.loads(text)
+            rows = [Row.from_dict(row) for row in data["rows"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"not a cnnzoo leaderboard: {error}") from None
+        return cls(
+            rows,
+            data.get("settings"),
+            evaluated_on=data.get("evaluated_on", "test"),
+            left_out=data.get("left_out"),
+            machine=data.get("machine"),
+        )
+
+    def plot(self, path: str | os.PathLike, *, title: str | None = None) -> None:
+        """Write a PNG: accuracy against training time and against parameters, Pareto front marked.
+
+        Needs matplotlib (``pip install 'cnnzoo[plot]'``).
+
+        Args:
+            path: The PNG file to write.
+            title: The figure's title (default: the data and the budget).
+
+        Raises:
+            ImportError: matplotlib is not installed.
+            ValueError: No model trained, so there is nothing to draw.
+        """
+        from .plot import plot_leaderboard
+
+        plot_leaderboard(self, path, title=title)
+
+
+def _fixed(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _count(value: float | None) -> str:
+    """1,234 below a million; 1.23M, 4.56G above."""
+    if value is None:
+        return "–"
+    for scale, suffix in ((1e9, "G"), (1e6, "M")):
+        if value >= scale:
+            return f"{value / scale:.2f}{suffix}"
+    return f"{value:,.0f}"
+
+
+def _best(row: Row) -> str:
+    if row.best_val_accuracy is None:
+        return "–"
+    epoch = f" ({row.best_epoch})" if row.best_epoch is not None else ""
+    return f"{row.best_val_accuracy:.4f}{epoch}"
+
+
+def _note(row: Row) -> str:
+    if row.status == "ok":
+        return ""
+    reason = (row.reason or "").replace("|", "\\|").replace("\n", " ")
+    return f"{row.status}: {reason}"
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    from ..checkpoint._io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(text)

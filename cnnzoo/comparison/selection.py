@@ -1,0 +1,157 @@
+"""Which models a comparison trains, and how each is built for the data.
+
+Every model is built for the data's contract: ``num_classes`` and ``in_channels`` from the data,
+and ``small_input=True`` (the 3×3 stride-1 stem of the CIFAR recipe) for the families that have
+the option when the images are at most :data:`SMALL_INPUT_MAX` pixels on a side. Whether a model
+can take the images is not guessed from a table: the model is built on the ``meta`` device (no
+memory, no arithmetic) and runs one forward pass on a meta batch of the data's shape, so its own
+input check (fixed heads, minimum sizes) and every layer's shape arithmetic decide.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..models import get, list_models
+from ..models.registry import lookup
+from ..summarize import count_parameters
+from .shape import DataShape
+
+__all__ = ["SMALL_INPUT_MAX", "Candidate", "DataShape", "build_options", "probe", "select"]
+
+# Images up to this size on a side get small_input=True where a family offers it: 28x28 and
+# 32x32 (MNIST, CIFAR) keep their resolution instead of shrinking to nothing in an ImageNet stem.
+SMALL_INPUT_MAX = 64
+
+
+@dataclass
+class Candidate:
+    """A model to train: its name, its build options, and why it cannot run (if it cannot).
+
+    Attributes:
+        name: Registry name.
+        options: Keyword arguments for ``cnnzoo.get_model``.
+        params: Parameters of the model so built, or None when it could not be built.
+        problem: Why the model cannot take the data (its own message), or None.
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    params: int | None = None
+    problem: str | None = None
+
+
+def build_options(name: str, shape: DataShape) -> dict[str, Any]:
+    """The ``get_model`` options that fit ``name`` to data of ``shape``.
+
+    Args:
+        name: Registry name.
+        shape: The data's images and classes.
+
+    Returns:
+        ``num_classes`` and ``in_channels`` from the data, plus ``small_input`` for the
+        families that have it (True for images of at most :data:`SMALL_INPUT_MAX` pixels).
+    """
+    options: dict[str, Any] = {"num_classes": shape.num_classes, "in_channels": shape.channels}
+    if _takes_option(name, "small_input"):
+        options["small_input"] = max(shape.height, shape.width) <= SMALL_INPUT_MAX
+    return options
+
+
+def probe(name: str, shape: DataShape) -> Candidate:
+    """Build ``name`` for ``shape`` on the meta device and push one meta batch through it.
+
+    Returns:
+        The candidate, with ``problem`` set (the model's own error message) when it cannot
+        take the data.
+    """
+    options = build_options(name, shape)
+    candidate = Candidate(name, options)
+    try:
+        with torch.device("meta"):
+            model = get(name, **options)
+        candidate.params = count_parameters(model)
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, shape.channels, shape.height, shape.width, device="meta"))
+    except (ValueError, TypeError, RuntimeError) as error:
+        candidate.problem = str(error).strip() or type(error).__name__
+    return candidate
+
+
+def select(
+    models: str | Sequence[str], shape: DataShape, *, max_params: int | None = None
+) -> tuple[list[Candidate], dict[str, str]]:
+    """The candidates ``models`` names, probed against ``shape``.
+
+    Args:
+        models: ``"auto"`` (every registered model that can take the data), or names and
+            ``fnmatch`` patterns (``"resnet1*"``), a single string or a sequence of them.
+            Named models that cannot take the data stay in, so the leaderboard says why.
+        shape: The data's images and classes.
+        max_params: Leave out models with more parameters than this (as built for the data).
+
+    Returns:
+        ``(candidates, left_out)``: the models to train, in the order asked (registry order for
+        patterns and "auto"), and the models left out with the reason.
+
+    Raises:
+        ValueError: An unknown name, a pattern matching nothing, an empty selection, or a
+            ``max_params`` below 1.
+    """
+    if max_params is not None and (isinstance(max_params, bool) or max_params < 1):
+        raise ValueError(f"max_params must be a positive number of parameters, got {max_params!r}")
+    auto = models == "auto" or (not isinstance(models, str) and list(models) == ["auto"])
+    names = list_models() if auto else _expand(models)
+    candidates: list[Candidate] = []
+    left_out: dict[str, str] = {}
+    for name in names:
+        candidate = probe(name, shape)
+        if auto and candidate.problem is not None:
+            left_out[name] = candidate.problem
+        elif max_params is not None and (candidate.params or 0) > max_params:
+            left_out[name] = f"{candidate.params:,} parameters, more than max_params={max_params:,}"
+        else:
+            candidates.append(candidate)
+    if not candidates:
+        raise ValueError(
+            "no model to compare: "
+            + "; ".join(f"{name}: {why}" for name, why in left_out.items())
+            + (". Raise max_params, or name models explicitly" if max_params is not None else "")
+        )
+    return candidates, left_out
+
+
+def _expand(models: str | Sequence[str]) -> list[str]:
+    """Names and patterns -> registry names, in the order given, each once."""
+    asked = [models] if isinstance(models, str) else list(models)
+    if not asked:
+        raise ValueError("models is empty: name at least one model, a pattern, or 'auto'")
+    names: list[str] = []
+    for item in asked:
+        if not isinstance(item, str):
+            raise TypeError(f"models holds names and patterns (str), got {item!r}")
+        if any(ch in item for ch in "*?["):
+            matched = list_models(item)
+            if not matched:
+                raise ValueError(
+                    f"the pattern {item!r} matches no registered model; see cnnzoo.list_models()"
+                )
+        else:
+            matched = [lookup(item)[0]]  # unknown names: the registry's "did you mean"
+        names.extend(n for n in matched if n not in names)
+    return names
+
+
+def _takes_option(name: str, option: str) -> bool:
+    builder = lookup(name)[1].builder
+    try:
+        parameters = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return False
+    return option in parameters

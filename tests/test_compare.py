@@ -1,0 +1,492 @@
+"""cnnzoo.compare: the numbers are the saved checkpoints', failures get rows, runs resume,
+"auto" picks exactly the models that take the data, the data is placed once, and the command
+round-trips. Tiny registered nets on the separable stripes task keep every test to seconds."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from pathlib import Path
+
+import pytest
+import torch
+from _synthetic import stripes
+from PIL import Image
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import cnnzoo
+from cnnzoo.cli import main
+from cnnzoo.comparison import Leaderboard, Row, compare, measure, runner
+from cnnzoo.comparison import budget as budget_module
+from cnnzoo.comparison.plot import pareto_front
+from cnnzoo.comparison.selection import DataShape, select
+from cnnzoo.models import registry
+
+TINY = ("cmp_tiny", "cmp_wide", "cmp_nan", "cmp_oom", "cmp_constant", "cmp_big_kernel")
+BUILT: list[weakref.ref] = []  # every model the tiny builders made, to check none is kept
+CALLS: dict[str, int] = {}  # training steps taken, by model
+INTERRUPT: set[str] = set()  # models whose training raises KeyboardInterrupt (a killed run)
+
+
+class Tiny(nn.Module):
+    """conv(width)-BN-ReLU-pool-Linear; ``mode`` makes it fail in a chosen, exact way."""
+
+    def __init__(
+        self, name: str, num_classes: int, in_channels: int, width: int, kernel: int, mode: str
+    ):
+        super().__init__()
+        self.name, self.mode = name, mode
+        self.conv = nn.Conv2d(in_channels, width, kernel, padding=kernel // 2 if kernel < 9 else 0)
+        self.bn = nn.BatchNorm2d(width)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            CALLS[self.name] = CALLS.get(self.name, 0) + 1
+            if self.name in INTERRUPT:
+                raise KeyboardInterrupt
+        if self.mode == "constant":  # sees nothing of the image: one class for every input
+            x = x * 0
+        logits = self.fc(self.pool(torch.relu(self.bn(self.conv(x)))).flatten(1))
+        if self.training and self.mode == "nan":
+            return logits * float("nan")
+        if self.training and self.mode == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return logits
+
+
+def _builder(name: str, width: int = 4, kernel: int = 3, mode: str = ""):
+    def build(num_classes: int = 3, in_channels: int = 1) -> nn.Module:
+        model = Tiny(name, num_classes, in_channels, width, kernel, mode)
+        BUILT.append(weakref.ref(model))
+        return model
+
+    build.__name__ = name
+    return build
+
+
+@pytest.fixture(autouse=True)
+def tiny_models():
+    """Register the tiny nets for one test, then put the registry back as it was."""
+    saved = dict(registry._REGISTRY)
+    for name, options in (
+        ("cmp_tiny", {}),
+        ("cmp_wide", {"width": 32}),
+        ("cmp_nan", {"mode": "nan"}),
+        ("cmp_oom", {"mode": "oom"}),
+        ("cmp_constant", {"mode": "constant"}),
+        ("cmp_big_kernel", {"kernel": 9}),  # a 9x9 kernel, no padding: 8x8 images are too small
+    ):
+        registry.register(name, family="test")(_builder(name, **options))
+    CALLS.clear()
+    INTERRUPT.clear()
+    BUILT.clear()
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    registry.info.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def task():
+    """Stripes: 300 training and 90 test images, 1x8x8, three classes."""
+    x, y = stripes(300, seed=0)
+    test = stripes(90, seed=1)
+    return (x, y), test
+
+
+def run(train, test, out=None, **options):
+    options = {"epochs": 2, "device": "cpu", "precision": "fp32", "batch_size": 32, **options}
+    return compare(options.pop("models", ["cmp_tiny", "cmp_wide"]), train, test, out=out, **options)
+
+
+def macs_of(model: nn.Module, shape: tuple[int, ...]) -> int:
+    counter = FlopCounterMode(display=False)
+    model.eval()
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *shape))
+    return counter.get_total_flops() // 2
+
+
+def val_split(data, share=0.1, seed=0):
+    x, y = data
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    held = order[: round(len(y) * share)]
+    return x[held], y[held]
+
+
+# -- the numbers ----------------------------------------------------------------------------------
+def test_every_number_equals_an_independent_measure_of_the_saved_checkpoint(task, tmp_path):
+    train, test = task
+    board = run(train, test, tmp_path / "cmp")
+    assert [r.status for r in board] == ["ok", "ok"]
+    for row in board:
+        model = cnnzoo.load(row.checkpoint)
+        metrics = cnnzoo.evaluate(model, test, precision="fp32")
+        assert row.accuracy == metrics["accuracy"]
+        assert row.macro_f1 == metrics["macro_f1"]
+        assert row.top5_accuracy is None  # three classes: top-5 does not apply
+        assert row.params == cnnzoo.count_parameters(model)
+        assert row.macs == macs_of(model, (1, 8, 8)) > 0
+        assert row.checkpoint_bytes == Path(row.checkpoint).stat().st_size
+        assert row.epochs == 2 and 1 <= row.best_epoch <= 2
+        # The kept weights are the best validation epoch's: they score that on the split.
+        # (fit validates channels-last batches, evaluate contiguous ones: allow one image.)
+        val = cnnzoo.evaluate(model, val_split(train), precision="fp32")
+        assert row.best_val_accuracy == pytest.approx(val["accuracy"], abs=1 / 30)
+        assert row.train_seconds > 0 and row.images_per_second > 0 and row.latency_ms > 0
+    accuracies = [r.accuracy for r in board]
+    assert accuracies == sorted(accuracies, reverse=True)
+
+
+def test_top5_is_reported_where_it_applies(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(240) % 6
+    images = torch.rand(240, 1, 8, 8, generator=generator) * 0.3
+    for k in range(6):
+        images[labels == k, :, k, :] += 0.7
+    test = (images[:60], labels[:60])
+    board = run((images, labels), test, tmp_path / "six", models=["cmp_tiny"])
+    row = board["cmp_tiny"]
+    metrics = cnnzoo.evaluate(cnnzoo.load(row.checkpoint), test, precision="fp32")
+    assert row.top5_accuracy == metrics["top5_accuracy"]
+
+
+def test_without_test_data_the_validation_split_is_scored_and_said_so(task):
+    train, _ = task
+    board = compare(["cmp_tiny"], train, epochs=1, device="cpu", precision="fp32", verbose=0)
+    assert board.evaluated_on == "validation"
+    assert "val top-1" in board.to_markdown()
+    assert board["cmp_tiny"].checkpoint is None  # no out=: the checkpoints were temporary
+
+
+# -- failures -------------------------------------------------------------------------------
+def test_a_failing_model_gets_its_row_and_the_others_go_on(task, tmp_path):
+    train, test = task
+    models = ["cmp_nan", "cmp_oom", "cmp_big_kernel", "cmp_tiny", "cmp_constant"]
+    board = run(train, test, tmp_path / "cmp", models=models)
+    rows = {r.model: r for r in board}
+    assert rows["cmp_tiny"].status == "ok"
+    assert board.rows[0].model == "cmp_tiny"  # trained models rank first
+    assert rows["cmp_nan"].status == "failed" and "NaN" in rows["cmp_nan"].reason
+    assert rows["cmp_oom"].status == "failed"
+    assert (
+        rows["cmp_oom"].reason.startswith("out of memory")
+        and "batch_size" in rows["cmp_oom"].reason
+    )
+    big = rows["cmp_big_kernel"]
+    assert big.status == "failed" and big.accuracy is None and big.reason
+    assert "cmp_big_kernel" not in CALLS  # probed on the meta device only, never trained
+    collapsed = rows["cmp_constant"]
+    assert collapsed.status == "collapsed" and "every image" in collapsed.reason
+    assert collapsed.accuracy is not None
+    assert [r.status for r in board.rows] == ["ok", "collapsed", "failed", "failed", "failed"]
+    table = board.to_markdown()
+    assert "failed: " in table and "collapsed: " in table
+
+
+def test_no_model_is_kept_in_memory_after_its_row(task):
+    train, test = task
+    board = run(train, test, models=["cmp_tiny", "cmp_wide", "cmp_nan"], verbose=0)
+    gc.collect()
+    assert len(BUILT) >= 3
+    assert [ref() for ref in BUILT] == [None] * len(BUILT)
+    assert len(board) == 3
+
+
+def test_the_data_is_placed_once_and_every_model_trains_on_that_copy(task, monkeypatch):
+    train, test = task
+    seen = []
+    real_fit = runner.fit
+
+    def spy(model, train_data, val_data, **options):
+        seen.append((train_data[0].data_ptr(), val_data[0].data_ptr()))
+        return real_fit(model, train_data, val_data, **options)
+
+    monkeypatch.setattr(runner, "fit", spy)
+    run(train, test, models=["cmp_tiny", "cmp_wide"], verbose=0)
+    assert len(seen) == 2 and seen[0] == seen[1]
+
+
+# -- resuming -------------------------------------------------------------------------------------
+def test_a_killed_run_resumes_without_retraining_finished_rows(task, tmp_path, capsys):
+    train, test = task
+    out = tmp_path / "cmp"
+    INTERRUPT.add("cmp_wide")
+    with pytest.raises(KeyboardInterrupt):
+        run(train, test, out)
+    first = json.loads((out / "rows" / "cmp_tiny.json").read_text())
+    assert not (out / "rows" / "cmp_wide.json").exists()
+    assert (out / "leaderboard.md").is_file()  # the tables so far are on disk
+    INTERRUPT.clear()
+    CALLS.clear()
+    board = run(train, test, out)
+    assert "cmp_tiny" not in CALLS and CALLS["cmp_wide"] > 0
+    assert board["cmp_tiny"].to_dict() == first
+    assert {r.model for r in board} == {"cmp_tiny", "cmp_wide"}
+    assert "finished earlier, kept" in capsys.readouterr().out
+
+
+def test_a_rerun_with_other_settings_is_refused_with_the_fix(task, tmp_path):
+    train, test = task
+    out = tmp_path / "cmp"
+    run(train, test, out, models=["cmp_tiny"], verbose=0)
+    before = (out / "compare.json").read_text()
+    with pytest.raises(ValueError, match=r"budget\.epochs: 2 when started, 3 now") as error:
+        run(train, test, out, models=["cmp_tiny"], epochs=3)
+    assert "delete" in str(error.value) and "another --out" in str(error.value)
+    other = (train[0].flip(0), train[1].flip(0))
+    with pytest.raises(ValueError, match=r"data\.fingerprint"):
+        run(other, test, out, models=["cmp_tiny"])
+    assert (out / "compare.json").read_text() == before  # the comparison is left as it was
+
+
+def test_a_folder_of_something_else_is_refused(task, tmp_path):
+    train, test = task
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds files but no comparison"):
+        run(train, test, tmp_path, models=["cmp_tiny"])
+
+
+# -- choosing the models --------------------------------------------------------------------
+def test_auto_picks_exactly_the_registered_models_that_can_take_the_data(monkeypatch):
+    for name in list(registry._REGISTRY):
+        if name not in TINY:
+            del registry._REGISTRY[name]
+    candidates, left_out = select("auto", DataShape(1, 8, 8, 3))
+    assert [c.name for c in candidates] == [
+        "cmp_constant",
+        "cmp_nan",
+        "cmp_oom",
+        "cmp_tiny",
+        "cmp_wide",
+    ]
+    assert list(left_out) == ["cmp_big_kernel"]
+    wide = cnnzoo.count_parameters(cnnzoo.get_model("cmp_wide", num_classes=3))
+    candidates, left_out = select("auto", DataShape(1, 8, 8, 3), max_params=wide - 1)
+    assert "cmp_wide" not in [c.name for c in candidates]
+    assert "max_params" in left_out["cmp_wide"]
+    # On 9x9 images the big kernel fits.
+    assert "cmp_big_kernel" in [c.name for c in select("auto", DataShape(1, 9, 9, 3))[0]]
+
+
+@pytest.mark.parametrize(
+    ("shape", "cannot"),
+    [
+        # Fashion-MNIST: the fixed heads of other sizes cannot take 28x28 greys.
+        (
+            DataShape(1, 28, 28, 10),
+            {"alexnet_original", "cifar_cnn", "network_bn", "network_bn_v2"},
+        ),
+        # CIFAR-10: the 28x28 tutorial nets and the 224/227 fixed heads cannot take 32x32.
+        (
+            DataShape(3, 32, 32, 10),
+            {"alexnet_original", "lenet5", "mini_inception", "mini_resnet", "network_bn"}
+            | {"network_bn_v2"},
+        ),
+    ],
+)
+def test_auto_on_the_zoo_follows_each_architectures_input_rule(shape, cannot):
+    for name in TINY:
+        del registry._REGISTRY[name]
+    candidates, left_out = select("auto", shape)
+    assert set(left_out) == cannot
+    assert {c.name for c in candidates} == set(cnnzoo.list_models()) - cannot
+    small = {c.name for c in candidates if c.options.get("small_input")}
+    assert "resnet18" in small and "vgg11" in small and "lenet5" not in small
+    assert all(c.options["in_channels"] == shape.channels for c in candidates)
+
+
+def test_names_and_patterns_are_expanded_in_order_each_once():
+    candidates, _ = select(["cmp_wide", "cmp_t*", "CMP_WIDE"], DataShape(1, 8, 8, 3))
+    assert [c.name for c in candidates] == ["cmp_wide", "cmp_tiny"]
+    with pytest.raises(ValueError, match="matches no registered model"):
+        select(["nothing*"], DataShape(1, 8, 8, 3))
+    with pytest.raises(ValueError, match=r"unknown model 'cmp_tiyn'.*cmp_tiny"):
+        select(["cmp_tiyn"], DataShape(1, 8, 8, 3))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"epochs": 2, "time_budget": 10.0}, ValueError, "not both"),
+        ({"epochs": 0}, ValueError, "at least 1"),
+        ({"time_budget": -1.0, "epochs": None}, ValueError, "positive"),
+        ({"lr_schedule": 1}, TypeError, "fit does not take"),
+        ({"checkpoint_dir": "x"}, ValueError, "set by compare"),
+        ({"callbacks": []}, ValueError, "set by compare"),
+    ],
+)
+def test_bad_options_are_refused_before_any_training(task, options, error, match):
+    train, test = task
+    with pytest.raises(error, match=match):
+        run(train, test, **options)
+    assert not CALLS
+
+
+# -- the time budget ------------------------------------------------------------------------------
+def test_a_time_budget_is_sized_from_the_measured_step_cost(task, monkeypatch):
+    train, _ = task
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: 0.5 * next(ticks))  # 0.5 s a step
+
+    def build():
+        return cnnzoo.get_model("cmp_tiny", num_classes=3)
+
+    train_part = (train[0][:270], train[1][:270])
+    val_part = (train[0][270:], train[1][270:])
+    options = {"device": "cpu", "precision": "fp32", "batch_size": 10, "seed": 0}
+    plan = budget_module.plan_epochs(
+        build, train_part, val_part, time_budget=100, fit_options=options
+    )
+    # 27 training steps and 3 validation batches at a third of a step: 0.5 * 28 = 14 s an epoch.
+    assert plan.seconds_per_epoch == pytest.approx(14.0)
+    assert plan.epochs == 7
+    tight = budget_module.plan_epochs(build, train_part, None, time_budget=1, fit_options=options)
+    assert tight.epochs == 1  # never untrained
+
+
+def test_compare_with_a_time_budget_trains_the_planned_epochs(task, monkeypatch):
+    train, test = task
+    planned = []
+
+    def plan(build, train_data, val_data, *, time_budget, fit_options):
+        planned.append(time_budget)
+        return budget_module.EpochPlan(3, 1.0)
+
+    monkeypatch.setattr(runner, "plan_epochs", plan)
+    board = run(train, test, epochs=None, time_budget=5.0, models=["cmp_tiny"], verbose=0)
+    assert planned == [5.0] and board["cmp_tiny"].epochs == 3
+    assert board.settings["budget"] == {"epochs": None, "time_budget": 5.0}
+
+
+# -- the leaderboard ------------------------------------------------------------------------------
+def test_leaderboard_sorts_and_round_trips_through_json_and_csv(tmp_path):
+    rows = [
+        Row("b", accuracy=0.8, train_seconds=2.0, params=10),
+        Row("a", accuracy=0.9, train_seconds=5.0, params=1_500_000, options={"small_input": True}),
+        Row("c", status="failed", reason="too small | really"),
+        Row("d", accuracy=0.8, train_seconds=1.0, params=20, macro_f1=float("nan")),
+    ]
+    board = Leaderboard(rows, {"seed": 0})
+    assert [r.model for r in board] == ["a", "d", "b", "c"]
+    again = Leaderboard.from_json(board.to_json(tmp_path / "board.json"))
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in board]
+    assert again["d"].macro_f1 is None  # NaN is written as null, never as invalid JSON
+    assert Leaderboard.from_json(tmp_path / "board.json").settings == {"seed": 0}
+    text = board.to_csv(tmp_path / "board.csv")
+    assert text.splitlines()[0].startswith("model,status,reason,options,accuracy")
+    assert (tmp_path / "board.csv").read_text() == text
+    table = board.to_markdown()
+    assert "| 1 | `a`* | 0.9000 |" in table and "1.50M" in table
+    assert "too small \\| really" in table and "small_input=True" in table
+    with pytest.raises(ValueError, match="not a cnnzoo leaderboard"):
+        Leaderboard.from_json('{"rows": [{"name": 1}]}')
+
+
+def test_pareto_front_keeps_only_the_points_nothing_beats():
+    points = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.9), (2.0, 0.7)]
+    assert pareto_front(points) == [0, 1, 4, 3]
+    assert pareto_front([(1.0, 0.9), (2.0, 0.8)]) == [0]
+
+
+def test_plot_writes_a_png(task, tmp_path):
+    pytest.importorskip("matplotlib")
+    board = Leaderboard([Row("a", accuracy=0.9, train_seconds=3.0, params=100)])
+    board.plot(tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no model trained"):
+        Leaderboard([Row("c", status="failed", reason="x")]).plot(tmp_path / "q.png")
+
+
+def test_compare_is_exported_lazily():
+    assert cnnzoo.compare is compare and cnnzoo.Leaderboard is Leaderboard
+
+
+# -- the command ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory) -> Path:
+    """A two-class grey ImageFolder of 8x8 images: dark squares and bright squares."""
+    root = tmp_path_factory.mktemp("squares")
+    generator = torch.Generator().manual_seed(0)
+    for split, count in (("train", 30), ("test", 10)):
+        for label, (low, high) in enumerate(((0, 90), (160, 255))):
+            folder = root / split / ("dark", "bright")[label]
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = torch.randint(low, high, (8, 8, 3), generator=generator)
+                Image.fromarray(pixels.to(torch.uint8).numpy()).save(folder / f"{i}.png")
+    return root
+
+
+def test_cli_round_trip(squares, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "cmp_tiny", "cmp_w*", "--data", str(squares), "--epochs", "1"]
+    argv += ["--batch-size", "8", "--device", "cpu", "--precision", "fp32", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[1/2] cmp_tiny: test accuracy" in printed and "[2/2] cmp_wide" in printed
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "compare.json"):
+        assert (out / name).is_file()
+    if _has_matplotlib():
+        assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    board = Leaderboard.from_json(out / "leaderboard.json")
+    assert {r.model for r in board} == {"cmp_tiny", "cmp_wide"}
+    assert (out / "leaderboard.md").read_text() == board.to_markdown()
+    for row in board:
+        assert row.options == {"num_classes": 2, "in_channels": 3}
+        model = cnnzoo.load(row.checkpoint)
+        test = cnnzoo.data.load_dataset(squares, "test")
+        assert cnnzoo.evaluate(model, test, precision="fp32")["accuracy"] == row.accuracy
+
+    assert main(argv) == 0  # again: both rows are kept
+    assert printed.count("cmp_tiny") <= capsys.readouterr().out.count("cmp_tiny")
+    code = main([*argv[:6], "2", *argv[7:]])  # other epochs: refused
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("cnnzoo: error:") and "another --out" in err
+    assert "Traceback" not in err
+
+
+def test_cli_refuses_a_bad_budget(capsys):
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "compare",
+                "cmp_tiny",
+                "--data",
+                "x",
+                "--out",
+                "o",
+                *("--epochs", "1", "--time-budget", "5"),
+            ]
+        )
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_describe_failure_names_memory_and_keeps_other_messages():
+    assert runner.describe_failure(torch.OutOfMemoryError("CUDA out of memory.")).startswith(
+        "out of memory"
+    )
+    assert runner.describe_failure(ValueError("bad\nmore")) == "ValueError: bad"
+
+
+def test_a_folder_path_brings_its_test_split_and_a_tree_without_one_scores_validation(
+    squares, tmp_path
+):
+    options = {"epochs": 1, "device": "cpu", "precision": "fp32", "batch_size": 8, "verbose": 0}
+    board = compare(["cmp_tiny"], str(squares), **options)
+    assert board.evaluated_on == "test" and board.settings["data"]["test_samples"] == 20
+    assert board.settings["data"]["name"] == str(squares)
+    board = compare(["cmp_tiny"], str(squares / "train"), **options)  # class folders only
+    assert board.evaluated_on == "validation" and board.settings["data"]["test_samples"] is None
