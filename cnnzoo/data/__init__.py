@@ -17,9 +17,9 @@ Example:
 """
 
 from .augment import AUGMENTATIONS, BatchAugment, hflip, make_augment, random_crop
+from .budget import BUDGET_ENV, Placement
 from .config import DataConfig, channel_stats
 from .datasets import DATASETS, DatasetSpec, load_dataset, read_idx, search_paths
-from .budget import BUDGET_ENV, Placement
 from .images import read_image
 from .normalized import Normalized
 from .streamed import FolderImageError, StreamedImageFolder
