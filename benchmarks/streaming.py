@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 seconds = runs[name]()
                 round_result[name] = {"epoch_seconds": seconds, "timed": seconds[-1]}
-                print(f"round {index + 1} {name}: {seconds[-1]:.2f} s (epochs {seconds})")
+                print(f"round {index + 1} {name}: {seconds[-1]:.2f} s", flush=True)
             result["rounds"].append(round_result)
         del data
         result["summary"] = {
@@ -310,12 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         for mode in ("streamed", "in_memory"):
             for label, root in (("1x", small), ("4x", large)):
                 memory[f"{mode}_{label}"] = measure_rss(root, mode, args.rss_steps, workers)
-                print(f"peak RSS {mode} {label}: {memory[f'{mode}_{label}']}")
+                print(f"peak RSS {mode} {label}: {memory[f'{mode}_{label}']}", flush=True)
         result["memory"] = memory
         for mode in ("streamed", "in_memory"):
             for key in ("load_peak_mb", "main_mb"):
                 growth = memory[f"{mode}_4x"][key] / memory[f"{mode}_1x"][key]
                 result["memory"][f"{mode}_{key}_growth"] = growth
+        result["load_average_at_end"] = os.getloadavg()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for name in CONTENDERS[1:]:

@@ -226,7 +226,7 @@ _FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig))
 
 
 # Images per float64 chunk of channel_stats (and of a streamed folder's statistics pass).
-STATS_CHUNK = 64
+STATS_CHUNK = 16
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -132,9 +132,9 @@ def chunk_stats(chunks: Iterable[torch.Tensor]) -> Stats:
         if count == 0:
             total = torch.zeros(chunk.shape[1], dtype=torch.float64)
             squares = torch.zeros_like(total)
-        x = chunk.double() / 255.0
+        x = chunk.double().div_(255.0)  # in place: one float64 copy of the chunk, same values
         total += x.sum(dim=(0, 2, 3))
-        squares += x.square().sum(dim=(0, 2, 3))
+        squares += x.square_().sum(dim=(0, 2, 3))
         count += chunk.numel() // chunk.shape[1]
     if count == 0:
         raise ValueError("no images to measure the statistics of")
