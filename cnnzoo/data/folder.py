@@ -91,11 +91,10 @@ def load_image_folder(
     chunks = decode_chunks(paths, size, str(folder))
     if placement.in_memory:
         images = _stack(chunks, len(paths), (height, width), paths, folder)
-        mean, std = (
-            _remember(train_folder, size, paths, channel_stats(images))
-            if is_train
-            else (train_stats(train_folder, classes, size))
-        )
+        if is_train:
+            mean, std = _remember(train_folder, size, paths, channel_stats(images))
+        else:
+            mean, std = train_stats(train_folder, classes, size)
         dataset = ImageTensorDataset(images, labels, classes, mean, std)
         dataset.placement = placement
         return dataset
