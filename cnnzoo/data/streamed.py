@@ -9,7 +9,10 @@ streamed path measures the statistics on them, and each checks every image once.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import sys
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -118,12 +121,29 @@ def decode_chunks(
         collate_fn=_StackSameSize(paths, folder),
     )
     first = None
-    for chunk, start in loader:
-        if first is None:
-            first = chunk.shape[1:]
-        elif chunk.shape[1:] != first:
-            raise _sizes_differ(folder, paths[0], first, paths[start], chunk.shape[1:])
-        yield chunk
+    try:
+        for chunk, start in loader:
+            if first is None:
+                first = chunk.shape[1:]
+            elif chunk.shape[1:] != first:
+                raise _sizes_differ(folder, paths[0], first, paths[start], chunk.shape[1:])
+            yield chunk
+    finally:
+        if num_workers > 0:
+            _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Give the memory the pass freed back to the system.
+
+    Receiving the workers' chunks leaves freed memory in glibc's per-thread arenas, which it
+    keeps: measured, each pass over 600 small images left this process 45 MB larger, for good.
+    ``malloc_trim`` returns it (glibc only; elsewhere nothing to do).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # musl, or no libc.so.6: nothing kept
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class StreamedImageFolder(Dataset):
