@@ -15,7 +15,9 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``compare-table``: the leaderboard ``cnnzoo.compare`` wrote, from ``compare-*.json``
   (``benchmarks/compare_docs.py``), as ``Leaderboard.to_markdown`` prints it;
 * ``compare-overhead``: compare against the same models trained one by one, from
-  ``compare_overhead-*.json``.
+  ``compare_overhead-*.json``;
+* ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
+  and their peak memory, from ``streaming-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -433,6 +436,65 @@ def compare_table(result: dict[str, Any], source: Path) -> str:
         f"{settings['seed']}, precision {settings['precision']}, each model's default recipe.",
         "",
         board.to_markdown().rstrip("\n"),
+# -- streaming image folders -------------------------------------------------------------------
+STREAMING_NAMES = {
+    "tutorial": "the tutorial: `ImageFolder` + `Resize`/`ToTensor`/`Normalize`, `DataLoader`, "
+    "fp32 loop",
+    "streamed": "`cnnzoo.fit`, folder streamed from disk (`in_memory=False`)",
+    "in_memory": "`cnnzoo.fit`, folder in memory (`in_memory=True`)",
+    "decoded_cache": "prototype: streamed from a memory-mapped file of decoded images",
+}
+
+
+def streaming_table(result: dict[str, Any], source: Path) -> str:
+    rounds = result["rounds"]
+    end = result.get("load_average_at_end")
+    end_text = f", load average at the end {end[0]:.2f}" if end else ""
+    lines = [
+        f"`benchmarks/streaming.py` → `{relative(source)}`; {machine_text(result)}{end_text}.",
+        "",
+        f"{result['model']} on {result['images']} generated 224x224 JPEGs (two classes), batch "
+        f"{result['batch_size']}, {result['workers']} DataLoader worker(s) on every side; the "
+        f"second of two epochs of {result['steps_per_epoch']} steps timed, {len(rounds)} "
+        "alternating rounds.",
+        "",
+        "| pipeline | seconds per epoch, median [range] | epochs/s against the tutorial |",
+        "| --- | --- | --- |",
+    ]
+    for name, label in STREAMING_NAMES.items():
+        seconds = [r[name]["timed"] for r in rounds]
+        median = {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)}
+        ratio = (
+            "1.00× (reference)"
+            if name == "tutorial"
+            else spread_text(result["summary"][name], "×", 2)
+        )
+        lines.append(f"| {label} | {spread_text(median, ' s')} | {ratio} |")
+    loads = result["load_seconds"]
+    lines += [
+        "",
+        f"Loading (once, before training; every image decoded and checked, the mean and std "
+        f"measured): streamed {loads['streamed']:.1f} s, in memory {loads['in_memory']:.1f} s; "
+        "writing the decoded-image file of the prototype took "
+        f"{result['cache_build_seconds']:.1f} s.",
+        "",
+        "| run | folder | peak RSS after loading | peak RSS with training | largest worker |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    memory = result["memory"]
+    for mode in ("streamed", "in_memory"):
+        for size, images in (("1x", result["images"]), ("4x", 4 * result["images"])):
+            row = memory[f"{mode}_{size}"]
+            worker = f"{row['worker_mb']:.0f} MB" if row["worker_mb"] else "-"
+            lines.append(
+                f"| {mode.replace('_', ' ')} | {images} images | {row['load_peak_mb']:.0f} MB | "
+                f"{row['main_mb']:.0f} MB | {worker} |"
+            )
+    lines += [
+        "",
+        f"Peak RSS of the streamed run, folder 4x larger against 1x: "
+        f"{memory['streamed_main_mb_growth']:.2f}× (in memory: "
+        f"{memory['in_memory_main_mb_growth']:.2f}×).",
     ]
     return "\n".join(lines)
 
@@ -472,6 +534,7 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "zoo-summary": ("zoo_defaults", zoo_summary),
     "zoo-runs": ("zoo_defaults", zoo_runs),
     "zoo-alerts": ("zoo_defaults", zoo_alerts),
+    "streaming-table": ("streaming", streaming_table),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
 INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts"}
@@ -536,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         "zoo_defaults": args.zoo_defaults or newest("zoo_defaults"),
         "compare": newest("compare"),
         "compare_overhead": newest("compare_overhead"),
+        "streaming": newest("streaming"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

@@ -413,6 +413,60 @@ def test_render_docs_fills_the_marked_parts_from_the_json(tmp_path):
         render_docs.render("<!-- bench:nope -->x<!-- /bench:nope -->", {"peers": source})
 
 
+def test_render_docs_writes_the_streaming_table_from_its_json(tmp_path):
+    def run(seconds):
+        return {"epoch_seconds": [seconds + 1, seconds], "timed": seconds}
+
+    times = [(10.0, 5.0, 4.0, 4.5), (12.0, 4.0, 3.0, 4.0), (11.0, 5.5, 5.0, 5.0)]
+    rounds = [
+        dict(zip(("tutorial", "streamed", "in_memory", "decoded_cache"), map(run, t), strict=True))
+        for t in times
+    ]
+
+    def spread(values):
+        return {"median": sorted(values)[1], "min": min(values), "max": max(values)}
+
+    names = ("streamed", "in_memory", "decoded_cache")
+    summary = {
+        name: spread([r["tutorial"]["timed"] / r[name]["timed"] for r in rounds]) for name in names
+    }
+    memory = {
+        f"{mode}_{size}": {"load_peak_mb": 900.0, "main_mb": main, "worker_mb": 400.0}
+        for mode, size, main in [
+            ("streamed", "1x", 1000.0), ("streamed", "4x", 1100.0),
+            ("in_memory", "1x", 1000.0), ("in_memory", "4x", 1400.0),
+        ]
+    }  # fmt: skip
+    memory |= {"streamed_main_mb_growth": 1.1, "in_memory_main_mb_growth": 1.4}
+    result = {
+        "machine": {
+            "cpu": "cpu",
+            "cpu_cores": 2,
+            "torch_threads": 2,
+            "device": "cpu",
+            "torch": "2",
+        },
+        "model": "network_bn",
+        "images": 64,
+        "batch_size": 32,
+        "workers": 1,
+        "steps_per_epoch": 2,
+        "rounds": rounds,
+        "summary": summary,
+        "load_seconds": {"streamed": 2.0, "in_memory": 1.5},
+        "cache_build_seconds": 0.5,
+        "memory": memory,
+    }
+    source = tmp_path / "streaming-20261203-120000.json"
+    source.write_text(__import__("json").dumps(result))
+    doc = "<!-- bench:streaming-table -->\nSTALE\n<!-- /bench:streaming-table -->\n"
+    rendered = render_docs.render(doc, {"streaming": source})
+    assert "| 11.0 s [10.0–12.0 s] | 1.00× (reference) |" in rendered
+    assert "in memory (`in_memory=True`) | 4.0 s [3.0–5.0 s] | 2.50× [2.20–4.00×] |" in rendered
+    assert "| streamed | 256 images | 900 MB | 1100 MB | 400 MB |" in rendered
+    assert "4x larger against 1x: 1.10× (in memory: 1.40×)" in rendered and "STALE" not in rendered
+
+
 def test_render_docs_check_reports_a_stale_doc(tmp_path):
     source = tmp_path / "peers-20261123-120000.json"
     source.write_text(__import__("json").dumps(_peers_result()))

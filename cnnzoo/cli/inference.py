@@ -15,6 +15,7 @@ from typing import Any, cast
 import torch
 
 from .browse import positive_int
+from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = [
     "DATA_HELP",
@@ -41,6 +42,7 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
+    add_in_memory_option(p)
     p.add_argument("--device", default="auto")
     p.set_defaults(run=_cmd_eval)
 
@@ -158,7 +160,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from ..training import evaluate
 
     model = load_checkpoint(args.checkpoint)
-    data = load_dataset(args.data, args.split, args.data_root, image_size=args.image_size)
+    data = load_dataset(
+        args.data,
+        args.split,
+        args.data_root,
+        image_size=args.image_size,
+        in_memory=in_memory_choice(args),
+    )
+    report_placement(data, args.split)
     names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
     trained_on = list(names) if names else None
     if trained_on is not None and trained_on != data.classes:

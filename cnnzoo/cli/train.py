@@ -20,6 +20,7 @@ from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, METADATA_KEY, print_metrics
+from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = ["add_training_commands"]
 
@@ -95,6 +96,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
+    add_in_memory_option(p)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (None: auto)")
@@ -195,9 +197,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
     FitConfig(**fit_options)
     resolve_device(args.device)
     _check_splits(args.data)
-    train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
-    test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
-    channels = train.images.shape[1]
+    reading = {"image_size": args.image_size, "in_memory": in_memory_choice(args)}
+    train = load_dataset(args.data, "train", args.data_root, **reading)
+    report_placement(train, "train")
+    test = load_dataset(args.data, "test", args.data_root, **reading)
+    report_placement(test, "test")
+    channels = train.channels
     options = {"small_input": True} if args.small_input else {}
     if args.weights is not None:
         options["weights"] = args.weights
@@ -253,20 +258,31 @@ def _pictures(
             title=f"{run}: test confusion matrix (accuracy {metrics['accuracy']:.4f})",
         )
         written.append("confusion_matrix.png")
-        wrong = int((predicted != test.labels).sum())
+        mistakes = (predicted != test.labels).nonzero().flatten()
+        first = mistakes[:32]  # only these are read: a streamed test split stays on disk
+        images = _pixels(test, first)
         shown = plot_misclassified(
-            test.images,
-            predicted,
-            test.labels,
+            images,
+            predicted[first],
+            test.labels[first],
             test.classes,
             args.out / "misclassified.png",
-            title=f"{run}: misclassified test images (the first 32 of {wrong})",
+            title=f"{run}: misclassified test images (the first 32 of {len(mistakes)})",
         )
         if shown:
             written.append("misclassified.png")
     except ImportError as error:
         return f" (no pictures: {error})"
     return f", pictures {', '.join(written)} in {args.out}"
+
+
+def _pixels(data: Any, indices: torch.Tensor) -> torch.Tensor:
+    """The ``uint8`` pixels of some images of a dataset in memory or streamed from disk."""
+    if hasattr(data, "images"):
+        return data.images[indices]
+    if len(indices) == 0:
+        return torch.zeros((0, data.channels, *data.image_size), dtype=torch.uint8)
+    return torch.stack([data.pixels(int(i)) for i in indices])
 
 
 def _check_splits(data: str) -> None:

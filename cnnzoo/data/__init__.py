@@ -1,6 +1,7 @@
 """Public datasets for cnnzoo: datasets in memory, augmentations and a model's data contract.
 
-Named datasets and image folders load into memory (:func:`load_dataset`); :class:`DataConfig`
+Named datasets and image folders load into memory (:func:`load_dataset`), image folders too
+large for it stream from disk (:class:`StreamedImageFolder`); :class:`DataConfig`
 is what a model expects of its images, :class:`Normalized` marks data normalised already and
 :func:`read_image` reads any image file the way cnnzoo does everywhere.
 
@@ -16,20 +17,26 @@ Example:
 """
 
 from .augment import AUGMENTATIONS, BatchAugment, hflip, make_augment, random_crop
+from .budget import BUDGET_ENV, Placement
 from .config import DataConfig, channel_stats
 from .datasets import DATASETS, DatasetSpec, load_dataset, read_idx, search_paths
 from .images import read_image
 from .normalized import Normalized
+from .streamed import FolderImageError, StreamedImageFolder
 from .tensors import ImageTensorDataset
 
 __all__ = [
     "AUGMENTATIONS",
+    "BUDGET_ENV",
     "DATASETS",
     "BatchAugment",
     "DataConfig",
     "DatasetSpec",
+    "FolderImageError",
     "ImageTensorDataset",
     "Normalized",
+    "Placement",
+    "StreamedImageFolder",
     "channel_stats",
     "hflip",
     "load_dataset",

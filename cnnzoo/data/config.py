@@ -274,6 +274,10 @@ class DataConfig(Mapping[str, Any]):
 _FIELDS = tuple(f.name for f in dataclasses.fields(DataConfig))
 
 
+# Images per float64 chunk of channel_stats (and of a streamed folder's statistics pass).
+STATS_CHUNK = 16
+
+
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of images, in [0, 1] pixel units.
 
@@ -296,7 +300,9 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     unit = 255.0 if images.dtype == torch.uint8 else 1.0
     total = torch.zeros(images.shape[1], dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for chunk in images.split(256):  # in float64 a chunk at a time: a whole folder may not fit
+    # In float64 a chunk at a time (a whole folder may not fit); a streamed folder sums the same
+    # chunks in the same order, so its statistics are bit-identical to these.
+    for chunk in images.split(STATS_CHUNK):
         x = chunk.double() / unit
         total += x.sum(dim=(0, 2, 3))
         squares += x.square().sum(dim=(0, 2, 3))

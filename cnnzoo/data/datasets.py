@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .budget import InMemoryChoice
+from .streamed import StreamedImageFolder
 from .tensors import ImageTensorDataset
 
 __all__ = ["DATASETS", "DatasetSpec", "ImageTensorDataset", "load_dataset", "search_paths"]
@@ -111,8 +113,10 @@ def load_dataset(
     *,
     download: bool = True,
     image_size: int | tuple[int, int] | None = None,
-) -> ImageTensorDataset:
-    """Load a dataset split into memory.
+    in_memory: InMemoryChoice = "auto",
+    memory_budget: int | float | str | None = None,
+) -> ImageTensorDataset | StreamedImageFolder:
+    """Load a dataset split: into memory, or (a large image folder) streamed from disk.
 
     Named datasets ("fashion-mnist", "mnist", "cifar10") are looked for in ``root``,
     ``$CNNZOO_DATA``, ``~/.cache/cnnzoo`` and, for Fashion-MNIST, Debian's
@@ -122,7 +126,12 @@ def load_dataset(
 
     A directory path instead loads an ImageFolder tree (``<dir>/<split>/<class>/<image>``; a
     tree of class folders ``<dir>/<class>/<image>`` has a ``train`` split only). Test labels
-    follow the class names of ``train/``.
+    follow the class names of ``train/``. Its decoded images are kept in memory when they fit
+    a budget (``in_memory="auto"``: half the available host memory, and half the free CUDA
+    memory when ``fit`` would put them there; ``memory_budget=`` or ``CNNZOO_MEMORY_BUDGET``
+    sets it) and streamed from disk otherwise (a :class:`StreamedImageFolder`: same classes,
+    labels, statistics and answers, memory that does not grow with the folder); the
+    result's ``placement`` says which and why.
 
     Args:
         name: "fashion-mnist", "mnist", "cifar10", or an ImageFolder directory.
@@ -132,9 +141,13 @@ def load_dataset(
         image_size: ImageFolder only: resize every image to this size (needed when the images
             differ in size). ``mean`` and ``std`` of an ImageFolder are measured on its
             ``train`` split.
+        in_memory: ImageFolder only: True (in memory), False (streamed from disk) or "auto".
+            Named datasets are small and always in memory (False is refused).
+        memory_budget: ImageFolder only: the budget of "auto", in bytes or as "2GB";
+            None: ``$CNNZOO_MEMORY_BUDGET``, else the share of free memory above.
 
     Returns:
-        The split, in memory.
+        The split: an :class:`ImageTensorDataset` in memory, or a :class:`StreamedImageFolder`.
 
     Raises:
         ValueError: Unknown name or split; an unreadable image in an ImageFolder (named).
@@ -156,14 +169,33 @@ def load_dataset(
     if isinstance(name, os.PathLike) or (isinstance(name, str) and Path(name).is_dir()):
         from .folder import load_image_folder  # PIL and torchvision's ImageFolder only here
 
-        return load_image_folder(_image_folder(name), split, image_size=image_size)
+        return load_image_folder(
+            _image_folder(name),
+            split,
+            image_size=image_size,
+            in_memory=in_memory,
+            memory_budget=memory_budget,
+        )
     if not isinstance(name, str):
         raise TypeError(
             f"load_dataset takes a dataset name or a directory path, got {type(name).__name__}"
         )
     if _key(name) not in DATASETS and _looks_like_a_path(name):
-        return load_dataset(Path(name), split, root, download=download, image_size=image_size)
+        return load_dataset(
+            Path(name),
+            split,
+            root,
+            download=download,
+            image_size=image_size,
+            in_memory=in_memory,
+            memory_budget=memory_budget,
+        )
     spec = _spec(name)
+    if in_memory is False:
+        raise ValueError(
+            f"{spec.name} is held in memory (its decoded images take a few hundred MB at most); "
+            "in_memory=False (--in-memory no) streams image folders only: leave it at 'auto'"
+        )
     places = search_paths(spec.name, root)
     for place in places:
         found = _read_from(spec, place, split)

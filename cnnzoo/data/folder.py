@@ -1,4 +1,4 @@
-"""ImageFolder trees loaded into memory.
+"""ImageFolder trees, loaded into memory or streamed from disk.
 
 The layout is the transfer-learning tutorial's: ``<dir>/train/<class>/<image>`` and
 ``<dir>/test/<class>/<image>``. A tree of class folders with no split folders,
@@ -8,27 +8,48 @@ The layout is the transfer-learning tutorial's: ``<dir>/train/<class>/<image>`` 
 Labels keep one meaning across splits: the classes are the ``train/`` folder's, and ``test/``
 images are labelled by their folder's *name* among them, so ``train/{cat,dog}`` with
 ``test/{dog}`` labels the test dogs 1, as in training.
+
+Where the decoded images live (one tensor in memory, or read from disk per batch) is chosen by
+:mod:`.budget`; either way every image is decoded once at load, by one parallel pass
+(:func:`~.streamed.decode_chunks`), so an unreadable file is named before training starts, and
+the ``train`` split's mean and std are measured on the same chunks in the same order, so both
+placements get bit-identical statistics.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from .budget import InMemoryChoice, place
 from .config import channel_stats
-from .images import read_image, resize_pixels
+from .images import image_size_of
+from .streamed import StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
 __all__ = ["load_image_folder", "split_folder"]
 
 _SPLITS = ("train", "test")
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+# The train split's statistics per (folder, size, files and their sizes and times), so a test
+# split loaded after its train split (or a second load) does not decode the train split again.
+_TRAIN_STATS: dict[tuple[str, tuple[int, ...] | None, str], Stats] = {}
 
 
 def load_image_folder(
-    directory: Path, split: str, *, image_size: int | tuple[int, int] | None = None
-) -> ImageTensorDataset:
-    """Load an ImageFolder split as ``uint8`` tensors.
+    directory: Path,
+    split: str,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    in_memory: InMemoryChoice = "auto",
+    memory_budget: int | float | str | None = None,
+    device: str | torch.device | None = None,
+) -> ImageTensorDataset | StreamedImageFolder:
+    """Load an ImageFolder split: as ``uint8`` tensors in memory, or streamed from disk.
 
     Args:
         directory: The tree's root: holds ``train/`` and ``test/``, or class folders directly
@@ -36,31 +57,130 @@ def load_image_folder(
         split: "train" or "test".
         image_size: Resize every image to this ``(H, W)`` (or square side); required when the
             images differ in size.
+        in_memory: True: one ``uint8`` tensor (:class:`~cnnzoo.data.ImageTensorDataset`);
+            False: read from disk as used (:class:`~cnnzoo.data.StreamedImageFolder`);
+            "auto": in memory when the decoded images fit the budget (:mod:`.budget`).
+        memory_budget: The budget of "auto" in bytes (or "2GB"); None: ``CNNZOO_MEMORY_BUDGET``,
+            else half the available host (and CUDA device) memory.
+        device: Where ``fit`` will put in-memory images, for the budget; None: CUDA when
+            available.
 
     Returns:
         The images (RGB, 3 channels) with the class names of the ``train`` folder, and mean and
         std measured on the ``train`` split (so train and test are normalised alike). Every
         image mode is converted as :func:`cnnzoo.data.images.read_image` does: grey, palette
-        and alpha images to RGB, 16-bit greys scaled (not clipped) to 8 bits.
+        and alpha images to RGB, 16-bit greys scaled (not clipped) to 8 bits. ``placement``
+        says where the images live and why.
 
     Raises:
         FileNotFoundError: The split has no folder (see :func:`split_folder`), or no images.
         ValueError: Images of different sizes and no ``image_size``; a ``test`` class that
             ``train`` lacks; an image that cannot be read (corrupted, truncated, not an image,
-            a decompression bomb), named.
+            a decompression bomb, a FIFO), named; a budget that is not a size.
     """
     if image_size is not None:
         checked_image_size(image_size)  # before any image is read ("28" is not 2x8)
     folder = split_folder(directory, split)
     train_folder = split_folder(directory, "train")
     classes = _class_names(train_folder)
-    images, labels = _read_split(folder, image_size, classes)
-    if folder != train_folder:
-        train_images, _ = _read_split(train_folder, image_size, classes)
+    paths, labels = _list_split(folder, classes)
+    size = None if image_size is None else tuple(checked_image_size(image_size))
+    height, width = size or image_size_of(paths[0])  # the header only: nothing decoded yet
+    placement = place(
+        in_memory, len(paths) * 3 * height * width, len(paths), budget=memory_budget, device=device
+    )
+    is_train = folder == train_folder
+    chunks = decode_chunks(paths, size, str(folder))
+    if placement.in_memory:
+        images = _stack(chunks, len(paths), (height, width), paths, folder)
+        if is_train:
+            mean, std = _remember(train_folder, size, paths, channel_stats(images))
+        else:
+            mean, std = train_stats(train_folder, classes, size)
+        dataset = ImageTensorDataset(images, labels, classes, mean, std)
+        dataset.placement = placement
+        return dataset
+    if is_train:
+        mean, std = _remember(train_folder, size, paths, chunk_stats(chunks))
     else:
-        train_images = images
-    mean, std = channel_stats(train_images)
-    return ImageTensorDataset(images, labels, classes, mean, std)
+        for _ in chunks:  # every test image decoded once: unreadable files are named now
+            pass
+        mean, std = train_stats(train_folder, classes, size)
+    return StreamedImageFolder(
+        paths, labels, classes, mean, std, (height, width), resize=size is not None,
+        placement=placement,
+    )  # fmt: skip
+
+
+def train_stats(train_folder: Path, classes: list[str], size: list[int] | None) -> Stats:
+    """The ``train`` split's mean and std, streamed (remembered for the files as they are)."""
+    paths, _ = _list_split(train_folder, classes)
+    key = _key(train_folder, size, paths)
+    if key not in _TRAIN_STATS:
+        _TRAIN_STATS[key] = chunk_stats(decode_chunks(paths, size, str(train_folder)))
+    return _TRAIN_STATS[key]
+
+
+def chunk_stats(chunks: Iterable[torch.Tensor]) -> Stats:
+    """:func:`~cnnzoo.data.channel_stats` over chunks: the same sums in the same order.
+
+    ``channel_stats`` sums ``STATS_CHUNK`` images at a time in float64; fed those same chunks,
+    this gives bit-identical statistics without holding the images.
+    """
+    total = squares = torch.zeros(0, dtype=torch.float64)
+    count = 0
+    for chunk in chunks:
+        if count == 0:
+            total = torch.zeros(chunk.shape[1], dtype=torch.float64)
+            squares = torch.zeros_like(total)
+        x = chunk.double().div_(255.0)  # in place: one float64 copy of the chunk, same values
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square_().sum(dim=(0, 2, 3))
+        count += chunk.numel() // chunk.shape[1]
+    if count == 0:
+        raise ValueError("no images to measure the statistics of")
+    mean = total / count
+    variance = (squares - count * mean.square()) / max(count - 1, 1)
+    std = variance.clamp_min(0).sqrt().clamp_min(1e-6)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _remember(folder: Path, size: list[int] | None, paths: list[str], stats: Stats) -> Stats:
+    _TRAIN_STATS[_key(folder, size, paths)] = stats
+    return stats
+
+
+def _key(
+    folder: Path, size: list[int] | None, paths: list[str]
+) -> tuple[str, tuple[int, ...] | None, str]:
+    """The folder as its files are now: any file added, removed or rewritten changes it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return str(Path(folder).resolve()), None if size is None else tuple(size), digest.hexdigest()
+
+
+def _stack(
+    chunks: Iterable[torch.Tensor],
+    count: int,
+    shape: tuple[int, int],
+    paths: list[str],
+    folder: Path,
+) -> torch.Tensor:
+    """The chunks copied into one ``uint8`` tensor, allocated once (no second copy)."""
+    images = torch.empty((count, 3, *shape), dtype=torch.uint8)
+    start = 0
+    for chunk in chunks:
+        if tuple(chunk.shape[2:]) != shape:
+            raise ValueError(
+                f"the images under {folder} have different sizes ({paths[0]} is "
+                f"{shape[0]}x{shape[1]}, {paths[start]} {chunk.shape[2]}x{chunk.shape[3]}); "
+                "pass image_size=(H, W) (--image-size) to resize them all"
+            )
+        images[start : start + len(chunk)] = chunk
+        start += len(chunk)
+    return images
 
 
 def split_folder(directory: Path, split: str) -> Path:
@@ -114,10 +234,8 @@ def _class_names(folder: Path) -> list[str]:
     return classes
 
 
-def _read_split(
-    folder: Path, image_size: int | tuple[int, int] | None, classes: list[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images under ``folder`` and their labels, as indices into ``classes`` by name."""
+def _list_split(folder: Path, classes: list[str]) -> tuple[list[str], torch.Tensor]:
+    """The image files under ``folder`` and their labels, as indices into ``classes`` by name."""
     from torchvision.datasets import ImageFolder
 
     try:
@@ -135,20 +253,10 @@ def _read_split(
             "position would change meaning between splits). Remove those folders, or add them "
             "to train/ as well"
         )
-    tensors = []
-    target = None if image_size is None else checked_image_size(image_size)
-    for path, _ in folder_dataset.samples:
-        image = read_image(path, channels=3)  # not the folder's loader: it clips 16-bit images
-        tensors.append(resize_pixels(image, target) if target is not None else image)
-    sizes = {tuple(t.shape[1:]) for t in tensors}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"the images under {folder} have {len(sizes)} different sizes (e.g. "
-            f"{sorted(sizes)[:3]}); pass image_size=(H, W) to resize them all"
-        )
     index = {name: i for i, name in enumerate(classes)}
     by_name = [index[folder_dataset.classes[t]] for t in folder_dataset.targets]
-    return torch.stack(tensors), torch.tensor(by_name, dtype=torch.long)
+    paths = [path for path, _ in folder_dataset.samples]
+    return paths, torch.tensor(by_name, dtype=torch.long)
 
 
 def checked_image_size(size: int | tuple[int, int]) -> list[int]:

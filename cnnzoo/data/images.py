@@ -9,10 +9,11 @@ pixels, so a model answers the same for both.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch
 
 from .._files import kind_of
 
-__all__ = ["is_image", "read_image", "resize_pixels"]
+__all__ = ["image_size_of", "is_image", "read_image", "resize_pixels"]
 
 # Pillow modes holding integer greys wider than 8 bits (16-bit PNGs open as one of these).
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -58,6 +59,30 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
         )
     if _is_pil(image):
         return _to_pixels(image, channels, "the PIL image")
+    with _opened(image) as (opened, path):
+        opened.load()
+        return _to_pixels(opened, channels, str(path))
+
+
+def image_size_of(image: str | os.PathLike) -> tuple[int, int]:
+    """The ``(H, W)`` of an image file, read from its header without decoding the pixels.
+
+    The same checks as :func:`read_image` that need no decoding run here: a missing file, a
+    file that is not regular (a FIFO), not an image, or a decompression bomb. A file whose
+    pixel data is truncated or corrupted passes; only decoding finds it.
+
+    Raises:
+        FileNotFoundError: No file at the path.
+        ValueError: As :func:`read_image`, named.
+    """
+    with _opened(image) as (opened, _):
+        width, height = opened.size
+        return int(height), int(width)
+
+
+@contextlib.contextmanager
+def _opened(image: str | os.PathLike) -> Iterator[tuple[Any, Path]]:
+    """Open an image file, turning every way it can fail into a message naming the file."""
     path = Path(image)
     if not path.exists():
         raise FileNotFoundError(f"no image file at {path}")
@@ -69,8 +94,7 @@ def read_image(image: Any, channels: int | None = None) -> torch.Tensor:
 
     try:
         with Image.open(path) as opened:
-            opened.load()
-            return _to_pixels(opened, channels, str(path))
+            yield opened, path
     except Image.DecompressionBombError as error:
         raise ValueError(
             f"{path} was refused as a possible decompression bomb ({error}). If you trust the "

@@ -7,6 +7,7 @@ alike, so it lives apart from both loaders.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -28,7 +29,11 @@ class ImageTensorDataset(Dataset):
         classes: Class names, index order.
         mean: Per-channel mean used for normalisation, in [0, 1] units.
         std: Per-channel standard deviation used for normalisation, in [0, 1] units.
+        placement: For an image folder, where its images live and why
+            (:class:`~cnnzoo.data.budget.Placement`); None otherwise.
     """
+
+    placement: Any = None
 
     def __init__(
         self,
@@ -68,4 +73,13 @@ class ImageTensorDataset(Dataset):
 
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
-        return f"{type(self).__name__}({len(self)} images {c}x{h}x{w}, {len(self.classes)} classes)"
+        where = "" if self.placement is None else f"; {self.placement}"
+        return (
+            f"{type(self).__name__}({len(self)} images {c}x{h}x{w}, "
+            f"{len(self.classes)} classes{where})"
+        )
+
+    @property
+    def channels(self) -> int:
+        """Channels per image."""
+        return int(self.images.shape[1])

@@ -6,7 +6,9 @@
   transforms, or a ``Subset`` of any of them. These take the fast path: moved to the device once,
   batches drawn by index.
 * :class:`Streamed`: any other ``Dataset`` (read through a ``DataLoader`` that cnnzoo builds)
-  or a ``DataLoader`` (used as given).
+  or a ``DataLoader`` (used as given). A :class:`~cnnzoo.data.StreamedImageFolder` (or a
+  ``Subset`` of one) is read as its ``uint8`` pixels and normalised on the device, exactly as
+  the same folder in memory is.
 
 Each source carries :class:`~.pixels.DataFacts`: whether its values are pixels or normalised
 already, the statistics it knows, its class names.
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from ...data import ImageTensorDataset, Normalized
+from ...data import ImageTensorDataset, Normalized, StreamedImageFolder
 from .forms import ImageReading, ItemCollate, array_to_images, is_image, read_images
 from .pixels import DataFacts
 
@@ -204,7 +206,28 @@ def streamed(data: Dataset | DataLoader, reading: ImageReading | None = None) ->
     """
     if isinstance(data, DataLoader):
         return Streamed(data, _facts(data.dataset))
+    pixels = _folder_pixels(data)
+    if pixels is not None:  # uint8 items: the default collate stacks them, the rule scales them
+        folder = _inner(data)
+        facts = DataFacts(mean=folder.mean, std=folder.std, label_names=tuple(folder.classes))
+        return Streamed(pixels, facts)
     return Streamed(data, _facts(data), ItemCollate(reading or ImageReading()))
+
+
+def _inner(dataset: Any) -> Any:
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _folder_pixels(dataset: Any) -> Dataset | None:
+    """A streamed folder (or a Subset of one) as its ``uint8`` pixel items, else None."""
+    if isinstance(dataset, StreamedImageFolder):
+        return dataset.pixel_items()
+    if isinstance(dataset, Subset):
+        inner = _folder_pixels(dataset.dataset)
+        return None if inner is None else Subset(inner, dataset.indices)
+    return None
 
 
 def _is_images(obj: Any) -> bool:
@@ -261,7 +284,7 @@ def _facts(dataset: Any) -> DataFacts:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     names = _label_names(dataset)
-    if isinstance(dataset, ImageTensorDataset):  # its items are normalised floats
+    if isinstance(dataset, ImageTensorDataset | StreamedImageFolder):  # normalised float items
         return DataFacts(True, dataset.mean, dataset.std, names)
     normalize = _normalize_step(getattr(dataset, "transform", None))
     if normalize is not None:
