@@ -436,6 +436,34 @@ def compare_table(result: dict[str, Any], source: Path) -> str:
         f"{settings['seed']}, precision {settings['precision']}, each model's default recipe.",
         "",
         board.to_markdown().rstrip("\n"),
+    ]
+    return "\n".join(lines)
+
+
+def compare_overhead(result: dict[str, Any], source: Path) -> str:
+    summary = result["summary"]
+    models = ", ".join(f"`{m}`" for m in result["models"])
+    rounds = len(result["rounds"])
+    return "\n".join(
+        [
+            f"`benchmarks/compare_overhead.py` → `{relative(source)}`; {machine_text(result)}; "
+            f"load average at the end {result['load_average_at_end'][0]:.2f}.",
+            "",
+            f"{models} on {result['subset']['train_samples']:,} training and "
+            f"{result['subset']['test_samples']:,} test Fashion-MNIST images, "
+            f"{result['epochs']} epoch(s) each, {rounds} alternating rounds:",
+            "",
+            "| | seconds, median [range] |",
+            "| --- | --- |",
+            f"| one by one with `fit` | {spread_text(summary['one_by_one_seconds'], ' s')} |",
+            f"| `cnnzoo.compare` | {spread_text(summary['compare_seconds'], ' s')} |",
+            "| of which beyond its `fit` calls | "
+            f"{spread_text(summary['beyond_fit_seconds'], ' s')} |",
+            f"| **compare / one by one** | **{spread_text(summary['ratio'], '×', 2)}** |",
+        ]
+    )
+
+
 # -- streaming image folders -------------------------------------------------------------------
 STREAMING_NAMES = {
     "tutorial": "the tutorial: `ImageFolder` + `Resize`/`ToTensor`/`Normalize`, `DataLoader`, "
@@ -497,30 +525,6 @@ def streaming_table(result: dict[str, Any], source: Path) -> str:
         f"{memory['in_memory_main_mb_growth']:.2f}×).",
     ]
     return "\n".join(lines)
-
-
-def compare_overhead(result: dict[str, Any], source: Path) -> str:
-    summary = result["summary"]
-    models = ", ".join(f"`{m}`" for m in result["models"])
-    rounds = len(result["rounds"])
-    return "\n".join(
-        [
-            f"`benchmarks/compare_overhead.py` → `{relative(source)}`; {machine_text(result)}; "
-            f"load average at the end {result['load_average_at_end'][0]:.2f}.",
-            "",
-            f"{models} on {result['subset']['train_samples']:,} training and "
-            f"{result['subset']['test_samples']:,} test Fashion-MNIST images, "
-            f"{result['epochs']} epoch(s) each, {rounds} alternating rounds:",
-            "",
-            "| | seconds, median [range] |",
-            "| --- | --- |",
-            f"| one by one with `fit` | {spread_text(summary['one_by_one_seconds'], ' s')} |",
-            f"| `cnnzoo.compare` | {spread_text(summary['compare_seconds'], ' s')} |",
-            "| of which beyond its `fit` calls | "
-            f"{spread_text(summary['beyond_fit_seconds'], ' s')} |",
-            f"| **compare / one by one** | **{spread_text(summary['ratio'], '×', 2)}** |",
-        ]
-    )
 
 
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {

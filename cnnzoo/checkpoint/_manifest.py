@@ -163,7 +163,7 @@ def check_manifest(manifest: dict[str, Any]) -> str | None:
     ``extra`` and ``settings`` objects.
     """
     epoch = manifest.get("epoch")
-    if not _is_int(epoch) or not 0 <= epoch <= _MAX_EPOCH:
+    if not isinstance(epoch, int) or not _is_int(epoch) or not 0 <= epoch <= _MAX_EPOCH:
         return f"its epoch is {epoch!r}, not an epoch number (an integer >= 0)"
     model = manifest.get("model")
     if not isinstance(model, dict):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..data.budget import InMemoryChoice
+
 __all__ = ["add_in_memory_option", "in_memory_choice", "report_placement"]
 
 # --in-memory's words, as load_dataset's in_memory values.
-IN_MEMORY = {"auto": "auto", "yes": True, "no": False}
+IN_MEMORY: dict[str, InMemoryChoice] = {"auto": "auto", "yes": True, "no": False}
 IN_MEMORY_HELP = (
     "ImageFolder: keep the decoded images in memory (yes), stream them from disk (no), or auto: "
     "in memory when they fit the budget ($CNNZOO_MEMORY_BUDGET, e.g. 8GB; else half the free "
@@ -21,7 +23,7 @@ def add_in_memory_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-memory", choices=list(IN_MEMORY), default="auto", help=IN_MEMORY_HELP)
 
 
-def in_memory_choice(args: argparse.Namespace) -> bool | str:
+def in_memory_choice(args: argparse.Namespace) -> InMemoryChoice:
     """``load_dataset``'s ``in_memory`` for the parsed ``--in-memory``."""
     return IN_MEMORY[args.in_memory]
 

@@ -144,7 +144,7 @@ def compare(
     evaluated_on = "test" if data.test is not None else "validation"
     plan = Plan(budget_epochs, time_budget, seed, target, precision, dict(fit_options))
     scratch = None if out is not None else tempfile.mkdtemp(prefix="cnnzoo-compare-")
-    store = Store(out if out is not None else scratch, settings)
+    store = Store(out if out is not None else str(scratch), settings)
     rows: list[Row] = []
     machine = _machine(target)  # the load average as the comparison starts
 

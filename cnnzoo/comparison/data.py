@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,7 +228,8 @@ def _fingerprint(parts: list[Any]) -> str:
             continue
         images, labels = _images_and_labels(part)
         if isinstance(part, Dataset) and not isinstance(part, ImageTensorDataset):
-            digest.update(f"{type(part).__name__}:{len(part)}".encode())
+            size = len(part) if isinstance(part, Sized) else "unsized"
+            digest.update(f"{type(part).__name__}:{size}".encode())
             continue
         for tensor in (images, labels):
             if isinstance(tensor, torch.Tensor):

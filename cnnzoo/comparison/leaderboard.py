@@ -15,7 +15,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +150,7 @@ class Leaderboard:
                 return row
         raise KeyError(f"no row for {model!r}; the leaderboard has {[r.model for r in self]}")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
 
     def __repr__(self) -> str:

@@ -119,6 +119,7 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
         ).epochs
         _release(plan.device)
     else:
+        assert plan.epochs is not None  # a plan has epochs or a time budget
         epochs = plan.epochs
     has_val = data.val is not None
     model = _build(candidate, plan.seed)

@@ -342,7 +342,7 @@ def _size(value: Any) -> tuple[int, int, int]:
 
 def _crop_pct(crop: Any, size: tuple[int, int, int] | None) -> float:
     low = LIMITS["min_crop_pct"]
-    if not isinstance(crop, numbers.Real) or isinstance(crop, bool) or not low <= crop <= 1:
+    if not isinstance(crop, int | float) or isinstance(crop, bool) or not low <= crop <= 1:
         raise ValueError(
             f"DataConfig: crop_pct must be in [{low}, 1] or None (0.875 for torchvision's "
             f"ImageNet weights), got {crop!r}"

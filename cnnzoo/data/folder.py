@@ -84,7 +84,7 @@ def load_image_folder(
     train_folder = split_folder(directory, "train")
     classes = _class_names(train_folder)
     paths, labels = _list_split(folder, classes)
-    size = None if image_size is None else tuple(checked_image_size(image_size))
+    size = None if image_size is None else checked_image_size(image_size)
     height, width = size or image_size_of(paths[0])  # the header only: nothing decoded yet
     placement = place(
         in_memory, len(paths) * 3 * height * width, len(paths), budget=memory_budget, device=device
@@ -274,6 +274,6 @@ def checked_image_size(size: int | tuple[int, int]) -> list[int]:
     ):
         raise ValueError(
             f"image_size must be an integer side or an (H, W) pair of integers in [1, 8192], "
-            f"got {size!r}" + (f"; pass image_size={int(size)}" if str(size).isdigit() else "")
+            f"got {size!r}" + (f"; pass image_size={size}" if str(size).isdigit() else "")
         )
     return list(pair)

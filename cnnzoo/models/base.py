@@ -196,7 +196,8 @@ class ZooModel(nn.Module):
         if isinstance(config, DataConfig):
             self.pretrained_cfg = config.replace(num_classes=num_classes, label_names=None)
         elif isinstance(config, Mapping):
-            self.pretrained_cfg = {**config, "num_classes": num_classes, "label_names": None}
+            # a plain mapping a user set: kept a mapping, as they gave it
+            self.pretrained_cfg = {**config, "num_classes": num_classes, "label_names": None}  # type: ignore[assignment]
 
     def set_global_pool(self, global_pool: str, num_classes: int) -> None:
         """Change the pooling of the head; models whose head cannot change it refuse.

@@ -36,7 +36,7 @@ def has_batch_norm(model: nn.Module) -> bool:
 
 def recalibrate_batch_norm(
     model: nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> None:
