@@ -327,7 +327,9 @@ def zoo_summary(result: dict[str, Any], source: Path) -> str:
         f"validation), {task['epochs']} epochs, {task['test_images']} test images, seeds "
         f"{', '.join(map(str, result['seeds']))}; chance {result['chance']:.3f}. "
         f"From `{relative(source)}`; {machine_text(result)}; "
-        f"{result['seconds_as_seen'] / 60:.0f} minutes with {result['jobs']} worker processes.",
+        f"{result['seconds_as_seen'] / 60:.0f} minutes with {result['jobs']} worker processes"
+        + _grid_source(result, source)
+        + ".",
         "",
         "| model | input | default lr | min accuracy | mean | family's best of grid (lr) "
         "| share | every seed learns | alerts |",
@@ -351,6 +353,23 @@ def zoo_summary(result: dict[str, Any], source: Path) -> str:
             f"{line['alerts']} |"
         )
     return "\n".join(lines)
+
+
+def _grid_source(result: dict[str, Any], source: Path) -> str:
+    """Where the grid rows came from, when an earlier run of the same task measured them."""
+    name = result.get("grid_from")
+    if not name:
+        return ""
+    earlier = source.parent / name
+    minutes = ""
+    if earlier.is_file():
+        minutes = f", {json.loads(earlier.read_text())['seconds_as_seen'] / 60:.0f} minutes"
+    rerun = (
+        " (its unwarned runs at chance trained again here)"
+        if result.get("grid_reran_silent")
+        else ""
+    )
+    return f"; the grid from `{relative(earlier)}`{minutes}{rerun}"
 
 
 def zoo_headline(result: dict[str, Any], source: Path) -> str:
@@ -379,18 +398,31 @@ def zoo_alerts(result: dict[str, Any], source: Path) -> str:
         if recovered
         else ""
     )
-    kinds = sorted({e["kind"] for e in ended})
+    kinds = ", ".join(f"{k}: {n}" for k, n in sorted(_count(e["kind"] for e in ended).items()))
     above = sum(e["above_recipe"] for e in ended)
+    default_text = "; ".join(
+        f"`{r['model']}` seed {r['seed']}: {r['alerts'][0]['kind']}, test accuracy "
+        f"{_accuracy(r['test_accuracy'])}"
+        for r in result["defaults"]
+        if r.get("alerts")
+    )
     return (
         f"Of the {outcomes['runs']} runs, `fit` warned about {outcomes['warned']} "
-        f"({', '.join(kinds) or 'none'}), {above} of them grid runs at rates above the model's "
-        "recipe; "
-        f"{outcomes['warned_defaults']} of the runs with the defaults and "
-        f"{outcomes['warned_long']} of the longer runs were warned about (no false alarm on a "
-        f"healthy run). {outcomes['warned_at_chance']} of the warned runs ended within 5 points of "
-        f"chance{spread}. Runs that ended without learning and without a warning: "
+        f"({kinds or 'none'}); {above} of them were grid runs at rates above the model's recipe, "
+        f"{outcomes['warned_defaults']} were runs with the defaults"
+        + (f" ({default_text})" if default_text else "")
+        + f" and {outcomes['warned_long']} were longer runs. "
+        f"{outcomes['warned_at_chance']} of the warned runs ended within 5 points of "
+        f"chance{spread}. Runs that did not learn (as defined above) and were not warned about: "
         f"{outcomes['unwarned_at_chance']}."
     )
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
 
 
 def _kind(result: dict[str, Any], name: str) -> str:

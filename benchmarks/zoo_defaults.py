@@ -13,8 +13,8 @@ Each model sees the images in the size it takes:
 * ``cifar_cnn`` (fixed 32×32) the images padded by 2 pixels, LeNet's classic 32×32 layout;
 * the ImageNet families (AlexNet, VGG, GoogLeNet, ResNet, DenseNet) are built with
   ``small_input=True`` and see the images downsampled to 16×16 (antialiased): twice the largest
-  smallest-input of those families (8×8), and a quarter of the cost of 32×32, which keeps the
-  three-seed run of every model under an hour on 2 cores;
+  smallest-input of those families (8×8), and a quarter of the cost of 32×32 (the whole run,
+  grids included, took 72 minutes with 2 workers on a shared 2-core machine);
 * ``alexnet_original`` (fixed 227×227) the images upsampled to 227×227;
 * the monkeypox tutorial's nets (fixed 3×224×224) an image folder of the same images written as
   224×224 RGB PNG files and read back with ``cnnzoo.data.load_dataset``.

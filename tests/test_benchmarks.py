@@ -547,8 +547,9 @@ def test_zoo_alert_outcomes_count_warned_runs_and_silent_failures():
     text = render_docs.render(
         "<!-- bench:zoo-alerts -->x<!-- /bench:zoo-alerts -->", {"zoo_defaults": _saved(result)}
     )
-    assert "warned about 1 (blow-up), 0 of them grid runs at rates above" in text
-    assert "without a warning: 1." in text
+    assert "warned about 1 (blow-up: 1); 0 of them were grid runs at rates above" in text
+    assert "0 were runs with the defaults and 0 were longer runs" in text
+    assert "were not warned about: 1." in text
 
 
 def _saved(result: dict) -> Path:
