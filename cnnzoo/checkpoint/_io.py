@@ -4,6 +4,10 @@ Every reader here either returns plain tensors or raises ``FileNotFoundError`` /
 with a message that names the file and what is wrong with it. A safetensors file is validated
 byte-for-byte against its header *before* the safetensors library sees it, so a truncated,
 mutated or foreign file can never surface as a raw library error (or a Rust panic).
+
+Longer than 450 lines because the atomic writers (one file, or a folder of files renamed as a
+whole) and the validating readers share their temporary-file, umask and lock conventions: split,
+a writer and the reader that must recognise its leftovers would live apart.
 """
 
 from __future__ import annotations

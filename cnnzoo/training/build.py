@@ -194,6 +194,7 @@ def build_run(
         ema=ema,
         settings=settings,
         watch=watch,
+        # Streamed and DataLoader data too: the same answers as in memory (16 batches read again).
         recalibrate_norms=ema is None and has_batch_norm(model),
     )
 

@@ -8,7 +8,9 @@ the same weights with statistics re-measured gave 0.75. So at the end of every e
 re-measures them on up to :data:`RECALIBRATION_BATCHES` training batches, as an exact average
 (``torch.optim.swa_utils.update_bn``, what stochastic weight averaging does for averaged
 weights), before validation, checkpoints and callbacks see the model. It costs at most that
-many forward passes an epoch; models without BatchNorm skip it.
+many forward passes an epoch (data fed by a DataLoader reads those batches again, so streamed
+and in-memory folders give the same answers); models without BatchNorm and runs with an EMA
+(which averages the statistics) skip it.
 """
 
 from __future__ import annotations
