@@ -21,6 +21,7 @@ from cnnzoo.training.collapse import (
     STALL_MIN_STEPS,
     CollapseWatch,
     TrainingCollapseWarning,
+    label_entropy,
     majority_share,
 )
 
@@ -165,3 +166,22 @@ def test_a_custom_loss_is_judged_against_its_own_start():
 def test_chance_is_the_most_frequent_class():
     assert majority_share(torch.tensor([0, 0, 0, 1]), 2) == 0.75
     assert majority_share(None, 4) == 0.25
+
+
+def test_a_custom_loss_that_starts_below_zero_is_never_called_a_blow_up():
+    watch = CollapseWatch(10, 0.1, None, False, "a test")
+    watch.note_start(-2.69)
+    assert watch.check(0, {"loss": -2.75, "accuracy": 0.5}, 0.1, 10) is None
+
+
+def test_a_model_that_learned_only_the_class_frequencies_stalls():
+    # 90% of the labels are class 0: predicting the frequencies gives a loss of their entropy,
+    # below ln(2), and an accuracy equal to chance.
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    entropy = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    watch = CollapseWatch(
+        2, majority_share(labels, 2), None, True, "a test", label_entropy(labels, 2)
+    )
+    assert watch.label_entropy == pytest.approx(entropy)
+    alert = watch.check(3, {"loss": entropy, "accuracy": 0.9}, 0.01, 200)
+    assert alert is not None and alert["kind"] == "stall"

@@ -51,3 +51,20 @@ def test_models_without_batch_norm_and_ema_runs_are_left_alone():
     history = cnnzoo.fit(model, (images, labels), epochs=1, lr=0.0, ema=0.5, verbose=0)
     assert history.params["ema"] == 0.5
     assert int(model[0].num_batches_tracked) > 0  # the EMA's statistics, not an exact average
+
+
+def test_frozen_batch_norm_layers_keep_their_statistics():
+    torch.manual_seed(0)
+    model = cnnzoo.get_model("cifar_cnn", num_classes=3, in_channels=1)
+    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for layer in layers:  # as pretrained statistics would be
+            layer.running_mean.fill_(0.5)
+            layer.running_var.fill_(2.0)
+    cnnzoo.freeze(model)  # the head trains; the frozen BatchNorm layers stay in eval mode
+    images = torch.rand(64, 1, 32, 32)
+    labels = torch.arange(64) % 3
+    cnnzoo.fit(model, (images, labels), epochs=1, batch_size=16, verbose=0, precision="fp32")
+    for layer in layers:
+        assert torch.equal(layer.running_var, torch.full_like(layer.running_var, 2.0))
+        assert torch.equal(layer.running_mean, torch.full_like(layer.running_mean, 0.5))

@@ -103,7 +103,7 @@ def _recipe(recipe: object) -> str:
     """What ``fit`` trains the model with by default."""
     lr, source = getattr(recipe, "lr", None), getattr(recipe, "source", "")
     if lr is None:
-        return "no registered recipe: fit picks the rate from the model's layers"
+        return "no registered recipe: fit's default peak lr 1e-3 (AdamW, one-cycle)"
     return f"fit's default peak lr {lr:g} (AdamW, one-cycle): {source}"
 
 

@@ -13,6 +13,7 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ class TrainingRecipe:
 
     def __post_init__(self) -> None:
         lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < 10:
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise TypeError(f"a training recipe's lr must be a number, got {type(lr).__name__}")
+        if not 0 < lr < 10:
             raise ValueError(f"a training recipe's lr must be a number in (0, 10), got {lr!r}")
         if not isinstance(self.source, str) or not self.source.strip():
             raise ValueError("a training recipe needs its source: where the rate comes from")

@@ -157,7 +157,7 @@ _RECIPE = TrainingRecipe(
     1e-3,
     (
         "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for ResNet-18 (small_input)"
+        " for ResNet-18 (small_input), the reference of the family, whose every member uses it"
     ),
 )
 

@@ -234,14 +234,15 @@ _RECIPE = TrainingRecipe(
     3e-4,
     (
         "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for VGG-11 without BatchNorm, which stays at chance from 3e-3 up"
+        " for VGG-11 without BatchNorm, the reference of the plain VGGs, which stays at chance "
+        "from 3e-3 up"
     ),
 )
 _RECIPE_BN = TrainingRecipe(
     1e-3,
     (
         "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for VGG-11 with BatchNorm"
+        " for VGG-11 with BatchNorm, the reference of the BatchNorm VGGs"
     ),
 )
 

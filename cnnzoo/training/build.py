@@ -11,7 +11,7 @@ from torch import nn
 from ..data import make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
-from .collapse import CollapseWatch, majority_share
+from .collapse import CollapseWatch, label_entropy, majority_share
 from .contract import check_classifier, fit_rule, image_reading, model_data_config, record
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
@@ -173,6 +173,7 @@ def build_run(
         val_chance=None if val_batches is None else _val_chance(val_batches, num_classes),
         default_loss=config.loss_fn is None,
         lr_source=rate.source,
+        label_entropy=label_entropy(train_batches.labels, num_classes),
     )
     return Run(
         config=config,

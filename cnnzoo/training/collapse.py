@@ -11,9 +11,10 @@ the run started and with the chance level of the data:
 * **collapse**: the accuracy (validation when there is validation data, else training) fell
   back to within :data:`CHANCE_MARGIN` of chance after it had been at least
   :data:`RISEN_MARGIN` above it;
-* **stall**: the default loss is still at (or above) the uniform guess's ``ln(num_classes)``
-  with chance accuracy, after at least :data:`STALL_MIN_STEPS` optimizer steps, or at the
-  run's last epoch after :data:`STALL_MIN_STEPS_AT_END` (a run that ends there learned
+* **stall**: the default loss is no better than a guess from the class frequencies alone (the
+  labels' entropy; ``ln(num_classes)`` when they are balanced or unknown) with chance
+  accuracy, after at least :data:`STALL_MIN_STEPS` optimizer steps, or at the run's last epoch
+  after :data:`STALL_MIN_STEPS_AT_END` (a run that ends there learned
   nothing; a smoke test of a few steps is not judged).
 
 Chance is the accuracy of always answering the most frequent class of the labels scored. The
@@ -38,6 +39,7 @@ __all__ = [
     "STALL_MIN_STEPS_AT_END",
     "CollapseWatch",
     "TrainingCollapseWarning",
+    "label_entropy",
     "majority_share",
 ]
 
@@ -52,6 +54,15 @@ _STALL_LOSS_SHARE = 0.02
 
 class TrainingCollapseWarning(UserWarning):
     """``fit`` saw the training go wrong without a NaN: see ``History.alerts``."""
+
+
+def label_entropy(labels: torch.Tensor | None, num_classes: int) -> float | None:
+    """Entropy (nats) of the labels' class frequencies, or None when they are not known."""
+    if labels is None or labels.numel() == 0:
+        return None
+    counts = torch.bincount(labels.detach().reshape(-1).long().cpu(), minlength=num_classes)
+    shares = counts[counts > 0].double() / labels.numel()
+    return float(-(shares * shares.log()).sum())
 
 
 def majority_share(labels: torch.Tensor | None, num_classes: int) -> float:
@@ -73,6 +84,8 @@ class CollapseWatch:
         default_loss: True for fit's own cross-entropy (its uniform-guess loss is
             ``ln(num_classes)``, which the stall rule needs).
         lr_source: Where the peak rate came from, named in the message.
+        label_entropy: Entropy of the training labels (the loss of a guess that knows only the
+            class frequencies), or None when they are not known up front (then ln(classes)).
     """
 
     num_classes: int
@@ -80,6 +93,7 @@ class CollapseWatch:
     val_chance: float | None
     default_loss: bool
     lr_source: str
+    label_entropy: float | None = None
     start_loss: float | None = None
     best_accuracy: float | None = None
     warned: bool = False
@@ -153,7 +167,13 @@ class CollapseWatch:
     ) -> tuple[str | None, str]:
         loss = logs.get("loss")
         reference = self.reference_loss()
-        if loss is not None and math.isfinite(loss) and loss > BLOWUP_FACTOR * reference:
+        # (a loss that starts at or below 0, a user's, has no "3x where it started")
+        if (
+            reference > 0
+            and loss is not None
+            and math.isfinite(loss)
+            and loss > BLOWUP_FACTOR * reference
+        ):
             return "blow-up", (
                 f"blew up: the training loss rose to {loss:.4g}, more than {BLOWUP_FACTOR:g}x "
                 f"the {reference:.3g} it started at"
@@ -172,19 +192,21 @@ class CollapseWatch:
                 f"{chance:.4f}, after reaching {best:.4f}"
             )
         uniform = math.log(max(2, self.num_classes))
+        # A guess that knows only the class frequencies: the labels' entropy (ln C if balanced).
+        prior = self.label_entropy if self.label_entropy is not None else uniform
         if (
             self.default_loss
             and (steps_done >= STALL_MIN_STEPS or (last and steps_done >= STALL_MIN_STEPS_AT_END))
             and loss is not None
-            and loss >= (1 - _STALL_LOSS_SHARE) * uniform
+            and loss >= (1 - _STALL_LOSS_SHARE) * prior
             and accuracy is not None
             and accuracy <= chance + CHANCE_MARGIN
         ):
             return "stall", (
                 f"{'learned nothing' if last else 'is not learning'}: after {steps_done} steps "
-                f"the training loss is {loss:.4g}, no better than a uniform guess's "
-                f"ln({self.num_classes}) = {uniform:.4g}, and {which} accuracy {accuracy:.4f} is "
-                f"at the chance level {chance:.4f}"
+                f"the training loss is {loss:.4g}, no better than a guess from the class "
+                f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is at the "
+                f"chance level {chance:.4f}"
             )
         return None, ""
 

@@ -78,7 +78,7 @@ def default_rate(model: nn.Module, optimizer: str) -> DefaultRate:
     if optimizer == "adamw":
         return DefaultRate(adamw_lr, source)
     scale = adamw_lr / DEFAULT_LR["adamw"]
-    scaled = DEFAULT_LR[optimizer] * scale
+    scaled = float(f"{DEFAULT_LR[optimizer] * scale:.6g}")  # 0.0025, not 0.0025000000000000005
     if scale == 1:
         return DefaultRate(scaled, source)
     return DefaultRate(
