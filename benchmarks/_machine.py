@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,17 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def spread(values: list[float], digits: int | None = None) -> dict[str, Any]:
+    """Median and range of ``values`` (rounded to ``digits`` when given), as the results record."""
+
+    def rounded(value: float) -> float:
+        return value if digits is None else round(value, digits)
+
+    return {
+        "median": rounded(statistics.median(values)),
+        "min": rounded(min(values)),
+        "max": rounded(max(values)),
+        "values": [rounded(v) for v in values],
+    }

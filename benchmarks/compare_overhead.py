@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
-from benchmarks._machine import machine_info, write_result
+from benchmarks._machine import machine_info, spread, write_result
 from benchmarks.compare_docs import subset
 from cnnzoo.data import load_dataset
 
@@ -59,15 +58,6 @@ def with_compare(models, train, test, epochs: int, folder: Path) -> tuple[float,
     board = cnnzoo.compare(models, train, test, epochs=epochs, out=folder, verbose=0)
     seconds = time.perf_counter() - started
     return seconds, sum(row.train_seconds or 0.0 for row in board)
-
-
-def spread(values: list[float]) -> dict[str, float | list[float]]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "values": values,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,6 @@ import importlib.util
 import multiprocessing
 import os
 import resource
-import statistics
 import sys
 import time
 import traceback
@@ -65,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _contenders as contenders
 from benchmarks._machine import machine_info, write_result
+from benchmarks._machine import spread as spread_values
 
 TARGETS = {"lenet5": 0.87, "mini_resnet": 0.90, "resnet18": 0.92}
 # Images per images/s round (steps = images // batch size), and the most epochs a
@@ -234,14 +234,8 @@ class InProcess:
 
 
 # -- the orchestration -----------------------------------------------------------------------
-def spread(values: list[float]) -> dict[str, Any]:
-    """Median and range of ``values``."""
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "values": [round(v, 3) for v in values],
-    }
+def spread(values: list[float]) -> dict:
+    return spread_values(values, 3)
 
 
 def rotated(items: list, by: int) -> list:

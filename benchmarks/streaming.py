@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
-from benchmarks._machine import machine_info, write_result
+from benchmarks._machine import machine_info, spread, write_result
 from cnnzoo.data import StreamedImageFolder, load_dataset
 from cnnzoo.data.streamed import decode_chunks
 from cnnzoo.training.feed.batches import default_num_workers
@@ -230,13 +229,6 @@ def measure_rss(root: Path, mode: str, steps: int, workers: int) -> dict[str, fl
 
 
 # -- the rounds ---------------------------------------------------------------------------------
-def spread(values: list[float]) -> dict[str, Any]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "values": values,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

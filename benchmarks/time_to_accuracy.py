@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
 from benchmarks._machine import machine_info, write_result
+from benchmarks._machine import spread as spread_values
 from cnnzoo.data import ImageTensorDataset, load_dataset, search_paths
 
 
@@ -188,13 +188,7 @@ def warm_up() -> float:
 
 
 def spread(values: list[float]) -> dict:
-    """Median and range of ``values``."""
-    return {
-        "median": round(statistics.median(values), 2),
-        "min": round(min(values), 2),
-        "max": round(max(values), 2),
-        "values": [round(v, 2) for v in values],
-    }
+    return spread_values(values, 2)
 
 
 def main(argv: list[str] | None = None) -> dict:
