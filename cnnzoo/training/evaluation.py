@@ -77,30 +77,20 @@ def evaluate(
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=True)
-    model_dtype = input_dtype(model)
-    batches = make_batches(
-        source,
-        device=target,
-        batch_size=batch_size,
-        train=False,
-        num_workers=num_workers,
-        rule=rule,
-        input_dtype=model_dtype,
-    )
+    batches = _eval_batches(model, source, rule, target, batch_size, num_workers)
     dtype = resolve_precision(precision, target)
     num_classes = infer_num_classes(model, batches, dtype)
     if batches.labels is not None:
         check_label_range(batches.labels, num_classes, "data")
-    else:
-        batches = make_batches(
+    else:  # labels known only batch by batch: checked as each arrives
+        batches = _eval_batches(
+            model,
             source,
-            device=target,
-            batch_size=batch_size,
-            train=False,
-            num_workers=num_workers,
+            rule,
+            target,
+            batch_size,
+            num_workers,
             check_labels=lambda y: check_label_range(y, num_classes, "data"),
-            rule=rule,
-            input_dtype=model_dtype,
         )
     ks = _top_k(top_k, num_classes)
     loss_sum, confusion, hits = accumulate(model, batches, num_classes, dtype, top_k=ks)
@@ -138,15 +128,7 @@ def predict(
     target = model_device(model) if device is None else resolve_device(device)
     model.to(target)
     source, rule = _source_and_rule(model, data, need_labels=False)
-    batches = make_batches(
-        source,
-        device=target,
-        batch_size=batch_size,
-        train=False,
-        num_workers=num_workers,
-        rule=rule,
-        input_dtype=input_dtype(model),
-    )
+    batches = _eval_batches(model, source, rule, target, batch_size, num_workers)
     dtype = resolve_precision(precision, target)
     outputs = []
     with _eval_mode(model), torch.inference_mode(), autocast(target, dtype):
@@ -155,6 +137,28 @@ def predict(
     if not outputs:
         raise ValueError("data is empty: nothing to predict")
     return torch.cat(outputs)
+
+
+def _eval_batches(
+    model: nn.Module,
+    source: Source,
+    rule: ModelInput,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int | None,
+    check_labels: Any = None,
+) -> Batches:
+    """The batches evaluate and predict read: in order, no augmentation, the model's dtype."""
+    return make_batches(
+        source,
+        device=device,
+        batch_size=batch_size,
+        train=False,
+        num_workers=num_workers,
+        rule=rule,
+        input_dtype=input_dtype(model),
+        check_labels=check_labels,
+    )
 
 
 def _source_and_rule(model: nn.Module, data: Any, need_labels: bool) -> tuple[Source, ModelInput]:
