@@ -38,12 +38,15 @@ def test_torchvision_state_dict_loads_strictly_with_identical_outputs(name):
 
 
 def test_initialisation_and_zero_init_residual():
-    model = get("resnet18", zero_init_residual=True)
+    model = get("resnet18")  # zero_init_residual is the default
     last_norms = [block.bn2.weight for stage in (model.layer1, model.layer4) for block in stage]
     assert all(torch.count_nonzero(w) == 0 for w in last_norms)
     assert torch.count_nonzero(model.layer1[0].bn1.weight) == 64
-    deep = get("resnet50", zero_init_residual=True)
+    deep = get("resnet50")
     assert torch.count_nonzero(deep.layer2[0].bn3.weight) == 0
+    # zero_init_residual=False: torchvision's init exactly, every norm weight at one
+    plain = get("resnet50", zero_init_residual=False)
+    assert torch.count_nonzero(plain.layer2[0].bn3.weight) == plain.layer2[0].bn3.weight.numel()
     # torchvision's init: Kaiming normal with fan_out on the convs (std sqrt(2 / fan_out))
     conv = get("resnet18").layer3[0].conv2.weight
     fan_out = conv.shape[0] * conv.shape[2] * conv.shape[3]

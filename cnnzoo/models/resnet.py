@@ -50,7 +50,11 @@ class ResNet(ZooModel):
         in_channels: Channels of the input images.
         small_input: Use a 3x3 stride-1 stem conv and no max pool, for 28x28/32x32 images.
         zero_init_residual: Start the last norm layer of every residual branch at zero, so each
-            block starts as the identity (Goyal et al. 2017; helps large-batch training).
+            block starts as the identity (Goyal et al. 2017, "Accurate, Large Minibatch SGD";
+            timm's default). On by default: trained from scratch on a small budget, the deep
+            ResNets otherwise start far behind ResNet-18 (ResNet-152 on 88 steps of
+            Fashion-MNIST: 0.72 test accuracy without, 0.81 with). ``False`` gives torchvision's
+            initialisation exactly.
         global_pool: Pooling before ``fc``: ``"avg"`` (torchvision's), ``"max"``, or ``""``
             (none; with ``num_classes=0`` the model returns the last feature map).
 
@@ -67,7 +71,7 @@ class ResNet(ZooModel):
         num_classes: int = 1000,
         in_channels: int = 3,
         small_input: bool = False,
-        zero_init_residual: bool = False,
+        zero_init_residual: bool = True,
         global_pool: str = "avg",
     ) -> None:
         super().__init__(num_classes, in_channels)
@@ -156,8 +160,9 @@ class ResNet(ZooModel):
 _RECIPE = TrainingRecipe(
     1e-3,
     (
-        "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for ResNet-18 (small_input), the reference of the family, whose every member uses it"
+        "ResNet-18 (small_input, 8x8 images) in the zoo benchmark (88 steps of Fashion-MNIST): "
+        "0.80 test accuracy, within 2% of the grid's best (3e-3, 0.81) of 3e-4 to 1e-2; every "
+        "deeper ResNet reaches at least 95% of that best at this rate"
     ),
 )
 
@@ -167,7 +172,7 @@ def resnet18(
     num_classes: int = 1000,
     in_channels: int = 3,
     small_input: bool = False,
-    zero_init_residual: bool = False,
+    zero_init_residual: bool = True,
     global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-18: basic blocks [2, 2, 2, 2] (11,689,512 parameters at 1000 classes).
@@ -190,7 +195,7 @@ def resnet34(
     num_classes: int = 1000,
     in_channels: int = 3,
     small_input: bool = False,
-    zero_init_residual: bool = False,
+    zero_init_residual: bool = True,
     global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-34: basic blocks [3, 4, 6, 3] (21,797,672 parameters at 1000 classes).
@@ -213,7 +218,7 @@ def resnet50(
     num_classes: int = 1000,
     in_channels: int = 3,
     small_input: bool = False,
-    zero_init_residual: bool = False,
+    zero_init_residual: bool = True,
     global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-50: bottleneck blocks [3, 4, 6, 3] (25,557,032 parameters at 1000 classes).
@@ -236,7 +241,7 @@ def resnet101(
     num_classes: int = 1000,
     in_channels: int = 3,
     small_input: bool = False,
-    zero_init_residual: bool = False,
+    zero_init_residual: bool = True,
     global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-101: bottleneck blocks [3, 4, 23, 3] (44,549,160 parameters at 1000 classes).
@@ -259,7 +264,7 @@ def resnet152(
     num_classes: int = 1000,
     in_channels: int = 3,
     small_input: bool = False,
-    zero_init_residual: bool = False,
+    zero_init_residual: bool = True,
     global_pool: str = "avg",
 ) -> ResNet:
     """ResNet-152: bottleneck blocks [3, 8, 36, 3] (60,192,808 parameters at 1000 classes).
