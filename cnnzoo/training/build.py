@@ -117,6 +117,7 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
+    data_init = _initialise_from_data(model, train_batches)
     rate = _peak_rate(model, config)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
@@ -162,6 +163,7 @@ def build_run(
             "accumulate": config.accumulate,
             "grad_clip": config.grad_clip,
             "ema": decay,
+            "data_init": data_init,
         }
     )
     # The EMA swaps the training weights back in at on_epoch_begin, before any other callback.
@@ -197,6 +199,35 @@ def build_run(
         watch=watch,
         # Streamed and DataLoader data too: the same answers as in memory (16 batches read again).
         recalibrate_norms=ema is None and has_batch_norm(model),
+    )
+
+
+# Images of the first batch a model's data-dependent initialisation is measured on.
+_DATA_INIT_IMAGES = 64
+
+
+def _initialise_from_data(model: nn.Module, batches: Batches) -> str | None:
+    """Let a model that asks for it rescale its layers on the first training batch.
+
+    Models that define ``init_from_data(images) -> bool`` (the small-input VGGs without
+    BatchNorm) do it once, while their weights are still the ones they were built with; a
+    resumed run loads its own weights afterwards. Returns what was done, for the History.
+    """
+    init = getattr(model, "init_from_data", None)
+    if not callable(init):
+        return None
+    epoch = batches.epoch(0)
+    try:
+        images, _ = next(epoch)
+    finally:
+        close = getattr(epoch, "close", None)
+        if close is not None:
+            close()
+    if not init(images[:_DATA_INIT_IMAGES]):
+        return None
+    return (
+        "each layer but the last rescaled to unit output variance on the first training batch "
+        "(Mishkin & Matas 2016)"
     )
 
 

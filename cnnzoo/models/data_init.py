@@ -1,0 +1,69 @@
+"""Data-dependent initialisation: rescale a network's layers on a batch of its real images.
+
+He initialisation keeps a signal's scale through a layer when every tap of a 3x3 kernel sees
+the image. On small maps most taps see zero padding (at 1x1 only the centre one), so a plain
+network without normalisation layers loses a constant factor at every layer: a VGG-19 built with
+``small_input=True`` and fed 8x8 images starts with features a few millionths the size of its
+input, and barely leaves chance in a hundred steps. Rescaling each layer so that its output has
+unit variance on real images (the layer-sequential unit-variance step of Mishkin & Matas 2016,
+"All you need is a good init") gives it back its scale whatever the images' size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["rescale_to_unit_variance", "weights_signature"]
+
+
+def weights_signature(module: nn.Module) -> float:
+    """A fingerprint of the weights (the sum of their squares), 0.0 on the meta device.
+
+    Used to tell whether a model's weights are still the ones it was built with: loading,
+    training or editing them changes it.
+    """
+    params = list(module.parameters())
+    if any(p.is_meta for p in params):
+        return 0.0
+    with torch.no_grad():
+        return float(sum(p.detach().double().pow(2).sum().item() for p in params))
+
+
+def rescale_to_unit_variance(
+    model: nn.Module, layers: Sequence[nn.Module], images: torch.Tensor
+) -> None:
+    """Scale each of ``layers`` (in forward order) so its output has unit variance on ``images``.
+
+    One forward pass in eval mode (no dropout): each layer's output is measured, its weight and
+    bias divided by the output's standard deviation, and the rescaled output passed on, so every
+    later layer is measured on the signal it will see.
+
+    Args:
+        model: The network, called on ``images``.
+        layers: Layers with ``weight`` (and ``bias``) of ``model``, in the order they run.
+        images: A batch of real, normalised input images.
+    """
+
+    def rescale(layer: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+        std = output.float().std()
+        if not bool(torch.isfinite(std)) or float(std) <= 0.0:
+            return None  # nothing to measure (a dead layer): leave it as built
+        for name in ("weight", "bias"):
+            param = getattr(layer, name, None)
+            if isinstance(param, torch.Tensor):
+                param.div_(std)
+        return output / std
+
+    hooks = [layer.register_forward_hook(rescale) for layer in layers]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)

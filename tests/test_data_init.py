@@ -1,0 +1,100 @@
+"""The data-dependent start of the small-input VGGs without BatchNorm.
+
+Built with He initialisation and fed 8x8 images, their signal all but vanishes before the head;
+``fit`` rescales their layers on the first training batch, once, and only while the weights are
+the ones the model was built with. Every check is of scales measured on fixed data, at lr=0
+(nothing is learned), so none depends on how a training run goes.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _synthetic import stripes
+from torch import nn
+
+import cnnzoo
+from cnnzoo.models.data_init import rescale_to_unit_variance, weights_signature
+
+FIT = {"epochs": 1, "lr": 0.0, "batch_size": 64, "verbose": 0, "precision": "fp32"}
+
+
+def features_std(model: nn.Module, images: torch.Tensor) -> float:
+    """Standard deviation of the last convolution block's output, in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        return float(model.forward_features(images).std())
+
+
+def vgg(name: str = "vgg19") -> nn.Module:
+    torch.manual_seed(0)
+    return cnnzoo.get_model(name, num_classes=3, in_channels=1, small_input=True)
+
+
+def test_rescaling_gives_each_layer_unit_output_variance_on_the_batch():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
+    model[0].weight.data.mul_(0.01)  # a signal shrunk 100x at the first layer
+    x = torch.randn(256, 16)
+    rescale_to_unit_variance(model, [model[0], model[2]], x)
+    with torch.no_grad():
+        first = model[0](x)
+        second = model[2](model[1](first))
+    assert float(first.std()) == pytest.approx(1.0, rel=1e-4)
+    assert float(second.std()) == pytest.approx(1.0, rel=1e-4)
+    assert model.training  # the mode it was in
+
+
+def test_fit_rescales_a_fresh_plain_small_vgg_before_its_first_step():
+    images, labels = stripes(128)
+    model = vgg()
+    normalised = (images - images.mean()) / images.std()
+    built = features_std(model, normalised)
+    history = cnnzoo.fit(model, (images, labels), **FIT)
+    assert built < 1e-3  # the vanishing signal the rescaling is for
+    assert 0.1 < features_std(model, normalised) < 10
+    assert "unit output variance" in history.params["data_init"]
+    # Once: the weights are no longer the ones it was built with, so a second fit keeps them.
+    rescaled = weights_signature(model)
+    assert cnnzoo.fit(model, (images, labels), **FIT).params["data_init"] is None
+    assert weights_signature(model) == pytest.approx(rescaled, rel=1e-12)
+
+
+def test_weights_changed_since_the_build_are_never_rescaled():
+    images, labels = stripes(128)
+    model = vgg()
+    with torch.no_grad():
+        model.features[0].weight.mul_(1.5)  # edited, as loading or training would
+    signature = weights_signature(model)
+    assert cnnzoo.fit(model, (images, labels), **FIT).params["data_init"] is None
+    assert weights_signature(model) == pytest.approx(signature, rel=1e-12)
+
+
+def test_data_init_false_keeps_the_start_as_built():
+    images, labels = stripes(128)
+    model = vgg()
+    model.data_init = False
+    signature = weights_signature(model)
+    assert cnnzoo.fit(model, (images, labels), **FIT).params["data_init"] is None
+    assert weights_signature(model) == pytest.approx(signature, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["vgg11_bn", "lenet5"])
+def test_models_that_need_no_data_dependent_start_are_left_as_built(name):
+    images, labels = stripes(128)
+    if name == "lenet5":
+        images = torch.nn.functional.interpolate(images, size=(28, 28))
+        model = cnnzoo.get_model(name, num_classes=3)
+    else:
+        model = vgg(name)
+    signature = weights_signature(model)
+    assert cnnzoo.fit(model, (images, labels), **FIT).params["data_init"] is None
+    assert weights_signature(model) == pytest.approx(signature, rel=1e-12)
+
+
+def test_only_small_input_vggs_without_batchnorm_ask_for_it():
+    with torch.device("meta"):
+        assert cnnzoo.get_model("vgg11", small_input=True).data_init
+        assert not cnnzoo.get_model("vgg11").data_init  # torchvision's, as built
+        assert not cnnzoo.get_model("vgg11_bn", small_input=True).data_init
+        assert cnnzoo.get_model("vgg11", small_input=True)._built_weights == 0.0  # on meta
