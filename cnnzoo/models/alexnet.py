@@ -220,16 +220,28 @@ class AlexNet(ZooModel):
 
 
 _RECIPE = TrainingRecipe(
+    1e-3,
+    (
+        "the best of 3e-4 to 1e-2 for AlexNet (small_input, 8x8 images) in the zoo benchmark "
+        "(88 steps of Fashion-MNIST): 0.71 test accuracy, 0.68 at 3e-4; it stalls at 1e-2 "
+        "(Dive into Deep Learning trains it with SGD at 0.01)"
+    ),
+)
+_RECIPE_ORIGINAL = TrainingRecipe(
     3e-4,
     (
-        "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for AlexNet (small_input); at 3e-3 and above it stalls or blows up (Dive into "
-        "Deep Learning trains it with SGD at 0.01)"
+        "the best of 1e-4 to 1e-3 for the original AlexNet (227x227 images) in the zoo "
+        "benchmark (32 steps of Fashion-MNIST): 0.61 test accuracy, 0.59 at 1e-4, 0.56 at 1e-3"
     ),
 )
 
 
-@register(family="alexnet", source=_FASHION_MNIST_TUTORIAL, paper=_KRIZHEVSKY_2012, recipe=_RECIPE)
+@register(
+    family="alexnet",
+    source=_FASHION_MNIST_TUTORIAL,
+    paper=_KRIZHEVSKY_2012,
+    recipe=_RECIPE_ORIGINAL,
+)
 def alexnet_original(
     num_classes: int = 10,
     in_channels: int = 1,

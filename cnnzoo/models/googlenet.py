@@ -254,8 +254,8 @@ class GoogLeNet(ZooModel):
 _RECIPE = TrainingRecipe(
     3e-3,
     (
-        "the zoo benchmark's best of 3e-4 to 2e-2 (Fashion-MNIST, 3 epochs of 900 images)"
-        " for GoogLeNet (small_input)"
+        "the best of 3e-4 to 1e-2 for GoogLeNet (small_input, 8x8 images) in the zoo benchmark "
+        "(88 steps of Fashion-MNIST): 0.80 test accuracy"
     ),
 )
 

@@ -75,7 +75,8 @@ _RECIPE = TrainingRecipe(
     2e-2,
     (
         "fit's rate measured on all 60,000 Fashion-MNIST images: LeNet-5 reaches 0.87 test "
-        "accuracy in 4 epochs on every seed"
+        "accuracy in 4 epochs on every seed; also the best of 3e-3 to 1e-1 in the zoo "
+        "benchmark (88 steps: 0.62)"
     ),
 )
 
