@@ -304,7 +304,7 @@ def step_costs_table(results: list[tuple[Path, dict[str, Any]]]) -> str:
 INPUTS = {
     "native": "28×28",
     "pad32": "32×32 (padded)",
-    "small": "16×16, `small_input`",
+    "small": "{side}×{side}, `small_input`",
     "upsample": "227×227",
     "folder": "224×224 RGB folder",
 }
@@ -347,7 +347,7 @@ def zoo_summary(result: dict[str, Any], source: Path) -> str:
         best_text = "–" if best is None else f"{best[0]:.3f} ({best[2]}, {best[1]:g})"
         share = "–" if line["share_of_best"] is None else f"{line['share_of_best']:.0%}"
         lines.append(
-            f"| `{line['model']}` | {INPUTS[_kind(result, line['model'])]} | "
+            f"| `{line['model']}` | {_input_text(result, line['model'])} | "
             f"{line['lr_used']:g} | {line['min_accuracy']:.3f} | {line['mean_accuracy']:.3f} | "
             f"{best_text} | {share} | {'yes' if line['learned_every_seed'] else '**no**'} | "
             f"{line['alerts']} |"
@@ -356,20 +356,26 @@ def zoo_summary(result: dict[str, Any], source: Path) -> str:
 
 
 def _grid_source(result: dict[str, Any], source: Path) -> str:
-    """Where the grid rows came from, when an earlier run of the same task measured them."""
-    name = result.get("grid_from")
-    if not name:
+    """Which models were trained again into earlier results of the same task, oldest first.
+
+    Each ``--update`` names the result it started from; the chain is followed through the
+    files that are still there.
+    """
+    steps = []
+    updated = result.get("updated")
+    seen = {source.name}
+    while updated and updated["from"] not in seen:  # a chain that loops back ends there
+        seen.add(updated["from"])
+        earlier = source.parent / updated["from"]
+        names = ", ".join(f"`{name}`" for name in updated["models"])
+        steps.append(
+            f"{names} trained again from `{relative(earlier)}` "
+            f"({updated['seconds_as_seen'] / 60:.1f} min)"
+        )
+        updated = json.loads(earlier.read_text()).get("updated") if earlier.is_file() else None
+    if not steps:
         return ""
-    earlier = source.parent / name
-    minutes = ""
-    if earlier.is_file():
-        minutes = f", {json.loads(earlier.read_text())['seconds_as_seen'] / 60:.0f} minutes"
-    rerun = (
-        " (its unwarned runs at chance trained again here)"
-        if result.get("grid_reran_silent")
-        else ""
-    )
-    return f"; the grid from `{relative(earlier)}`{minutes}{rerun}"
+    return "; after their recipe or initialisation changed, " + ", then ".join(reversed(steps))
 
 
 def zoo_headline(result: dict[str, Any], source: Path) -> str:
@@ -411,7 +417,7 @@ def zoo_alerts(result: dict[str, Any], source: Path) -> str:
         f"({kinds or 'none'}); {above} of them were grid runs at rates above the model's recipe, "
         f"{outcomes['warned_defaults']} were runs with the defaults"
         + (f" ({default_text})" if default_text else "")
-        + f" and {outcomes['warned_long']} were longer runs. "
+        + ". "
         f"{outcomes['warned_at_chance']} of the warned runs ended within 5 points of "
         f"chance{spread}. Runs that did not learn (as defined above) and were not warned about: "
         f"{outcomes['unwarned_at_chance']}."
@@ -429,17 +435,25 @@ def _kind(result: dict[str, Any], name: str) -> str:
     return result.get("inputs", {}).get(name, "small")
 
 
+def _input_text(result: dict[str, Any], name: str) -> str:
+    """The size a model saw, and how many images where it is fewer than the task's."""
+    task = result["task"]
+    text = INPUTS[_kind(result, name)].format(side=task.get("small_side", 16))
+    fewer = task.get("large_input_train_images")
+    if fewer and _kind(result, name) in ("folder", "upsample") and fewer < task["train_images"]:
+        text += f", {fewer:,} images"
+    return text
+
+
 def zoo_runs(result: dict[str, Any], source: Path) -> str:
     """Every run: the defaults per model and seed, then the reference grids."""
     lines = [
         "| model | run | seed | lr | test accuracy | training loss per epoch | alerts |",
         "|---|---|---:|---:|---:|---|---|",
     ]
-    longer = "longer: {:,} images, {} epochs"
     runs = [
         *((row, "defaults") for row in result["defaults"]),
-        *((row, longer.format(row["train_images"], len(row["loss"]))) for row in result["long"]),
-        *((row, "grid") for row in result["grid"]),
+        *((row, "grid") for row in result["grid"] if not row.get("defaults_run")),
     ]
     for row, run in runs:
         rate = f"{row['lr']:g}" if row["lr"] is not None else f"{row['lr_used']:g}"

@@ -488,7 +488,13 @@ def _zoo_result() -> dict:
         return out | ({"family": family} if family else {})
 
     return {
-        "task": {"train_images": 1000, "test_images": 500, "epochs": 3},
+        "task": {
+            "train_images": 1000,
+            "test_images": 500,
+            "epochs": 3,
+            "small_side": 8,
+            "large_input_train_images": 300,
+        },
         "seeds": [0, 1],
         "chance": 0.1,
         "jobs": 2,
@@ -500,20 +506,24 @@ def _zoo_result() -> dict:
             "device": "cpu",
             "torch": "2",
         },
-        "families": {"lenet5": "lenet", "vgg11": "vgg"},
-        "inputs": {"lenet5": "native", "vgg11": "small"},
+        "families": {"lenet5": "lenet", "vgg11": "vgg", "network_bn": "network_bn"},
+        "inputs": {"lenet5": "native", "vgg11": "small", "network_bn": "folder"},
         "defaults": [
             row("lenet5", 0, 0.70, [2.0, 1.0]),
             row("lenet5", 1, 0.68, [2.0, 1.1]),
             row("vgg11", 0, 0.50, [2.3, 1.5]),
             row("vgg11", 1, 0.12, [2.3, 2.3]),  # within 5 points of chance: did not learn
+            row("network_bn", 0, 0.75, [1.4, 0.5]),
+            row("network_bn", 1, 0.74, [1.4, 0.6]),
         ],
         "grid": [
             row("lenet5", 0, 0.72, [2.0, 0.9], lr=1e-2, family="lenet"),
             row("vgg11", 0, 0.60, [2.3, 1.2], lr=1e-3, family="vgg"),
             row("vgg11", 0, None, [], lr=2e-2, family="vgg") | {"diverged": "NaN at step 3"},
+            # the grid point at network_bn's own recipe: its seed-0 defaults run, reused
+            row("network_bn", 0, 0.75, [1.4, 0.5], lr=3e-4, family="network_bn")
+            | {"defaults_run": True},
         ],
-        "long": [],
     }
 
 
@@ -539,6 +549,7 @@ def test_zoo_alert_outcomes_count_warned_runs_and_silent_failures():
     result["recipes"] = {"lenet5": 0.02, "vgg11": 0.002}
     result["grid"][0]["alerts"] = [{"epoch": 1, "kind": "blow-up"}]  # lenet5 at 1e-2, ends well
     outcomes = zoo.alert_outcomes(result)
+    assert outcomes["runs"] == 9  # 6 defaults and 3 grid runs: the reused point counted once
     assert outcomes["warned"] == 1 and outcomes["warned_defaults"] == 0
     assert outcomes["ended"][0]["share_of_best"] == 1.0 and not outcomes["ended"][0]["at_chance"]
     assert not outcomes["ended"][0]["above_recipe"]  # 1e-2 is below lenet5's 2e-2
@@ -548,8 +559,50 @@ def test_zoo_alert_outcomes_count_warned_runs_and_silent_failures():
         "<!-- bench:zoo-alerts -->x<!-- /bench:zoo-alerts -->", {"zoo_defaults": _saved(result)}
     )
     assert "warned about 1 (blow-up: 1); 0 of them were grid runs at rates above" in text
-    assert "0 were runs with the defaults and 0 were longer runs" in text
+    assert "0 were runs with the defaults. 0 of the warned runs" in text
     assert "were not warned about: 1." in text
+
+
+def test_zoo_update_replaces_only_the_retrained_models_defaults():
+    earlier = _zoo_result()
+    earlier["recipes"] = {"lenet5": 0.02, "vgg11": 3e-4, "network_bn": 3e-4}
+    retrained = [
+        {"model": "network_bn", "seed": s, "lr": None, "lr_used": 1e-3, "test_accuracy": 0.8}
+        for s in (0, 1)
+    ]
+    update = {
+        "families": {"network_bn": "network_bn"},
+        "inputs": {"network_bn": "folder"},
+        "recipes": {"network_bn": 1e-3},
+        "defaults": retrained,
+        "grid": [dict(r) for r in earlier["grid"]],
+        "machine": {"cpu": "other"},
+        "seconds_as_seen": 60.0,
+    }
+    update["grid"] = [{k: v for k, v in r.items() if k != "defaults_run"} for r in update["grid"]]
+    merged = zoo.merge_update(earlier, update, "zoo_defaults-20261202-120000.json")
+    assert [(r["model"], r["seed"]) for r in merged["defaults"]] == [
+        (m, s) for m in ("lenet5", "vgg11", "network_bn") for s in (0, 1)
+    ]
+    assert [r["test_accuracy"] for r in merged["defaults"] if r["model"] == "network_bn"] == [
+        0.8,
+        0.8,
+    ]
+    assert merged["recipes"]["network_bn"] == 1e-3 and merged["recipes"]["lenet5"] == 0.02
+    assert merged["updated"]["models"] == ["network_bn"] and merged["machine"] == earlier["machine"]
+    # the old seed-0 run at 3e-4 is now an ordinary grid point, listed and counted on its own
+    assert not any(r.get("defaults_run") for r in merged["grid"])
+    merged["summary"] = zoo.verdicts(merged)
+    text = render_docs.render(
+        "<!-- bench:zoo-summary -->x<!-- /bench:zoo-summary -->", {"zoo_defaults": _saved(merged)}
+    )
+    assert "after their recipe or initialisation changed, `network_bn` trained again" in text
+    # A result naming itself as where it came from (a loop) is listed once, not followed forever.
+    merged["updated"]["from"] = "zoo_defaults-20261203-120000.json"  # _saved's own name
+    looped = render_docs.render(
+        "<!-- bench:zoo-summary -->x<!-- /bench:zoo-summary -->", {"zoo_defaults": _saved(merged)}
+    )
+    assert "trained again" not in looped
 
 
 def _saved(result: dict) -> Path:
@@ -565,6 +618,7 @@ def test_zoo_families_inputs_and_costs_follow_the_registry():
     assert zoo.recipe_family("vgg16_bn") == "vgg_bn" and zoo.recipe_family("vgg16") == "vgg"
     assert zoo.recipe_family("network_bn_v2") == "network_bn"
     assert zoo.recipe_family("resnet152") == "resnet"
+    assert zoo.recipe_family("alexnet_original") == "alexnet_original"  # its own, larger input
     assert {zoo.recipe_family(n) for n in cnnzoo.models.list_models()} == set(zoo.REFERENCES)
     kinds = {
         n: zoo.input_kind(n)
@@ -578,6 +632,18 @@ def test_zoo_families_inputs_and_costs_follow_the_registry():
         "network_bn": "folder",
     }
     assert zoo.job_cost("lenet5") == pytest.approx(416_520, rel=0.01)  # LeNet-5's MACs
+    # the fixed large-input nets train on fewer images; every other model on the whole task
+    assert zoo.train_images_of("network_bn", 3000) == zoo.LARGE_INPUT_TRAIN_IMAGES < 3000
+    assert zoo.train_images_of("alexnet_original", 3000) == zoo.LARGE_INPUT_TRAIN_IMAGES
+    assert zoo.train_images_of("resnet18", 3000) == zoo.train_images_of("lenet5", 3000) == 3000
+    assert zoo.train_images_of("network_bn", 256) == 256  # never more than the task has
+
+
+def test_zoo_every_recipe_lies_inside_its_familys_grid():
+    for name in cnnzoo.models.list_models():
+        reference = zoo.REFERENCES[zoo.recipe_family(name)]
+        rates = zoo.grid_of(zoo.recipe_family(name))
+        assert cnnzoo.models.info(reference).recipe.lr in rates, name
     assert zoo.select(["resnet1*", "lenet5"]) == ["lenet5", "resnet18", "resnet101", "resnet152"]
 
 
@@ -600,10 +666,12 @@ def test_render_docs_writes_the_zoo_tables_from_the_json(tmp_path):
     doc += "<!-- bench:zoo-runs -->x<!-- /bench:zoo-runs -->\n"
     doc += "<!-- bench:zoo-headline -->x<!-- /bench:zoo-headline -->\n"
     rendered = render_docs.render(doc, {"zoo_defaults": source})
-    assert "| `vgg11` | 16×16, `small_input` | 0.02 | 0.120 | 0.310 | 0.600 (vgg11, 0.001) |" in (
+    assert "| `vgg11` | 8×8, `small_input` | 0.02 | 0.120 | 0.310 | 0.600 (vgg11, 0.001) |" in (
         rendered
     )
+    assert "| `network_bn` | 224×224 RGB folder, 300 images | 0.02 | 0.740 |" in rendered
+    assert "| `network_bn` | grid |" not in rendered  # the reused point is listed once
     assert "| **no** |" in rendered and "| yes |" in rendered
     assert "| `vgg11` | grid | 0 | 0.02 | diverged | – | none |" in rendered
-    assert "1 of 2 models learn on every seed and 1 reach 95%" in rendered
+    assert "2 of 3 models learn on every seed and 2 reach 95%" in rendered
     assert render_docs.render(rendered, {"zoo_defaults": source}) == rendered
