@@ -34,9 +34,9 @@ from benchmarks._machine import machine_info, write_result
 from cnnzoo.data import ImageTensorDataset, load_dataset
 
 MODELS = ["lenet5", "mini_resnet", "mini_inception", "vgg11", "vgg11_bn", "resnet18"]
-TRAIN_SAMPLES = 1000
+TRAIN_SAMPLES = 5000
 TEST_SAMPLES = 500
-EPOCHS = 1
+EPOCHS = 3
 SEED = 0
 PICTURE = Path(__file__).resolve().parents[1] / "docs" / "compare-pareto.png"
 

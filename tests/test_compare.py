@@ -23,11 +23,22 @@ from cnnzoo.comparison import budget as budget_module
 from cnnzoo.comparison.plot import pareto_front
 from cnnzoo.comparison.selection import DataShape, select
 from cnnzoo.models import registry
+from cnnzoo.training import TrainingCollapseWarning
+from cnnzoo.training.recipes import FALLBACK_LR
 
-TINY = ("cmp_tiny", "cmp_wide", "cmp_nan", "cmp_oom", "cmp_constant", "cmp_big_kernel")
+TINY = (
+    "cmp_tiny",
+    "cmp_wide",
+    "cmp_nan",
+    "cmp_oom",
+    "cmp_constant",
+    "cmp_big_kernel",
+    "cmp_blowup",
+)
 BUILT: list[weakref.ref] = []  # every model the tiny builders made, to check none is kept
 CALLS: dict[str, int] = {}  # training steps taken, by model
 INTERRUPT: set[str] = set()  # models whose training raises KeyboardInterrupt (a killed run)
+BLOWUP_AFTER = 12  # training steps after which cmp_blowup's logits go wild (in its 2nd epoch)
 
 
 class Tiny(nn.Module):
@@ -53,6 +64,8 @@ class Tiny(nn.Module):
         logits = self.fc(self.pool(torch.relu(self.bn(self.conv(x)))).flatten(1))
         if self.training and self.mode == "nan":
             return logits * float("nan")
+        if self.training and self.mode == "blowup" and CALLS[self.name] > BLOWUP_AFTER:
+            return logits * -1000.0  # confidently wrong: a finite loss far above the start
         if self.training and self.mode == "oom":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return logits
@@ -79,6 +92,7 @@ def tiny_models():
         ("cmp_oom", {"mode": "oom"}),
         ("cmp_constant", {"mode": "constant"}),
         ("cmp_big_kernel", {"kernel": 9}),  # a 9x9 kernel, no padding: 8x8 images are too small
+        ("cmp_blowup", {"mode": "blowup"}),
     ):
         registry.register(name, family="test")(_builder(name, **options))
     CALLS.clear()
@@ -188,6 +202,34 @@ def test_a_failing_model_gets_its_row_and_the_others_go_on(task, tmp_path):
     assert "failed: " in table and "collapsed: " in table
 
 
+def test_a_run_fit_warned_about_keeps_the_warning_and_its_rate_in_its_row(task, tmp_path):
+    train, test = task
+    # 9 steps an epoch: cmp_blowup's loss goes far above its start in its second epoch.
+    with pytest.warns(TrainingCollapseWarning):
+        board = run(train, test, tmp_path / "cmp", models=["cmp_blowup"])
+    (row,) = board.rows
+    assert row.lr == FALLBACK_LR and row.alert is not None  # no recipe: fit's fallback rate
+    assert row.alert["kind"] == "blow-up" and row.alert["epoch"] == 2
+    assert "lr=" in row.alert["message"]
+    assert "fit warned: blow-up at epoch 2" in board.to_markdown()
+    again = Leaderboard.from_json(tmp_path / "cmp" / "leaderboard.json")
+    assert again.rows[0].alert == row.alert and again.rows[0].lr == FALLBACK_LR
+    assert '""kind"": ""blow-up""' in (tmp_path / "cmp" / "leaderboard.csv").read_text()
+
+
+def test_a_healthy_run_has_no_alert_and_records_its_recipes_rate(task):
+    train, test = task
+    board = run(train, test, models=["cmp_tiny"], lr=0.05)
+    assert board.rows[0].alert is None and board.rows[0].lr == 0.05
+    assert "fit warned" not in board.to_markdown()
+
+
+@pytest.mark.parametrize("field", [{"alert": ["stall"]}, {"lr": "fast"}, {"lr": True}])
+def test_a_row_from_a_file_with_a_bad_alert_or_rate_is_refused(field):
+    with pytest.raises(ValueError, match="a row's"):
+        Row.from_dict({"model": "lenet5", **field})
+
+
 def test_no_model_is_kept_in_memory_after_its_row(task):
     train, test = task
     board = run(train, test, models=["cmp_tiny", "cmp_wide", "cmp_nan"], verbose=0)
@@ -258,6 +300,7 @@ def test_auto_picks_exactly_the_registered_models_that_can_take_the_data(monkeyp
             del registry._REGISTRY[name]
     candidates, left_out = select("auto", DataShape(1, 8, 8, 3))
     assert [c.name for c in candidates] == [
+        "cmp_blowup",
         "cmp_constant",
         "cmp_nan",
         "cmp_oom",

@@ -238,6 +238,23 @@ def test_cli_trains_and_evaluates_a_streamed_folder(tmp_path, capsys):
     assert f"test accuracy: {accuracy:.4f}" in evaluated
 
 
+def test_cli_compare_streams_a_folder_with_the_same_leaderboard_as_in_memory(tmp_path, capsys):
+    root = folder(tmp_path / "data", size=(28, 28))
+    boards, said = {}, {}
+    for choice in ("no", "yes"):
+        out = tmp_path / f"cmp-{choice}"
+        code = main(["compare", "lenet5", "--data", str(root), "--epochs", "1", "--in-memory",
+                     choice, "--out", str(out)])  # fmt: skip
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        boards[choice], said[choice] = json.loads((out / "leaderboard.json").read_text()), captured
+    assert "train images streamed from disk (in_memory=False)" in said["no"].out
+    assert "train images in memory (in_memory=True)" in said["yes"].out
+    (row_streamed,), (row_in_memory,) = (boards[c]["rows"] for c in ("no", "yes"))
+    for key in ("accuracy", "macro_f1", "best_val_accuracy", "params"):
+        assert row_streamed[key] == pytest.approx(row_in_memory[key], abs=1e-6), key
+
+
 def test_cli_names_a_broken_image_of_a_streamed_folder(tmp_path, capsys):
     root = folder(tmp_path / "data", train=3, test=2)
     (root / "test" / "dark" / "bad.png").write_bytes(b"garbage")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .browse import positive_int
 from .inference import DATA_HELP
+from .options import add_in_memory_option, in_memory_choice, report_placement
 from .train import PRECISIONS, _share
 
 __all__ = ["add_compare_command"]
@@ -41,6 +42,7 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
     p.add_argument("--image-size", type=positive_int, default=None, help="ImageFolder: resize")
+    add_in_memory_option(p)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -77,8 +79,11 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; pass a directory for the comparison")
     _check_splits(args.data)
-    train = load_dataset(args.data, "train", args.data_root, image_size=args.image_size)
-    test = load_dataset(args.data, "test", args.data_root, image_size=args.image_size)
+    reading = {"image_size": args.image_size, "in_memory": in_memory_choice(args)}
+    train = load_dataset(args.data, "train", args.data_root, **reading)
+    report_placement(train, "train")
+    test = load_dataset(args.data, "test", args.data_root, **reading)
+    report_placement(test, "test")
     options = {} if args.batch_size is None else {"batch_size": args.batch_size}
     board = compare(
         args.models,

@@ -50,6 +50,10 @@ class Row:
         latency_ms: Inference latency of one image (median of the repeats), in milliseconds.
         checkpoint: The saved weights (``cnnzoo.load`` rebuilds the model from it).
         checkpoint_bytes: Size of that file.
+        lr: The peak learning rate the model trained at (its recipe's, or the ``lr=`` given).
+        alert: What ``fit``'s collapse watch warned about in this run (``kind``, 1-based
+            ``epoch``, ``message``; see ``History.alerts``), or None: the row's numbers are
+            real, but the run went wrong on the way and the note column says so.
     """
 
     model: str
@@ -69,10 +73,18 @@ class Row:
     latency_ms: float | None = None
     checkpoint: str | None = None
     checkpoint_bytes: int | None = None
+    lr: float | None = None
+    alert: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"a row's status is one of {STATUSES}, got {self.status!r}")
+        if self.alert is not None and not isinstance(self.alert, dict):
+            raise ValueError(f"a row's alert is None or a dict, got {self.alert!r}")
+        if self.lr is not None and (
+            isinstance(self.lr, bool) or not isinstance(self.lr, int | float)
+        ):
+            raise ValueError(f"a row's lr is None or a number, got {self.lr!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain JSON values (NaN and infinities as None)."""
@@ -220,6 +232,8 @@ class Leaderboard:
         for row in self.rows:
             values = row.to_dict()
             values["options"] = json.dumps(values["options"], sort_keys=True)
+            if values["alert"] is not None:
+                values["alert"] = json.dumps(values["alert"], sort_keys=True)
             writer.writerow({k: "" if v is None else v for k, v in values.items()})
         text = buffer.getvalue()
         if path is not None:
@@ -314,10 +328,13 @@ def _best(row: Row) -> str:
 
 
 def _note(row: Row) -> str:
+    warned = ""
+    if row.alert is not None:
+        warned = f"fit warned: {row.alert.get('kind')} at epoch {row.alert.get('epoch')}"
     if row.status == "ok":
-        return ""
+        return warned
     reason = (row.reason or "").replace("|", "\\|").replace("\n", " ")
-    return f"{row.status}: {reason}"
+    return f"{row.status}: {reason}" + (f" ({warned})" if warned else "")
 
 
 def _write_text(path: str | os.PathLike, text: str) -> None:

@@ -136,6 +136,14 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
     _sync(plan.device)
     row.train_seconds = time.perf_counter() - started
     row.epochs = len(history.epoch)
+    row.lr = history.params.get("lr")
+    if history.alerts:  # fit warned once already; the row keeps what it said
+        first = history.alerts[0]
+        row.alert = {
+            "kind": first["kind"],
+            "epoch": first["epoch"] + 1,
+            "message": first["message"],
+        }
     if has_val:
         # The epoch restore_best kept (the first of the best); recorded by fit's EarlyStopping.
         val = dict(zip(history.epoch, history.history["val_accuracy"], strict=True))
