@@ -63,9 +63,9 @@ def with_compare(models, train, test, epochs: int, folder: Path) -> tuple[float,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--train-samples", type=int, default=2000)
+    parser.add_argument("--train-samples", type=int, default=20000)
     parser.add_argument("--test-samples", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
