@@ -173,7 +173,9 @@ def fit(
     happens, with a :class:`~cnnzoo.training.TrainingCollapseWarning` that gives the figures,
     the rate in use and a lower one, and recorded in ``History.alerts``; training goes on as
     asked. BatchNorm statistics are re-measured at each epoch's end (see
-    :mod:`cnnzoo.training.norm_stats`).
+    :mod:`cnnzoo.training.norm_stats`). A freshly built model that asks for a data-dependent
+    start (the small-input VGGs without BatchNorm: ``init_from_data``) has its layers rescaled
+    on the first training batch before the first step, once (``History.params["data_init"]``).
 
     Returns:
         The :class:`History` of the run.
