@@ -98,3 +98,60 @@ def test_only_small_input_vggs_without_batchnorm_ask_for_it():
         assert not cnnzoo.get_model("vgg11").data_init  # torchvision's, as built
         assert not cnnzoo.get_model("vgg11_bn", small_input=True).data_init
         assert cnnzoo.get_model("vgg11", small_input=True)._built_weights == 0.0  # on meta
+
+
+def test_a_refused_fit_leaves_the_model_new():
+    images, labels = stripes(128)
+    model = vgg()
+    signature = weights_signature(model)
+    with pytest.raises(ValueError, match="optimizer"):
+        cnnzoo.fit(model, (images, labels), **{**FIT, "optimizer": "nosuch"})
+    assert weights_signature(model) == signature
+    assert "unit output variance" in cnnzoo.fit(model, (images, labels), **FIT).params["data_init"]
+
+
+def test_frozen_layers_are_never_rescaled():
+    images, labels = stripes(128)
+    model = vgg()
+    cnnzoo.freeze(model, "features")
+    frozen = weights_signature(model.features)
+    cnnzoo.fit(model, (images, labels), **FIT)
+    assert weights_signature(model.features) == pytest.approx(frozen, rel=1e-12)
+
+
+def test_images_with_nothing_to_measure_do_not_use_up_the_start():
+    model = vgg()
+    signature = weights_signature(model)
+    assert not model.init_from_data(torch.zeros(4, 1, 8, 8))  # constant: no spread anywhere
+    assert weights_signature(model) == signature
+    nan = torch.randn(4, 1, 8, 8)
+    nan[0, 0, 0, 0] = float("nan")
+    assert not model.init_from_data(nan)
+    assert model.init_from_data(torch.randn(4, 1, 8, 8))  # real images still get it
+
+
+def test_lr_find_measures_the_start_fit_gives_without_touching_the_model(monkeypatch):
+    images, labels = stripes(128)
+    model = vgg()
+    signature = weights_signature(model)
+    original, rescaled = type(model).init_from_data, []
+
+    def spy(self, x):
+        done = original(self, x)
+        rescaled.append((self is model, done))
+        return done
+
+    monkeypatch.setattr(type(model), "init_from_data", spy)
+    cnnzoo.lr_find(model, (images, labels), num_steps=20, batch_size=32)
+    assert rescaled == [(False, True)]  # its copy was rescaled, once
+    assert weights_signature(model) == signature  # and the model is as built
+
+
+def test_a_resumed_run_reports_no_new_start(tmp_path):
+    images, labels = stripes(128)
+    state = tmp_path / "state"
+    first = cnnzoo.fit(vgg(), (images, labels), **FIT, checkpoint_dir=state)
+    assert first.params["data_init"] is not None
+    options = {**FIT, "epochs": 2}
+    resumed = cnnzoo.fit(vgg(), (images, labels), **options, checkpoint_dir=state, resume=True)
+    assert resumed.params["data_init"] is None  # the weights came from the state

@@ -34,27 +34,37 @@ def weights_signature(module: nn.Module) -> float:
 
 def rescale_to_unit_variance(
     model: nn.Module, layers: Sequence[nn.Module], images: torch.Tensor
-) -> None:
+) -> int:
     """Scale each of ``layers`` (in forward order) so its output has unit variance on ``images``.
 
     One forward pass in eval mode (no dropout): each layer's output is measured, its weight and
     bias divided by the output's standard deviation, and the rescaled output passed on, so every
-    later layer is measured on the signal it will see.
+    later layer is measured on the signal it will see. Frozen layers (no parameter requires a
+    gradient) and layers whose output has no finite, positive spread (constant or NaN images)
+    are left as they are.
 
     Args:
         model: The network, called on ``images``.
         layers: Layers with ``weight`` (and ``bias``) of ``model``, in the order they run.
         images: A batch of real, normalised input images.
+
+    Returns:
+        How many of ``layers`` were rescaled.
     """
+    rescaled = 0
 
     def rescale(layer: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
+        nonlocal rescaled
+        params = [getattr(layer, name, None) for name in ("weight", "bias")]
+        tensors = [p for p in params if isinstance(p, torch.Tensor)]
+        if not any(p.requires_grad for p in tensors):
+            return None  # frozen: the user keeps it as it is
         std = output.float().std()
         if not bool(torch.isfinite(std)) or float(std) <= 0.0:
             return None  # nothing to measure (a dead layer): leave it as built
-        for name in ("weight", "bias"):
-            param = getattr(layer, name, None)
-            if isinstance(param, torch.Tensor):
-                param.div_(std)
+        for param in tensors:
+            param.div_(std)
+        rescaled += 1
         return output / std
 
     hooks = [layer.register_forward_hook(rescale) for layer in layers]
@@ -67,3 +77,4 @@ def rescale_to_unit_variance(
         for hook in hooks:
             hook.remove()
         model.train(was_training)
+    return rescaled

@@ -203,7 +203,8 @@ class VGG(ZooModel):
             images: A batch of normalised training images.
 
         Returns:
-            True when the layers were rescaled.
+            True when the layers were rescaled (frozen layers are left alone); False when the
+            model is not new or the images give nothing to measure (all constant, or NaN).
         """
         built = self._built_weights
         if (
@@ -214,7 +215,8 @@ class VGG(ZooModel):
             return False
         layers: list[nn.Module] = [m for m in self.features if isinstance(m, nn.Conv2d)]
         layers += [self.classifier[0], self.classifier[3]]  # the hidden Linear layers
-        rescale_to_unit_variance(self, layers, images)
+        if not rescale_to_unit_variance(self, layers, images):
+            return False  # nothing measurable (constant images): a later fit may try again
         self._built_weights = 0.0
         return True
 

@@ -13,6 +13,7 @@ from .arguments import FitConfig, auto
 from .callbacks import in_call_order
 from .collapse import CollapseWatch, label_entropy, majority_share
 from .contract import check_classifier, fit_rule, image_reading, model_data_config, record
+from .data_start import initialise_from_data
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
 from .evaluation import check_label_range, infer_num_classes, input_dtype
@@ -117,7 +118,6 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    data_init = _initialise_from_data(model, train_batches)
     rate = _peak_rate(model, config)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
@@ -136,6 +136,9 @@ def build_run(
     loss_fn = CrossEntropy(config.label_smoothing) if config.loss_fn is None else config.loss_fn
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)  # a loss with weights (class weights) lives where the logits are
+    # After every check that can refuse the call (a refused fit leaves the model as built),
+    # before the moving average copies the weights and DDP broadcasts rank 0's.
+    data_init = initialise_from_data(model, train_batches)
     decay = config.ema_decay
     ema = None if decay is None else ExponentialMovingAverage(model, decay)
 
@@ -199,35 +202,6 @@ def build_run(
         watch=watch,
         # Streamed and DataLoader data too: the same answers as in memory (16 batches read again).
         recalibrate_norms=ema is None and has_batch_norm(model),
-    )
-
-
-# Images of the first batch a model's data-dependent initialisation is measured on.
-_DATA_INIT_IMAGES = 64
-
-
-def _initialise_from_data(model: nn.Module, batches: Batches) -> str | None:
-    """Let a model that asks for it rescale its layers on the first training batch.
-
-    Models that define ``init_from_data(images) -> bool`` (the small-input VGGs without
-    BatchNorm) do it once, while their weights are still the ones they were built with; a
-    resumed run loads its own weights afterwards. Returns what was done, for the History.
-    """
-    init = getattr(model, "init_from_data", None)
-    if not callable(init):
-        return None
-    epoch = batches.epoch(0)
-    try:
-        images, _ = next(epoch)
-    finally:
-        close = getattr(epoch, "close", None)
-        if close is not None:
-            close()
-    if not init(images[:_DATA_INIT_IMAGES]):
-        return None
-    return (
-        "each layer but the last rescaled to unit output variance on the first training batch "
-        "(Mishkin & Matas 2016)"
     )
 
 

@@ -295,6 +295,7 @@ class BackupAndRestore(_UsesRun):
             continue_schedule(scheduler, fresh, fresh_lrs, run.optimizer, steps)
         run.initial_epoch = state.epoch + 1
         run.history.load_state_dict(state.history)
+        run.history.params["data_init"] = None  # the weights are the state's, not a new start
         saved = (state.extra or {}).get("callbacks", {})
         for key, callback in run.callbacks.stateful().items():
             if key in saved:  # a callback new to the resumed run starts afresh

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..devices import resolve_device
 from .arguments import DEFAULT_BATCH_SIZE
+from .data_start import initialise_from_data
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
 from .figures import pyplot, save_figure
@@ -176,6 +177,7 @@ def lr_find(
         torch.manual_seed(seed)
         trial = copy.deepcopy(model).to(target)
         num_classes = infer_num_classes(trial, batches, dtype)
+        initialise_from_data(trial, batches)  # the start fit would give it
         if batches.labels is not None:
             check_label_range(batches.labels, num_classes, "data")
         if isinstance(loss_fn, nn.Module):
