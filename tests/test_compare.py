@@ -224,10 +224,55 @@ def test_a_healthy_run_has_no_alert_and_records_its_recipes_rate(task):
     assert "fit warned" not in board.to_markdown()
 
 
-@pytest.mark.parametrize("field", [{"alert": ["stall"]}, {"lr": "fast"}, {"lr": True}])
-def test_a_row_from_a_file_with_a_bad_alert_or_rate_is_refused(field):
-    with pytest.raises(ValueError, match="a row's"):
+GOOD_ALERT = {"kind": "stall", "epoch": 3, "message": "fit: at epoch 3 ..."}
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"alert": ["stall"]},
+        {"alert": {**GOOD_ALERT, "kind": "x|y"}},  # would break the Markdown table
+        {"alert": {**GOOD_ALERT, "extra": [float("nan")]}},
+        {"alert": {**GOOD_ALERT, "epoch": 0}},
+        {"alert": {**GOOD_ALERT, "message": "x" * 10_000}},
+        {"lr": "fast"},
+        {"lr": True},
+        {"lr": float("-inf")},
+        {"lr": -5.0},
+        {"accuracy": "abc"},
+        {"accuracy": float("inf")},
+        {"epochs": "two"},
+        {"epochs": 1.5},
+        {"params": -1},
+        {"options": "x"},
+        {"options": {"in_channels": [3]}},
+        {"reason": 5},
+        {"model": 7},
+    ],
+)
+def test_a_row_from_a_file_with_a_field_of_the_wrong_kind_is_refused(field):
+    with pytest.raises(ValueError, match=r"a row's|not a leaderboard row"):
         Row.from_dict({"model": "lenet5", **field})
+    assert Row.from_dict({"model": "lenet5", "alert": GOOD_ALERT, "lr": 1e-3}).alert == GOOD_ALERT
+
+
+def test_a_resumed_row_that_is_unreadable_or_another_models_is_trained_again(task, tmp_path):
+    train, test = task
+    out = tmp_path / "cmp"
+    run(train, test, out, models=["cmp_tiny"])
+    row_file = out / "rows" / "cmp_tiny.json"
+    good = json.loads(row_file.read_text())
+    nested = "[" * 100_000 + "]" * 100_000  # too deep for the JSON decoder
+    for text in (
+        json.dumps({**good, "accuracy": "abc"}),
+        json.dumps({**good, "model": "cmp_wide"}),
+        '{"model": "cmp_tiny", "alert": ' + nested + "}",
+    ):
+        row_file.write_text(text)
+        CALLS.clear()
+        board = run(train, test, out, models=["cmp_tiny"])
+        assert CALLS.get("cmp_tiny", 0) > 0  # trained again, not kept
+        assert board.rows[0].model == "cmp_tiny" and board.rows[0].status == "ok"
 
 
 def test_no_model_is_kept_in_memory_after_its_row(task):

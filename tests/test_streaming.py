@@ -255,6 +255,25 @@ def test_cli_compare_streams_a_folder_with_the_same_leaderboard_as_in_memory(tmp
         assert row_streamed[key] == pytest.approx(row_in_memory[key], abs=1e-6), key
 
 
+def test_compare_notices_a_streamed_image_changed_between_two_runs(tmp_path):
+    root = folder(tmp_path / "data", size=(28, 28))
+    out = tmp_path / "cmp"
+
+    def compare_streamed():
+        train = load_dataset(root, "train", in_memory=False)
+        test = load_dataset(root, "test", in_memory=False)
+        options = {"epochs": 1, "device": "cpu", "precision": "fp32", "verbose": 0}
+        return cnnzoo.compare(["lenet5"], train, test, out=out, **options)
+
+    compare_streamed()
+    compare_streamed()  # the same files: the finished row is kept
+    changed = root / "train" / "dark" / "000.png"
+    Image.new("RGB", (28, 28), (255, 255, 255)).save(changed)
+    os.utime(changed, ns=(1, 1))  # a time of its own, whatever the clock's resolution
+    with pytest.raises(ValueError, match="fingerprint"):
+        compare_streamed()
+
+
 def test_cli_names_a_broken_image_of_a_streamed_folder(tmp_path, capsys):
     root = folder(tmp_path / "data", train=3, test=2)
     (root / "test" / "dark" / "bad.png").write_bytes(b"garbage")

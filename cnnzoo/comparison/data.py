@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..data import ImageTensorDataset, load_dataset
+from ..data import ImageTensorDataset, StreamedImageFolder, load_dataset
 from .shape import DataShape
 
 __all__ = ["Prepared", "prepare"]
@@ -219,12 +219,42 @@ def _classes(data: Any) -> list[str] | None:
     return list(classes) if classes else None
 
 
+def _streamed_files(part: Any) -> bytes | None:
+    """What identifies a streamed folder (or a Subset of one) on disk, else None."""
+    indices: list[int] | None = None
+    while isinstance(part, Subset):
+        picked = [int(i) for i in part.indices]
+        indices = picked if indices is None else [picked[i] for i in indices]
+        part = part.dataset
+    if not isinstance(part, StreamedImageFolder):
+        return None
+    entries = []
+    for path in part.samples:
+        try:
+            info = os.stat(path)
+            entries.append(f"{path}\0{info.st_size}\0{info.st_mtime_ns}")
+        except OSError:
+            entries.append(f"{path}\0missing")
+    described = [entries, part.labels.tolist(), part.mean, part.std, part.image_size, indices]
+    return repr(described).encode()
+
+
 def _fingerprint(parts: list[Any]) -> str:
-    """A digest of the images and labels (of sizes, for data not in memory)."""
+    """A digest of the images and labels.
+
+    For a folder streamed from disk: of its files (path, size, modification time), labels,
+    statistics and the indices taken from it, so a file changed between two runs of one
+    comparison is noticed without decoding every image again. For other data not in memory:
+    of its type and size only.
+    """
     digest = hashlib.blake2b(digest_size=16)
     for part in parts:
         if part is None:
             digest.update(b"none")
+            continue
+        streamed = _streamed_files(part)
+        if streamed is not None:
+            digest.update(streamed)
             continue
         images, labels = _images_and_labels(part)
         if isinstance(part, Dataset) and not isinstance(part, ImageTensorDataset):

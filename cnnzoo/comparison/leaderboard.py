@@ -77,14 +77,36 @@ class Row:
     alert: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        # Rows are also read back from a comparison's folder: every field is checked, so a
+        # hand-edited file is refused (and its model trained again), never a crash later.
         if self.status not in STATUSES:
             raise ValueError(f"a row's status is one of {STATUSES}, got {self.status!r}")
-        if self.alert is not None and not isinstance(self.alert, dict):
-            raise ValueError(f"a row's alert is None or a dict, got {self.alert!r}")
-        if self.lr is not None and (
-            isinstance(self.lr, bool) or not isinstance(self.lr, int | float)
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"a row's model is a name, got {self.model!r}")
+        for name in _NUMBERS:
+            value = getattr(self, name)
+            if isinstance(value, float) and math.isnan(value):
+                setattr(self, name, None)  # not measured (an F1 with empty classes): JSON's null
+                continue
+            if value is not None and not (
+                _is_number(value) and math.isfinite(value) and value >= 0
+            ):
+                raise ValueError(f"a row's {name} is None or a finite number >= 0, got {value!r}")
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and value == int(value) >= 0):
+                raise ValueError(f"a row's {name} is None or a count >= 0, got {value!r}")
+        for name in ("reason", "checkpoint"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"a row's {name} is None or text, got {value!r}")
+        if not isinstance(self.options, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, bool | int | float | str))
+            for k, v in self.options.items()
         ):
-            raise ValueError(f"a row's lr is None or a number, got {self.lr!r}")
+            raise ValueError(f"a row's options are a dict of plain values, got {self.options!r}")
+        if self.alert is not None:
+            _check_alert(self.alert)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain JSON values (NaN and infinities as None)."""
@@ -106,6 +128,39 @@ class Row:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
+_NUMBERS = (
+    "accuracy",
+    "top5_accuracy",
+    "macro_f1",
+    "best_val_accuracy",
+    "train_seconds",
+    "images_per_second",
+    "latency_ms",
+    "lr",
+)
+_COUNTS = ("best_epoch", "epochs", "params", "macs", "checkpoint_bytes")
+_ALERT_KINDS = ("blow-up", "collapse", "stall")  # what fit's collapse watch reports
+_ALERT_MESSAGE_LIMIT = 4000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_alert(alert: Any) -> None:
+    """An alert is ``{"kind", "epoch", "message"}``, as the runner writes it."""
+    if (
+        not isinstance(alert, dict)
+        or set(alert) != {"kind", "epoch", "message"}
+        or alert["kind"] not in _ALERT_KINDS
+        or not (_is_number(alert["epoch"]) and alert["epoch"] == int(alert["epoch"]) >= 1)
+        or not isinstance(alert["message"], str)
+        or len(alert["message"]) > _ALERT_MESSAGE_LIMIT
+    ):
+        raise ValueError(
+            "a row's alert is None or {kind: one of "
+            f"{_ALERT_KINDS}, epoch: >= 1, message: text}}, got {str(alert)[:200]}"
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -70,8 +70,10 @@ class Store:
             return None
         try:
             row = Row.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             return None  # unreadable: the model is trained again
+        if row.model != model:
+            return None  # another model's row under this name: trained again
         if row.status != "failed" and not self.checkpoint(model).is_file():
             return None  # its checkpoint is gone: train it again
         return row
