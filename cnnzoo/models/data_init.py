@@ -23,13 +23,14 @@ def weights_signature(module: nn.Module) -> float:
     """A fingerprint of the weights (the sum of their squares), 0.0 on the meta device.
 
     Used to tell whether a model's weights are still the ones it was built with: loading,
-    training or editing them changes it.
+    training or editing them changes it. Summed in float64 on the CPU, so the figure is the same
+    wherever the model lives (and MPS, which has no float64, can be fingerprinted too).
     """
     params = list(module.parameters())
     if any(p.is_meta for p in params):
         return 0.0
     with torch.no_grad():
-        return float(sum(p.detach().double().pow(2).sum().item() for p in params))
+        return float(sum(p.detach().to("cpu", torch.float64).pow(2).sum().item() for p in params))
 
 
 def rescale_to_unit_variance(

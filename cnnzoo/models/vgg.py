@@ -190,6 +190,18 @@ class VGG(ZooModel):
         # The weights as built: init_from_data acts only while they are unchanged.
         self._built_weights = weights_signature(self) if self.data_init else 0.0
 
+    def wants_data_init(self) -> bool:
+        """Whether :meth:`init_from_data` would act: ``data_init`` on, the weights as built.
+
+        Weights found changed since the build are never new again (the check is not repeated).
+        """
+        if not self.data_init or not self._built_weights:
+            return False
+        if math.isclose(weights_signature(self), self._built_weights, rel_tol=1e-9):
+            return True
+        self._built_weights = 0.0
+        return False
+
     def init_from_data(self, images: torch.Tensor) -> bool:
         """Rescale every layer but the last to unit output variance on ``images``, if still new.
 
@@ -206,12 +218,7 @@ class VGG(ZooModel):
             True when the layers were rescaled (frozen layers are left alone); False when the
             model is not new or the images give nothing to measure (all constant, or NaN).
         """
-        built = self._built_weights
-        if (
-            not self.data_init
-            or not built
-            or not math.isclose(weights_signature(self), built, rel_tol=1e-9)
-        ):
+        if not self.wants_data_init():
             return False
         layers: list[nn.Module] = [m for m in self.features if isinstance(m, nn.Conv2d)]
         layers += [self.classifier[0], self.classifier[3]]  # the hidden Linear layers

@@ -18,12 +18,13 @@ _DATA_INIT_IMAGES = 64
 def initialise_from_data(model: nn.Module, batches: Batches) -> str | None:
     """Let a model that asks for it rescale its layers on the first training batch.
 
-    Models that define ``init_from_data(images) -> bool`` (the small-input VGGs without
-    BatchNorm) do it once, while their weights are still the ones they were built with; a
-    resumed run loads its own weights afterwards. Returns what was done, for the History.
+    Models that define ``wants_data_init() -> bool`` and ``init_from_data(images) -> bool``
+    (the small-input VGGs without BatchNorm) do it once, while their weights are still the ones
+    they were built with; a resumed run loads its own weights afterwards. The first batch is
+    read only for a model that still wants it. Returns what was done, for the History.
     """
-    init = getattr(model, "init_from_data", None)
-    if not callable(init):
+    wants, init = (getattr(model, name, None) for name in ("wants_data_init", "init_from_data"))
+    if not callable(wants) or not callable(init) or not wants():
         return None
     epoch = batches.epoch(0)
     try:
