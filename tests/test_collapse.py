@@ -185,3 +185,44 @@ def test_a_model_that_learned_only_the_class_frequencies_stalls():
     assert watch.label_entropy == pytest.approx(entropy)
     alert = watch.check(3, {"loss": entropy, "accuracy": 0.9}, 0.01, 200)
     assert alert is not None and alert["kind"] == "stall"
+
+
+def test_a_resumed_run_keeps_its_alert_and_is_not_warned_again(tmp_path):
+    # The alert fires at epoch 2 of 2; the state saved with it is resumed for 2 more epochs.
+    # With lr=0 the broken weights stay broken, so a watch that forgot would warn again.
+    state = tmp_path / "state"
+    first, warned = train(
+        oracle(), epochs=2, val_data=0.25, callbacks=[BreakAt(1, "wrong")], checkpoint_dir=state
+    )
+    assert [a["kind"] for a in first.alerts] == ["blow-up"] and len(warned) == 1
+    resumed, again = train(oracle(), epochs=4, val_data=0.25, checkpoint_dir=state, resume=True)
+    assert again == []
+    assert resumed.alerts == first.alerts  # the figures and the message, as warned
+    assert len(resumed.history["loss"]) == 4
+
+
+def test_a_tampered_alert_in_a_saved_state_is_refused_clearly(tmp_path):
+    import json
+
+    state = tmp_path / "state"
+    train(oracle(), epochs=2, val_data=0.25, callbacks=[BreakAt(1, "wrong")], checkpoint_dir=state)
+    manifest = state / "training_state.json"
+    original = json.loads(manifest.read_text())
+    tampered = {
+        "an unknown kind": {"kind": "meltdown"},
+        "a message over two lines": {"message": "fine\nrm -rf ~"},
+        "an epoch the run never had": {"epoch": 7},
+        "a figure that is text": {"loss": "3.0"},
+    }
+    for what, change in tampered.items():
+        saved = json.loads(json.dumps(original))
+        saved["extra"]["watch"]["alerts"][0].update(change)
+        manifest.write_text(json.dumps(saved))
+        with pytest.raises(ValueError, match=r"corrupted.*collapse watch") as error:
+            train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
+        assert "delete" in str(error.value), what
+    saved = json.loads(json.dumps(original))
+    saved["extra"]["watch"]["warned"] = False  # one alert, but "never warned"
+    manifest.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="collapse watch"):
+        train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)

@@ -296,6 +296,7 @@ class BackupAndRestore(_UsesRun):
         run.initial_epoch = state.epoch + 1
         run.history.load_state_dict(state.history)
         run.history.params["data_init"] = None  # the weights are the state's, not a new start
+        _restore_watch(run, (state.extra or {}).get("watch"), state.epoch + 1, self.backup_dir)
         saved = (state.extra or {}).get("callbacks", {})
         for key, callback in run.callbacks.stateful().items():
             if key in saved:  # a callback new to the resumed run starts afresh
@@ -307,6 +308,9 @@ class BackupAndRestore(_UsesRun):
         if not run.dist.is_main:
             return
         states = {key: callback.state_dict() for key, callback in run.callbacks.stateful().items()}
+        extra: dict[str, Any] = {"callbacks": states}
+        if run.watch is not None:  # its alerts, and where it started, outlive a kill
+            extra["watch"] = run.watch.state_dict(run.history.alerts, run.steps_done)
         save_training_state(
             self.backup_dir,
             model=run.model,
@@ -315,7 +319,7 @@ class BackupAndRestore(_UsesRun):
             scaler=run.scaler,
             epoch=epoch,
             history=run.history.state_dict(),
-            extra={"callbacks": states},
+            extra=extra,
             settings=run.settings,
         )
 
@@ -358,6 +362,27 @@ def _check_same_inputs(saved: dict[str, Any] | None, model: Any, backup_dir: Pat
             f"std {now[1]}; resume with the same data and model, or start over (delete "
             f"{str(backup_dir)!r} or use another checkpoint directory)"
         )
+
+
+def _restore_watch(run: Run, state: Any, epochs_done: int, backup_dir: Path) -> None:
+    """Give the collapse watch, the History and the step count what the saved run had seen.
+
+    A resumed run then warns as the uninterrupted one would: at most once, against the loss it
+    started at, with the alert of the epochs before the kill still in ``History.alerts``. A
+    state from before the watch was saved leaves them fresh.
+    """
+    if run.watch is None or state is None:
+        return
+    try:
+        alerts, steps_done = run.watch.load_state_dict(state, epochs_done)
+    except ValueError as error:
+        raise ValueError(
+            f"the training state in {str(backup_dir)!r} is corrupted: the saved state of the "
+            f"collapse watch is not one fit writes ({error}). To start over, delete "
+            f"{str(backup_dir)!r} or use another checkpoint directory"
+        ) from None
+    run.history.alerts = alerts
+    run.steps_done = steps_done
 
 
 def _restore_callback(callback: Any, key: str, state: Any, backup_dir: Path) -> None:

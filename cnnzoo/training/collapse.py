@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "ALERT_KINDS",
     "BLOWUP_FACTOR",
     "CHANCE_MARGIN",
     "RISEN_MARGIN",
@@ -50,6 +51,11 @@ STALL_MIN_STEPS = 100
 STALL_MIN_STEPS_AT_END = 20
 # A stalled loss is no more than this share below ln(num_classes).
 _STALL_LOSS_SHARE = 0.02
+ALERT_KINDS = ("blow-up", "collapse", "stall")
+# The figures of an alert (see CollapseWatch.check), each a number or None.
+_ALERT_FIGURES = ("loss", "start_loss", "accuracy", "best_accuracy", "chance", "lr")
+# No message fit writes comes near this; a longer one in a saved state is not fit's.
+_MAX_MESSAGE_CHARS = 4000
 
 
 class TrainingCollapseWarning(UserWarning):
@@ -102,6 +108,48 @@ class CollapseWatch:
         """The mean loss of the run's first batches (called once, at the first progress sync)."""
         if self.start_loss is None and math.isfinite(loss):
             self.start_loss = loss
+
+    def state_dict(self, alerts: list[dict[str, Any]], steps_done: int) -> dict[str, Any]:
+        """What a resumed run needs to watch on as the uninterrupted one would (plain JSON).
+
+        Args:
+            alerts: The run's ``History.alerts`` so far.
+            steps_done: Optimizer steps taken so far (the stall rule counts them).
+        """
+        return {
+            "start_loss": self.start_loss,
+            "best_accuracy": self.best_accuracy,
+            "warned": self.warned,
+            "steps_done": int(steps_done),
+            "alerts": [dict(alert) for alert in alerts],
+        }
+
+    def load_state_dict(self, state: Any, epochs_done: int) -> tuple[list[dict[str, Any]], int]:
+        """Restore what :meth:`state_dict` returned; give back the alerts and the steps done.
+
+        Every field is checked, since the state comes from a file.
+
+        Args:
+            state: The saved state.
+            epochs_done: Epochs the saved run finished (an alert names one of them).
+
+        Raises:
+            ValueError: The state is not one :meth:`state_dict` writes (the message says how).
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"the watch's state is a {type(state).__name__}, not a dict")
+        start_loss = _figure(state.get("start_loss"), "start_loss")
+        best = _figure(state.get("best_accuracy"), "best_accuracy")
+        warned, steps, alerts = state.get("warned"), state.get("steps_done"), state.get("alerts")
+        if not isinstance(warned, bool):
+            raise ValueError(f"warned is {warned!r}, not a boolean")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps_done is {steps!r}, not a whole number >= 0")
+        if not isinstance(alerts, list) or len(alerts) > 1 or len(alerts) != warned:
+            raise ValueError("alerts must be a list holding the one alert of a warned run")
+        checked = [_checked_alert(alert, epochs_done) for alert in alerts]
+        self.start_loss, self.best_accuracy, self.warned = start_loss, best, warned
+        return checked, steps
 
     def reference_loss(self) -> float:
         """Where the run started: its first batches' loss, and at least a uniform guess's."""
@@ -225,3 +273,34 @@ class CollapseWatch:
             f"The peak learning rate {peak_lr:.3g} ({self.lr_source}) is likely too high for "
             f"this model and data: try lr={peak_lr / 10:.3g}, {find}."
         )
+
+
+def _figure(value: Any, name: str) -> float | None:
+    """A saved figure: a number (NaN and infinities are figures too) or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is {value!r}, not a number")
+    return float(value)
+
+
+def _checked_alert(alert: Any, epochs_done: int) -> dict[str, Any]:
+    """One saved alert, checked field by field (it is printed to the user and into files)."""
+    if not isinstance(alert, dict):
+        raise ValueError(f"an alert is a {type(alert).__name__}, not a dict")
+    expected = {"epoch", "kind", "message", *_ALERT_FIGURES}
+    if set(alert) != expected:
+        raise ValueError(f"an alert has the fields {sorted(alert)}, not {sorted(expected)}")
+    epoch, kind, message = alert["epoch"], alert["kind"], alert["message"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < epochs_done:
+        raise ValueError(f"an alert's epoch is {epoch!r}, not one of the {epochs_done} run")
+    if kind not in ALERT_KINDS:
+        raise ValueError(f"an alert's kind is {kind!r}, not one of {', '.join(ALERT_KINDS)}")
+    if (
+        not isinstance(message, str)
+        or len(message) > _MAX_MESSAGE_CHARS
+        or not message.isprintable()
+    ):
+        raise ValueError("an alert's message is not a line of text fit could have written")
+    figures = {name: _figure(alert[name], name) for name in _ALERT_FIGURES}
+    return {"epoch": epoch, "kind": kind, "message": message, **figures}

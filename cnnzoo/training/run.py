@@ -55,7 +55,8 @@ class Run:
             :mod:`cnnzoo.training.resume`), recorded in its training state.
         watch: Watches each epoch for a blow-up, a collapse or a stall
             (:mod:`cnnzoo.training.collapse`), or None.
-        steps_done: Optimizer steps taken by this call of ``fit``.
+        steps_done: Optimizer steps taken by the run (a resumed run counts those before the
+            resume too, as the uninterrupted run would).
         recalibrate_norms: Re-measure the BatchNorm statistics at each epoch's end
             (:mod:`cnnzoo.training.norm_stats`; off with an EMA, which averages them).
         held: What the run holds until it ends, however it ends (the locks of the folders and
