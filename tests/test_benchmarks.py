@@ -615,7 +615,8 @@ def _saved(result: dict) -> Path:
 
 
 def test_zoo_families_inputs_and_costs_follow_the_registry():
-    assert zoo.recipe_family("vgg16_bn") == "vgg_bn" and zoo.recipe_family("vgg16") == "vgg"
+    assert zoo.recipe_family("vgg16_bn") == "vgg_bn" and zoo.recipe_family("vgg13") == "vgg"
+    assert zoo.recipe_family("vgg19") == "vgg_deep"
     assert zoo.recipe_family("network_bn_v2") == "network_bn"
     assert zoo.recipe_family("resnet152") == "resnet"
     assert zoo.recipe_family("alexnet_original") == "alexnet_original"  # its own, larger input
@@ -644,6 +645,8 @@ def test_zoo_every_recipe_lies_inside_its_familys_grid():
         reference = zoo.REFERENCES[zoo.recipe_family(name)]
         rates = zoo.grid_of(zoo.recipe_family(name))
         assert cnnzoo.models.info(reference).recipe.lr in rates, name
+        # a family shares one recipe, so its reference's grid tests the rate each model trains at
+        assert cnnzoo.models.info(name).recipe == cnnzoo.models.info(reference).recipe, name
     assert zoo.select(["resnet1*", "lenet5"]) == ["lenet5", "resnet18", "resnet101", "resnet152"]
 
 

@@ -14,7 +14,11 @@ from _synthetic import stripes
 from torch import nn
 
 import cnnzoo
-from cnnzoo.models.data_init import rescale_to_unit_variance, weights_signature
+from cnnzoo.models.data_init import (
+    orthonormalise,
+    rescale_to_unit_variance,
+    weights_signature,
+)
 
 FIT = {"epochs": 1, "lr": 0.0, "batch_size": 64, "verbose": 0, "precision": "fp32"}
 
@@ -43,6 +47,36 @@ def test_rescaling_gives_each_layer_unit_output_variance_on_the_batch():
     assert float(first.std()) == pytest.approx(1.0, rel=1e-4)
     assert float(second.std()) == pytest.approx(1.0, rel=1e-4)
     assert model.training  # the mode it was in
+
+
+def test_orthonormalise_makes_every_weight_orthonormal_from_itself():
+    torch.manual_seed(0)
+    tall, wide = nn.Conv2d(2, 64, 3), nn.Linear(512, 10)  # 64 x 18 and 10 x 512
+    twin = nn.Linear(512, 10)
+    twin.load_state_dict(wide.state_dict())
+    rng = torch.get_rng_state()
+    assert orthonormalise([tall, wide, twin]) == 3
+    assert torch.equal(torch.get_rng_state(), rng)  # no random number drawn
+    columns = tall.weight.reshape(64, -1)
+    assert torch.allclose(columns.T @ columns, torch.eye(18), atol=1e-5)
+    assert torch.allclose(wide.weight @ wide.weight.T, torch.eye(10), atol=1e-5)
+    assert torch.equal(wide.weight, twin.weight)  # the same weights give the same start
+    frozen = nn.Linear(4, 4).requires_grad_(False)
+    before = frozen.weight.clone()
+    assert orthonormalise([frozen]) == 0 and torch.equal(frozen.weight, before)
+
+
+def test_every_layer_of_a_plain_small_vgg_starts_at_unit_variance_logits_included():
+    torch.manual_seed(1)
+    images = torch.randn(64, 1, 8, 8)
+    model = vgg("vgg11")
+    assert model.init_from_data(images)
+    model.eval()
+    with torch.no_grad():
+        assert float(model(images).std()) == pytest.approx(1.0, rel=1e-3)
+    head = model.classifier[6].weight
+    rows = head / head.norm(dim=1, keepdim=True)  # orthogonal rows, rescaled as one
+    assert torch.allclose(rows @ rows.T, torch.eye(3), atol=1e-5)
 
 
 def test_fit_rescales_a_fresh_plain_small_vgg_before_its_first_step():
