@@ -208,21 +208,38 @@ def test_a_tampered_alert_in_a_saved_state_is_refused_clearly(tmp_path):
     train(oracle(), epochs=2, val_data=0.25, callbacks=[BreakAt(1, "wrong")], checkpoint_dir=state)
     manifest = state / "training_state.json"
     original = json.loads(manifest.read_text())
-    tampered = {
+    alert = original["extra"]["watch"]["alerts"][0]
+    in_alert = {
         "an unknown kind": {"kind": "meltdown"},
-        "a message over two lines": {"message": "fine\nrm -rf ~"},
+        "a message over two lines": {"message": alert["message"] + "\nrm -rf ~"},
+        "a message of the file's own": {"message": "fit: all went well."},
+        "a message of another kind": {"kind": "stall"},
         "an epoch the run never had": {"epoch": 7},
+        "an epoch its message does not name": {"epoch": 0},
         "a figure that is text": {"loss": "3.0"},
+        "a figure that is not finite": {"loss": float("nan")},
+        "an accuracy above 1": {"accuracy": 7.0},
+        "a negative rate": {"lr": -1.0},
     }
-    for what, change in tampered.items():
+    in_watch = {
+        "one alert, but never warned": {"warned": False},
+        "more steps than any run": {"steps_done": 10**30},
+        "a start that is not finite": {"start_loss": float("inf")},
+        "a field of its own": {"evil": "x" * 10_000},
+        "an alert with a key that is no name": {"alerts": [{"__dict__": [[1, 2], ["epoch", 1]]}]},
+    }
+    changes = [("alert", c) for c in in_alert.values()] + [("watch", c) for c in in_watch.values()]
+    for where, change in changes:
         saved = json.loads(json.dumps(original))
-        saved["extra"]["watch"]["alerts"][0].update(change)
+        watch = saved["extra"]["watch"]
+        (watch["alerts"][0] if where == "alert" else watch).update(change)
         manifest.write_text(json.dumps(saved))
         with pytest.raises(ValueError, match=r"corrupted.*collapse watch") as error:
             train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
-        assert "delete" in str(error.value), what
-    saved = json.loads(json.dumps(original))
-    saved["extra"]["watch"]["warned"] = False  # one alert, but "never warned"
-    manifest.write_text(json.dumps(saved))
-    with pytest.raises(ValueError, match="collapse watch"):
+        assert "delete" in str(error.value) and len(str(error.value)) < 1000, change
+    text = json.dumps(original)
+    huge = text.replace(f'"loss": {alert["loss"]}', '"loss": 1' + "0" * 400)  # overflows float
+    assert huge != text
+    manifest.write_text(huge)
+    with pytest.raises(ValueError, match=r"corrupted.*collapse watch"):
         train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)

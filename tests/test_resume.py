@@ -258,3 +258,29 @@ def test_fit_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
     assert have["history"].keys() == want["history"].keys()
     for key, values in want["history"].items():
         assert have["history"][key] == pytest.approx(values, rel=1e-6, abs=1e-9), key
+
+
+def test_numbers_and_keys_no_state_holds_are_refused_as_corruption(tmp_path):
+    import cnnzoo
+
+    images, labels = torch.rand(32, 1, 8, 8), torch.arange(32) % 3
+    options = {"epochs": 1, "verbose": 0, "checkpoint_dir": tmp_path}
+    cnnzoo.fit(_net(), (images, labels), **options)
+    manifest = tmp_path / "training_state.json"
+    text = manifest.read_text()
+    saved = json.loads(text)
+    first_loss = saved["history"]["loss"][0]
+    broken = {
+        # json refuses integers of 4,300+ digits with a ValueError of its own
+        "a 5,000-digit integer": text.replace('"epoch": 0', '"epoch": 1' + "0" * 5000, 1),
+        "a loss that overflows a float": text.replace(str(first_loss), "1" + "0" * 400, 1),
+        "a key that cannot be one": text.replace(
+            '"extra": {', '"extra": {"bad": {"__dict__": [[[[1]], 2]]}, ', 1
+        ),
+    }
+    for what, content in broken.items():
+        assert content != text, what
+        manifest.write_text(content)
+        with pytest.raises(ValueError, match=r"start over|not a valid|corrupted") as error:
+            cnnzoo.fit(_net(), (images, labels), **{**options, "epochs": 2}, resume=True)
+        assert "delete" in str(error.value), what

@@ -136,6 +136,10 @@ def _decode_tag(
             key = tuple(key) if isinstance(key, list) else key
             if not isinstance(key, (str, int, float, bool, tuple)) and key is not None:
                 raise ValueError(f"{where} entry {i} has a key of type {type(key).__name__}")
+            try:
+                hash(key)
+            except TypeError:  # a tuple holding lists or dicts
+                raise ValueError(f"{where} entry {i} has a key that cannot be one") from None
             result[key] = decode(pair[1], tensors, f"{where}[{key!r}]", depth + 1)
         return result
     if tag == "__dtype__":

@@ -358,7 +358,7 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest at ``path``; None for one written before the first state was complete."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer of 4,300+ digits
         manifest = None
     if (
         isinstance(manifest, dict)
@@ -375,7 +375,10 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
         or "/" in manifest["tensors_file"]
         or "\\" in manifest["tensors_file"]
     ):
-        raise ValueError(f"{str(path)!r} is not a valid cnnzoo training-state manifest")
+        raise ValueError(
+            f"{str(path)!r} is not a valid cnnzoo training-state manifest; to start over, "
+            "delete its folder or use another checkpoint directory"
+        )
     version = manifest.get("format_version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"{str(path)!r} is not a valid cnnzoo training-state manifest")

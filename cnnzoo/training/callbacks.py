@@ -294,7 +294,14 @@ class BackupAndRestore(_UsesRun):
             steps = getattr(scheduler, "last_epoch", (state.epoch + 1) * len(run.train_batches))
             continue_schedule(scheduler, fresh, fresh_lrs, run.optimizer, steps)
         run.initial_epoch = state.epoch + 1
-        run.history.load_state_dict(state.history)
+        try:
+            run.history.load_state_dict(state.history)
+        except (TypeError, ValueError, OverflowError, AttributeError) as error:
+            raise ValueError(
+                f"the training state in {str(self.backup_dir)!r} is corrupted: its history is "
+                f"not one fit writes ({type(error).__name__}). To start over, delete "
+                f"{str(self.backup_dir)!r} or use another checkpoint directory"
+            ) from None
         run.history.params["data_init"] = None  # the weights are the state's, not a new start
         _restore_watch(run, (state.extra or {}).get("watch"), state.epoch + 1, self.backup_dir)
         saved = (state.extra or {}).get("callbacks", {})

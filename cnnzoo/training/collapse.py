@@ -26,6 +26,7 @@ unchanged (see the training guide for why).
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +53,23 @@ STALL_MIN_STEPS_AT_END = 20
 # A stalled loss is no more than this share below ln(num_classes).
 _STALL_LOSS_SHARE = 0.02
 ALERT_KINDS = ("blow-up", "collapse", "stall")
-# The figures of an alert (see CollapseWatch.check), each a number or None.
+# What each kind's message says after "fit: at epoch N the training " (see _diagnose).
+_KIND_WORDS = {
+    "blow-up": ("blew up",),
+    "collapse": ("collapsed",),
+    "stall": ("learned nothing", "is not learning"),
+}
+# The figures of an alert (see CollapseWatch.check): finite numbers or None; shares in [0, 1].
 _ALERT_FIGURES = ("loss", "start_loss", "accuracy", "best_accuracy", "chance", "lr")
+_SHARES = ("accuracy", "best_accuracy", "chance")
+_WATCH_FIELDS = ("start_loss", "best_accuracy", "warned", "steps_done", "alerts")
 # No message fit writes comes near this; a longer one in a saved state is not fit's.
 _MAX_MESSAGE_CHARS = 4000
+_MAX_STEPS = 10**12  # more optimizer steps than any run takes
+# A saved value named in an error message is shown cut short: the file may hold megabytes.
+_SHOWN = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlong, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxlevel = 30, 6, 6, 2
 
 
 class TrainingCollapseWarning(UserWarning):
@@ -136,15 +150,14 @@ class CollapseWatch:
         Raises:
             ValueError: The state is not one :meth:`state_dict` writes (the message says how).
         """
-        if not isinstance(state, dict):
-            raise ValueError(f"the watch's state is a {type(state).__name__}, not a dict")
-        start_loss = _figure(state.get("start_loss"), "start_loss")
-        best = _figure(state.get("best_accuracy"), "best_accuracy")
-        warned, steps, alerts = state.get("warned"), state.get("steps_done"), state.get("alerts")
+        _check_fields(state, _WATCH_FIELDS, "the watch's state")
+        start_loss = _figure(state["start_loss"], "start_loss")
+        best = _figure(state["best_accuracy"], "best_accuracy", share=True)
+        warned, steps, alerts = state["warned"], state["steps_done"], state["alerts"]
         if not isinstance(warned, bool):
-            raise ValueError(f"warned is {warned!r}, not a boolean")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps_done is {steps!r}, not a whole number >= 0")
+            raise ValueError(f"warned is {_SHOWN.repr(warned)}, not a boolean")
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= _MAX_STEPS:
+            raise ValueError(f"steps_done is {_SHOWN.repr(steps)}, not a step count")
         if not isinstance(alerts, list) or len(alerts) > 1 or len(alerts) != warned:
             raise ValueError("alerts must be a list holding the one alert of a warned run")
         checked = [_checked_alert(alert, epochs_done) for alert in alerts]
@@ -275,32 +288,58 @@ class CollapseWatch:
         )
 
 
-def _figure(value: Any, name: str) -> float | None:
-    """A saved figure: a number (NaN and infinities are figures too) or None."""
+def _check_fields(value: Any, fields: tuple[str, ...], what: str) -> None:
+    """``value`` is a dict with exactly ``fields`` as its keys."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a dict")
+    if not all(isinstance(key, str) for key in value) or set(value) != set(fields):
+        raise ValueError(
+            f"{what} has the fields {_SHOWN.repr(list(value))}, not {', '.join(sorted(fields))}"
+        )
+
+
+def _figure(value: Any, name: str, share: bool = False) -> float | None:
+    """A saved figure: a finite number (a share of 0 to 1 when ``share``), or None."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} is {value!r}, not a number")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} is {_SHOWN.repr(value)}, not a number")
+    try:
+        figure = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        figure = math.inf
+    if not math.isfinite(figure) or (share and not 0.0 <= figure <= 1.0):
+        kind = "a share from 0 to 1" if share else "a finite number"
+        raise ValueError(f"{name} is {_SHOWN.repr(value)}, not {kind}")
+    return figure
 
 
 def _checked_alert(alert: Any, epochs_done: int) -> dict[str, Any]:
-    """One saved alert, checked field by field (it is printed to the user and into files)."""
-    if not isinstance(alert, dict):
-        raise ValueError(f"an alert is a {type(alert).__name__}, not a dict")
-    expected = {"epoch", "kind", "message", *_ALERT_FIGURES}
-    if set(alert) != expected:
-        raise ValueError(f"an alert has the fields {sorted(alert)}, not {sorted(expected)}")
+    """One saved alert, checked field by field (it is printed to the user and into files).
+
+    The message must be one ``fit`` writes for the alert's kind and epoch, so a file cannot
+    make the CLI print words of its own.
+    """
+    _check_fields(alert, ("epoch", "kind", "message", *_ALERT_FIGURES), "an alert")
     epoch, kind, message = alert["epoch"], alert["kind"], alert["message"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < epochs_done:
-        raise ValueError(f"an alert's epoch is {epoch!r}, not one of the {epochs_done} run")
-    if kind not in ALERT_KINDS:
-        raise ValueError(f"an alert's kind is {kind!r}, not one of {', '.join(ALERT_KINDS)}")
+        raise ValueError(
+            f"an alert's epoch is {_SHOWN.repr(epoch)}, not one of the {epochs_done} run"
+        )
+    if not isinstance(kind, str) or kind not in ALERT_KINDS:
+        raise ValueError(
+            f"an alert's kind is {_SHOWN.repr(kind)}, not one of {', '.join(ALERT_KINDS)}"
+        )
+    opening = f"fit: at epoch {epoch + 1} the training "
     if (
         not isinstance(message, str)
         or len(message) > _MAX_MESSAGE_CHARS
         or not message.isprintable()
+        or not message.startswith(tuple(opening + words for words in _KIND_WORDS[kind]))
+        or not message.endswith("History.alerts records this.")
     ):
-        raise ValueError("an alert's message is not a line of text fit could have written")
-    figures = {name: _figure(alert[name], name) for name in _ALERT_FIGURES}
+        raise ValueError(f"an alert's message is not one fit writes for a {kind} at epoch {epoch}")
+    figures = {name: _figure(alert[name], name, share=name in _SHARES) for name in _ALERT_FIGURES}
+    if figures["lr"] is not None and figures["lr"] < 0:
+        raise ValueError(f"an alert's lr is {figures['lr']!r}, not a rate of 0 or more")
     return {"epoch": epoch, "kind": kind, "message": message, **figures}
