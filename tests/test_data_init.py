@@ -189,3 +189,23 @@ def test_a_resumed_run_reports_no_new_start(tmp_path):
     options = {**FIT, "epochs": 2}
     resumed = cnnzoo.fit(vgg(), (images, labels), **options, checkpoint_dir=state, resume=True)
     assert resumed.params["data_init"] is None  # the weights came from the state
+
+
+def test_a_start_that_fails_or_has_nothing_to_measure_leaves_every_weight_as_built():
+    model = vgg("vgg11")
+    signature = weights_signature(model)
+    with pytest.raises(ValueError, match="channel"):
+        model.init_from_data(torch.randn(4, 3, 8, 8))  # the wrong channels: the forward fails
+    flat = torch.ones(4, 1, 8, 8) * torch.tensor([0.1, 0.5, 0.9, 2.0]).view(4, 1, 1, 1)
+    assert not model.init_from_data(flat)  # each image flat: only the padding would vary
+    assert weights_signature(model) == signature
+    assert model.wants_data_init() and model.init_from_data(torch.randn(4, 1, 8, 8))
+
+
+def test_a_layer_frozen_in_part_is_left_alone():
+    model = vgg("vgg11")
+    model.features[3].weight.requires_grad_(False)  # its bias still trains
+    before = [p.clone() for p in model.features[3].parameters()]
+    assert model.init_from_data(torch.randn(16, 1, 8, 8))
+    after = list(model.features[3].parameters())
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))

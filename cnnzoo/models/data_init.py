@@ -54,7 +54,7 @@ def rescale_to_unit_variance(
     bias divided by the output's standard deviation, and the rescaled output passed on, so every
     later layer is measured on the signal it will see. Frozen layers (no parameter requires a
     gradient) and layers whose output has no finite, positive spread (constant or NaN images)
-    are left as they are.
+    are left as they are (a layer with any frozen parameter counts as frozen).
 
     Args:
         model: The network, called on ``images``.
@@ -68,10 +68,10 @@ def rescale_to_unit_variance(
 
     def rescale(layer: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor | None:
         nonlocal rescaled
+        if not _trainable(layer):
+            return None  # frozen, even in part: the user keeps it as it is
         params = [getattr(layer, name, None) for name in ("weight", "bias")]
         tensors = [p for p in params if isinstance(p, torch.Tensor)]
-        if not any(p.requires_grad for p in tensors):
-            return None  # frozen: the user keeps it as it is
         std = output.float().std()
         if not bool(torch.isfinite(std)) or float(std) <= 0.0:
             return None  # nothing to measure (a dead layer): leave it as built
@@ -101,7 +101,7 @@ def orthonormalise(layers: Sequence[nn.Module]) -> int:
     :func:`torch.nn.init.orthogonal_` does with a fresh Gaussian matrix. The zoo's weights are
     built Gaussian, so ``Q`` is a uniformly random orthonormal matrix all the same, but drawn from
     the weights themselves: no random number is taken, and a copy of the model (``lr_find``'s)
-    gets the very same start. Frozen layers are left as they are.
+    gets the very same start. Frozen layers (any parameter frozen) are left as they are.
 
     Args:
         layers: Layers with a ``weight`` of at least two dimensions.
@@ -113,7 +113,7 @@ def orthonormalise(layers: Sequence[nn.Module]) -> int:
     with torch.no_grad():
         for layer in layers:
             weight = layer.weight
-            if not isinstance(weight, torch.Tensor) or not weight.requires_grad:
+            if not isinstance(weight, torch.Tensor) or not _trainable(layer):
                 continue
             # float64 on the CPU: exact enough, and on every device (MPS has no float64)
             flat = weight.detach().reshape(weight.shape[0], -1).to("cpu", torch.float64)
@@ -130,8 +130,9 @@ def layer_sequential_unit_variance(
 ) -> bool:
     """LSUV: orthonormal weights (:func:`orthonormalise`), then unit output variance, in order.
 
-    All or nothing: when ``images`` give nothing to measure (constant or NaN, so no layer can be
-    rescaled), every weight is put back as it was.
+    All or nothing: images that give nothing to measure (each one flat, or any not finite)
+    leave the weights untouched, and so does a forward pass that fails (an error, an
+    interruption): every weight is put back as it was before the error is passed on.
 
     Args:
         model: The network, called on ``images``.
@@ -141,11 +142,31 @@ def layer_sequential_unit_variance(
     Returns:
         True when the layers were set; False when they were left as they were.
     """
-    saved = [layer.weight.detach().clone() for layer in layers]
-    orthonormalise(layers)
-    if rescale_to_unit_variance(model, layers, images):
-        return True
-    with torch.no_grad():
-        for layer, weight in zip(layers, saved, strict=True):
-            layer.weight.copy_(weight)
-    return False
+    if not _measurable(images):
+        return False
+    saved = [p.detach().clone() for layer in layers for p in layer.parameters(recurse=False)]
+    done = False
+    try:
+        orthonormalise(layers)
+        done = rescale_to_unit_variance(model, layers, images) > 0
+    finally:
+        if not done:
+            with torch.no_grad():
+                params = [p for layer in layers for p in layer.parameters(recurse=False)]
+                for param, value in zip(params, saved, strict=True):
+                    param.copy_(value)
+    return done
+
+
+def _trainable(layer: nn.Module) -> bool:
+    """Whether every parameter of ``layer`` itself is trained (none frozen)."""
+    params = list(layer.parameters(recurse=False))
+    return bool(params) and all(p.requires_grad for p in params)
+
+
+def _measurable(images: torch.Tensor) -> bool:
+    """Images whose statistics mean something: all finite, and not every one of them flat."""
+    if images.numel() == 0 or not bool(torch.isfinite(images).all()):
+        return False
+    per_image = images.detach().float().flatten(1).std(dim=1, correction=0)
+    return bool((per_image > 0).any())

@@ -14,9 +14,9 @@ pool and a 512-512-512 classifier (same names ``classifier.{0,3,6}``, hence the 
 N(0, 0.01) would all but silence a 512-wide layer; the smallest accepted image is then 8x8.
 
 Without BatchNorm such a small-input VGG still starts with a vanishing signal (on small maps
-most taps of a 3x3 kernel see padding), so ``fit`` rescales its layers on the first training
-batch before the first step (:meth:`VGG.init_from_data`), once, and only while the weights are
-still the ones the model was built with.
+most taps of a 3x3 kernel see padding), so ``fit`` starts its layers with LSUV on the first
+training batch before the first step (:meth:`VGG.init_from_data`), once, and only while the
+weights are still the ones the model was built with.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class VGG(ZooModel):
         )
         self._init_weights()
         self._set_stages([f"features.{i}" for i in range(len(self.features))], stages)
-        # Whether fit may rescale the layers on the first batch (see init_from_data); set it to
+        # Whether fit may start the layers from LSUV on the first batch (init_from_data); set it to
         # False to keep the He start as built.
         self.data_init = small_input and not batch_norm
         # The weights as built: init_from_data acts only while they are unchanged.
@@ -209,20 +209,21 @@ class VGG(ZooModel):
         and only while its weights are exactly the ones it was built with (not loaded, trained
         or edited since), and once: ``fit`` calls it with the first training batch. Every
         convolution and linear layer, the output layer included, as Mishkin & Matas 2016 do;
-        frozen layers are left alone. See :mod:`cnnzoo.models.data_init` for why.
+        layers with a frozen parameter are left alone. See :mod:`cnnzoo.models.data_init` for why.
 
         Args:
             images: A batch of normalised training images.
 
         Returns:
             True when the layers were set; False when the model is not new or the images give
-            nothing to measure (all constant, or NaN), and then the weights are as they were.
+            nothing to measure (each one flat, or not finite), and then the weights are as they
+            were (as they are when the forward pass raises).
         """
         if not self.wants_data_init():
             return False
         layers = [m for m in self.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
         if not layer_sequential_unit_variance(self, layers, images):
-            return False  # nothing measurable (constant images): a later fit may try again
+            return False  # nothing measurable (flat images): a later fit may try again
         self._built_weights = 0.0
         return True
 
