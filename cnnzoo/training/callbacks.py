@@ -297,11 +297,8 @@ class BackupAndRestore(_UsesRun):
         try:
             run.history.load_state_dict(state.history)
         except (TypeError, ValueError, OverflowError, AttributeError) as error:
-            raise ValueError(
-                f"the training state in {str(self.backup_dir)!r} is corrupted: its history is "
-                f"not one fit writes ({type(error).__name__}). To start over, delete "
-                f"{str(self.backup_dir)!r} or use another checkpoint directory"
-            ) from None
+            problem = f"its history is not one fit writes ({type(error).__name__})"
+            raise _corrupted(self.backup_dir, problem) from None
         run.history.params["data_init"] = None  # the weights are the state's, not a new start
         _restore_watch(run, (state.extra or {}).get("watch"), state.epoch + 1, self.backup_dir)
         saved = (state.extra or {}).get("callbacks", {})
@@ -383,11 +380,8 @@ def _restore_watch(run: Run, state: Any, epochs_done: int, backup_dir: Path) -> 
     try:
         alerts, steps_done = run.watch.load_state_dict(state, epochs_done)
     except ValueError as error:
-        raise ValueError(
-            f"the training state in {str(backup_dir)!r} is corrupted: the saved state of the "
-            f"collapse watch is not one fit writes ({error}). To start over, delete "
-            f"{str(backup_dir)!r} or use another checkpoint directory"
-        ) from None
+        problem = f"the saved state of the collapse watch is not one fit writes ({error})"
+        raise _corrupted(backup_dir, problem) from None
     run.history.alerts = alerts
     run.steps_done = steps_done
 
@@ -397,11 +391,19 @@ def _restore_callback(callback: Any, key: str, state: Any, backup_dir: Path) -> 
     try:
         callback.load_state_dict(state)
     except (TypeError, ValueError, KeyError, AttributeError) as error:
-        raise ValueError(
-            f"the training state in {str(backup_dir)!r} is corrupted: the saved state of the "
-            f"{key} callback does not fit it ({type(error).__name__}: {error}). To start over, "
-            f"delete {str(backup_dir)!r} or use another checkpoint directory"
-        ) from None
+        problem = (
+            f"the saved state of the {key} callback does not fit it "
+            f"({type(error).__name__}: {error})"
+        )
+        raise _corrupted(backup_dir, problem) from None
+
+
+def _corrupted(backup_dir: Path, problem: str) -> ValueError:
+    """The error for a training state in ``backup_dir`` that ``problem`` shows fit did not write."""
+    return ValueError(
+        f"the training state in {str(backup_dir)!r} is corrupted: {problem}. To start over, "
+        f"delete {str(backup_dir)!r} or use another checkpoint directory"
+    )
 
 
 def _fill(filepath: str | os.PathLike, epoch: int, logs: dict[str, float]) -> str:
