@@ -386,8 +386,8 @@ def zoo_headline(result: dict[str, Any], source: Path) -> str:
     shares = [line["share_of_best"] for line in summary if line["share_of_best"] is not None]
     lowest = f", the lowest at {min(shares):.0%}" if shares else ""
     return (
-        f"{learned} of {len(summary)} models learn on every seed and {holds} reach 95% of their "
-        f"family's best grid rate{lowest}"
+        f"{learned} of {len(summary)} models learn on every seed and {holds} reach 95% of the "
+        f"accuracy of their family's best grid rate{lowest}"
     )
 
 

@@ -223,7 +223,7 @@ _RECIPE = TrainingRecipe(
     1e-3,
     (
         "the best of 3e-4 to 1e-2 for AlexNet (small_input, 8x8 images) in the zoo benchmark "
-        "(88 steps of Fashion-MNIST): 0.71 test accuracy, 0.68 at 3e-4; it stalls at 1e-2 "
+        "(84 steps of Fashion-MNIST): 0.71 test accuracy, 0.68 at 3e-4; it stalls at 1e-2 "
         "(Dive into Deep Learning trains it with SGD at 0.01)"
     ),
 )
@@ -231,7 +231,7 @@ _RECIPE_ORIGINAL = TrainingRecipe(
     3e-4,
     (
         "the best of 1e-4 to 1e-3 for the original AlexNet (227x227 images) in the zoo "
-        "benchmark (32 steps of Fashion-MNIST): 0.61 test accuracy, 0.59 at 1e-4, 0.56 at 1e-3"
+        "benchmark (28 steps of Fashion-MNIST): 0.61 test accuracy, 0.59 at 1e-4, 0.56 at 1e-3"
     ),
 )
 

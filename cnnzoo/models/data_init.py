@@ -9,7 +9,7 @@ initialisation (LSUV; Mishkin & Matas 2016, "All you need is a good init") gives
 whatever the images' size: every layer's weights are made orthonormal, then each layer, in
 forward order, is rescaled so that its output has unit variance on real images.
 
-On the zoo benchmark (88 steps of Fashion-MNIST at 8x8, 3 seeds) the rescaling alone took
+On the zoo benchmark (84 steps of Fashion-MNIST at 8x8, 3 seeds) the rescaling alone took
 VGG-19 from chance to 0.65-0.71; the whole of LSUV to 0.71-0.73, and VGG-11 from 0.70-0.74 to
 0.76-0.77.
 """

@@ -52,7 +52,7 @@ class ResNet(ZooModel):
         zero_init_residual: Start the last norm layer of every residual branch at zero, so each
             block starts as the identity (Goyal et al. 2017, "Accurate, Large Minibatch SGD";
             timm's default). On by default: trained from scratch on a small budget, the deep
-            ResNets otherwise start far behind ResNet-18 (ResNet-152 on 88 steps of
+            ResNets otherwise start far behind ResNet-18 (ResNet-152 on 84 steps of
             Fashion-MNIST: 0.72 test accuracy without, 0.81 with). ``False`` gives torchvision's
             initialisation exactly.
         global_pool: Pooling before ``fc``: ``"avg"`` (torchvision's), ``"max"``, or ``""``
@@ -160,7 +160,7 @@ class ResNet(ZooModel):
 _RECIPE = TrainingRecipe(
     1e-3,
     (
-        "ResNet-18 (small_input, 8x8 images) in the zoo benchmark (88 steps of Fashion-MNIST): "
+        "ResNet-18 (small_input, 8x8 images) in the zoo benchmark (84 steps of Fashion-MNIST): "
         "0.80 test accuracy, within 2% of the grid's best (3e-3, 0.81) of 3e-4 to 1e-2; every "
         "deeper ResNet reaches at least 95% of that best at this rate"
     ),

@@ -227,21 +227,21 @@ _RECIPE_NETWORK_BN = TrainingRecipe(
     3e-4,
     (
         "the best of 1e-4 to 1e-3 for network_bn in the zoo benchmark (a folder of 224x224 "
-        "Fashion-MNIST images, 32 steps): 0.80 test accuracy; BatchNorm does not shield its "
+        "Fashion-MNIST images, 28 steps): 0.80 test accuracy; BatchNorm does not shield its "
         "60,000-input linear layer, whose loss blew up from 3e-3 on a shorter run"
     ),
 )
 _RECIPE_CIFAR = TrainingRecipe(
     3e-3,
     (
-        "the best of 3e-4 to 2e-2 for cifar_cnn in the zoo benchmark (88 steps of "
+        "the best of 3e-4 to 2e-2 for cifar_cnn in the zoo benchmark (84 steps of "
         "Fashion-MNIST padded to 32x32): 0.81 test accuracy"
     ),
 )
 _RECIPE_INCEPTION = TrainingRecipe(
     3e-3,
     (
-        "the best of 3e-4 to 2e-2 for mini_inception in the zoo benchmark (88 steps of "
+        "the best of 3e-4 to 2e-2 for mini_inception in the zoo benchmark (84 steps of "
         "Fashion-MNIST): 0.76 test accuracy, as at 1e-2; it collapses to chance at 2e-2 (the "
         "advanced-CNN tutorial trains it with SGD at 0.01)"
     ),
@@ -249,7 +249,7 @@ _RECIPE_INCEPTION = TrainingRecipe(
 _RECIPE_RESNET = TrainingRecipe(
     1e-2,
     (
-        "mini_resnet in the zoo benchmark (88 steps of Fashion-MNIST): 0.84 test accuracy, "
+        "mini_resnet in the zoo benchmark (84 steps of Fashion-MNIST): 0.84 test accuracy, "
         "within 2% of the grid's best (2e-2, 0.85) of 1e-3 to 5e-2; it reaches 0.90 test "
         "accuracy in 2 to 4 epochs of all 60,000 images"
     ),

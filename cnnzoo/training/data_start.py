@@ -36,6 +36,6 @@ def initialise_from_data(model: nn.Module, batches: Batches) -> str | None:
     if not init(images[:_DATA_INIT_IMAGES]):
         return None
     return (
-        "every layer made orthonormal, then rescaled to unit output variance on the first "
-        "training batch (LSUV, Mishkin & Matas 2016)"
+        "every trainable layer made orthonormal, then rescaled to unit output variance on the "
+        "first training batch (LSUV, Mishkin & Matas 2016)"
     )

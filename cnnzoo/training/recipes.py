@@ -10,7 +10,7 @@ best rates lie between 3e-4 and 3e-3, as the tutorials and papers behind them tr
    found by the registry name ``get_model`` recorded on the model, also after ``cnnzoo.load``;
 2. for any other model, :data:`FALLBACK_LR`, 1e-3: on the zoo benchmark's grids it reached
    79% to 100% of the best rate's accuracy on every reference net with and without
-   normalisation layers (LeNet-5 aside, which learns at no rate in those 24 steps) and was never
+   normalisation layers (LeNet-5 aside, which learns at no rate in those 21 steps) and was never
    warned about; 2e-2 ended at chance for AlexNet, VGG-11 and mini_inception and below 85% of
    the best for five more.
 
