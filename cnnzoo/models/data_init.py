@@ -142,7 +142,8 @@ def layer_sequential_unit_variance(
     """
     if not _measurable(images):
         return False
-    saved = [p.detach().clone() for layer in layers for p in layer.parameters(recurse=False)]
+    params = [p for layer in layers for p in layer.parameters(recurse=False)]
+    saved = [p.detach().clone() for p in params]
     done = False
     try:
         orthonormalise(layers)
@@ -150,7 +151,6 @@ def layer_sequential_unit_variance(
     finally:
         if not done:
             with torch.no_grad():
-                params = [p for layer in layers for p in layer.parameters(recurse=False)]
                 for param, value in zip(params, saved, strict=True):
                     param.copy_(value)
     return done

@@ -53,7 +53,9 @@ STALL_MIN_STEPS_AT_END = 20
 # A stalled loss is no more than this share below ln(num_classes).
 _STALL_LOSS_SHARE = 0.02
 ALERT_KINDS = ("blow-up", "collapse", "stall")
-# What each kind's message says after "fit: at epoch N the training " (see _diagnose).
+# What each kind's message says after "fit: at epoch N the training ", and how every message
+# ends: _diagnose and check write them, and a saved alert is checked against them.
+_MESSAGE_END = "fit goes on as asked; History.alerts records this."
 _KIND_WORDS = {
     "blow-up": ("blew up",),
     "collapse": ("collapsed",),
@@ -201,8 +203,8 @@ class CollapseWatch:
             return None
         self.warned = True
         message = (
-            f"fit: at epoch {epoch + 1} the training {what}. {self._fix(kind, peak_lr)} fit goes "
-            "on as asked; History.alerts records this."
+            f"fit: at epoch {epoch + 1} the training {what}. {self._fix(kind, peak_lr)} "
+            f"{_MESSAGE_END}"
         )
         return {
             "epoch": epoch,
@@ -236,8 +238,8 @@ class CollapseWatch:
             and loss > BLOWUP_FACTOR * reference
         ):
             return "blow-up", (
-                f"blew up: the training loss rose to {loss:.4g}, more than {BLOWUP_FACTOR:g}x "
-                f"the {reference:.3g} it started at"
+                f"{_KIND_WORDS['blow-up'][0]}: the training loss rose to {loss:.4g}, more than "
+                f"{BLOWUP_FACTOR:g}x the {reference:.3g} it started at"
             )
         accuracy, chance = self._accuracy(logs), self._chance(logs)
         which = "validation" if self.val_chance is not None else "training"
@@ -249,8 +251,8 @@ class CollapseWatch:
             and accuracy <= chance + CHANCE_MARGIN
         ):
             return "collapse", (
-                f"collapsed: {which} accuracy fell to {accuracy:.4f}, back to the chance level "
-                f"{chance:.4f}, after reaching {best:.4f}"
+                f"{_KIND_WORDS['collapse'][0]}: {which} accuracy fell to {accuracy:.4f}, back to "
+                f"the chance level {chance:.4f}, after reaching {best:.4f}"
             )
         uniform = math.log(max(2, self.num_classes))
         # A guess that knows only the class frequencies: the labels' entropy (ln C if balanced).
@@ -264,7 +266,7 @@ class CollapseWatch:
             and accuracy <= chance + CHANCE_MARGIN
         ):
             return "stall", (
-                f"{'learned nothing' if last else 'is not learning'}: after {steps_done} steps "
+                f"{_KIND_WORDS['stall'][0 if last else 1]}: after {steps_done} steps "
                 f"the training loss is {loss:.4g}, no better than a guess from the class "
                 f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is at the "
                 f"chance level {chance:.4f}"
@@ -336,7 +338,7 @@ def _checked_alert(alert: Any, epochs_done: int) -> dict[str, Any]:
         or len(message) > _MAX_MESSAGE_CHARS
         or not message.isprintable()
         or not message.startswith(tuple(opening + words for words in _KIND_WORDS[kind]))
-        or not message.endswith("History.alerts records this.")
+        or not message.endswith(_MESSAGE_END)
     ):
         raise ValueError(f"an alert's message is not one fit writes for a {kind} at epoch {epoch}")
     figures = {name: _figure(alert[name], name, share=name in _SHARES) for name in _ALERT_FIGURES}
