@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._files import read_json
 from ._version import __version__
 from .checkpoint._io import atomic_files, check_regular_file, read_safetensors, write_safetensors
 from .checkpoint._weights import (
@@ -310,16 +311,9 @@ def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, str
     ``pretrained_cfg``, ``label_names``) and the nested layout of earlier cnnzoo versions
     (``{"model": {"name": ..., ...}}``).
     """
-    check_regular_file(path, "config.json")  # a FIFO would block the read
-    if Path(path).stat().st_size > _MAX_CONFIG_BYTES:
-        raise ValueError(
-            f"{str(path)!r} is {Path(path).stat().st_size:,} bytes long: not a cnnzoo config "
-            "(save_pretrained writes a few kilobytes)"
-        )
-    try:
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ValueError(f"{str(path)!r} is not valid JSON ({err})") from None
+    check_regular_file(path, "config.json")  # named as missing, or as the FIFO it is
+    # save_pretrained writes a few kilobytes; the reader bounds size, depth and numbers.
+    content = read_json(path, "a cnnzoo config.json", max_bytes=_MAX_CONFIG_BYTES)
     save_id = content.get("cnnzoo_save_id") if isinstance(content, dict) else None
     save_id = save_id if isinstance(save_id, str) else None  # None: written before save ids
     if isinstance(content, dict) and isinstance(content.get("architecture"), str):

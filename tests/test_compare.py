@@ -224,7 +224,12 @@ def test_a_healthy_run_has_no_alert_and_records_its_recipes_rate(task):
     assert "fit warned" not in board.to_markdown()
 
 
-GOOD_ALERT = {"kind": "stall", "epoch": 3, "message": "fit: at epoch 3 ..."}
+GOOD_ALERT = {
+    "kind": "stall",
+    "epoch": 3,
+    "message": "fit: at epoch 3 the training learned nothing: ... fit goes on as asked; "
+    "History.alerts records this.",
+}
 
 
 @pytest.mark.parametrize(
@@ -578,3 +583,101 @@ def test_a_folder_path_brings_its_test_split_and_a_tree_without_one_scores_valid
     assert board.settings["data"]["name"] == str(squares)
     board = compare(["cmp_tiny"], str(squares / "train"), **options)  # class folders only
     assert board.evaluated_on == "validation" and board.settings["data"]["test_samples"] is None
+
+
+# -- rows read back: checked for values, not only kinds ------------------------------------------
+def _bad_rows(good: dict, out: Path) -> list[tuple[str, object]]:
+    """What a hostile editor (or a crash of another tool) could leave in a row file."""
+    huge = "9" * 400
+    ansi = "\x1b[2J\x1b[31mdone\x1b[0m"
+    return [
+        ("null accuracy", {**good, "accuracy": None}),
+        ("NaN accuracy", json.dumps(good).replace(f'"accuracy": {good["accuracy"]}', '"accuracy": NaN')),
+        ("missing accuracy", {k: v for k, v in good.items() if k != "accuracy"}),
+        ("400-digit epochs", json.dumps(good).replace(f'"epochs": {good["epochs"]}', f'"epochs": {huge}')),
+        ("400-digit seconds", json.dumps(good).replace('"train_seconds": ', f'"train_seconds": {huge}0, "x": ')),
+        ("accuracy 5.0", {**good, "accuracy": 5.0}),
+        ("checkpoint outside models/", {**good, "checkpoint": str(out / "rows" / "cmp_tiny.json")}),
+        ("alert in an editor's words", {**good, "alert": {"kind": "stall", "epoch": 1, "message": "rm -rf ~"}}),
+        ("ANSI escapes", {**good, "status": "failed", "reason": ansi}),
+        ("a huge file", " " * (2 * 1024 * 1024) + json.dumps(good)),
+    ]  # fmt: skip
+
+
+def test_a_resumed_row_with_a_bad_value_is_trained_again_never_a_traceback(task, tmp_path, capsys):
+    train, test = task
+    out = tmp_path / "cmp"
+    run(train, test, out, models=["cmp_tiny"])
+    row_file = out / "rows" / "cmp_tiny.json"
+    good = json.loads(row_file.read_text())
+    for what, bad in _bad_rows(good, out):
+        row_file.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+        CALLS.clear()
+        capsys.readouterr()
+        board = run(train, test, out, models=["cmp_tiny"], verbose=1)
+        printed = capsys.readouterr().out
+        assert CALLS.get("cmp_tiny", 0) > 0, what  # trained again, not kept
+        assert board["cmp_tiny"].status == "ok" and "\x1b" not in printed, what
+        assert "finished earlier" not in printed, what
+
+
+def test_a_resumed_row_whose_checkpoint_is_truncated_or_another_models_is_trained_again(
+    task, tmp_path
+):
+    train, test = task
+    out = tmp_path / "cmp"
+    run(train, test, out, models=["cmp_tiny", "cmp_wide"])
+    tiny, wide = out / "models" / "cmp_tiny.safetensors", out / "models" / "cmp_wide.safetensors"
+    saved = tiny.read_bytes()
+    for damage in ("truncate", "foreign"):
+        if damage == "truncate":
+            tiny.write_bytes(saved[: len(saved) // 2])
+        else:  # another model's checkpoint, its size written into the row
+            tiny.write_bytes(wide.read_bytes())
+            row_file = out / "rows" / "cmp_tiny.json"
+            row = json.loads(row_file.read_text())
+            row_file.write_text(json.dumps({**row, "checkpoint_bytes": tiny.stat().st_size}))
+        CALLS.clear()
+        board = run(train, test, out, models=["cmp_tiny", "cmp_wide"])
+        assert CALLS.get("cmp_tiny", 0) > 0 and "cmp_wide" not in CALLS, damage
+        assert cnnzoo.load(board["cmp_tiny"].checkpoint).name == "cmp_tiny"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"rows": [{"model": "a", "accuracy": 5.0}]}',
+        '{"rows": [{"model": "a", "epochs": ' + "9" * 400 + "}]}",
+        '{"rows": [{"model": "a", "accuracy": NaN}]}',
+        '{"rows": [{"model": "a", "reason": "\\u001b[2J"}]}',
+        '{"rows": [{"model": "a"}], "settings": [1]}',
+        '{"rows": [{"model": "a"}], "left_out": {"b": 5}}',
+        '{"rows": {"model": "a"}}',
+        '{"rows": ' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_leaderboard_from_json_raises_its_own_clear_error(text, tmp_path):
+    with pytest.raises(ValueError, match="not a cnnzoo leaderboard"):
+        Leaderboard.from_json(text)
+    path = tmp_path / "board.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="not a cnnzoo leaderboard"):
+        Leaderboard.from_json(path)
+
+
+def test_a_sparse_multi_gigabyte_leaderboard_or_settings_file_is_refused_by_its_size(
+    task, tmp_path
+):
+    board = tmp_path / "board.json"
+    with open(board, "w") as f:
+        f.write('{"rows": [')
+        f.truncate(4 * 2**30)  # sparse: no disk used, and never read
+    with pytest.raises(ValueError, match="bytes long"):
+        Leaderboard.from_json(board)
+    train, test = task
+    out = tmp_path / "cmp"
+    out.mkdir()
+    with open(out / "compare.json", "w") as f:
+        f.truncate(4 * 2**30)
+    with pytest.raises(ValueError, match="bytes long.*delete"):
+        run(train, test, out, models=["cmp_tiny"])

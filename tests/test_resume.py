@@ -173,6 +173,15 @@ def test_corrupted_state_is_refused_clearly(tmp_path):
     (tmp_path / "training_state.json").write_text("{ not json")
     with pytest.raises(ValueError, match="not a valid cnnzoo training-state manifest"):
         load_training_state(tmp_path, model=model, optimizer=optimizer)
+    for size in (4 * 2**30, 2**20):  # sparse: refused by its size (bounded), never read whole
+        save_training_state(tmp_path, model=model, optimizer=optimizer, epoch=0, history={})
+        manifest = tmp_path / "training_state.json"
+        with open(manifest, "r+") as f:  # a valid start, then gigabytes (or a nesting) after it
+            f.seek(0, 2)
+            f.write("[" * 10_000 if size < 2**30 else "")
+            f.truncate(max(size, f.tell()))
+        with pytest.raises(ValueError, match="not a valid cnnzoo training-state manifest"):
+            load_training_state(tmp_path, model=model, optimizer=optimizer)
     save_training_state(tmp_path, model=model, optimizer=optimizer, epoch=0, history={})
     next(tmp_path.glob("*.safetensors")).write_bytes(b"\0" * 10)
     with pytest.raises(ValueError, match=r"truncated|not a safetensors"):

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._files import read_json
 from .._version import __version__
 from ._io import (
     PathLike,
@@ -53,6 +54,8 @@ __all__ = [
 
 MANIFEST_NAME = "training_state.json"
 _FORMAT = "cnnzoo.training_state"
+# The manifest holds the history and the optimizers' small state (tensors are in their own file).
+_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 _FORMAT_VERSION = 1
 _TENSOR_PREFIX = "training_state-"
 
@@ -356,9 +359,11 @@ def _tensor_files(directory: Path) -> list[Path]:
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:
     """The manifest at ``path``; None for one written before the first state was complete."""
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, an integer of 4,300+ digits
+    try:  # bounded: a sparse multi-GB file is refused by its size, never read whole
+        manifest = read_json(
+            path, "a training-state manifest", max_bytes=_MAX_MANIFEST_BYTES, allow_nan=True
+        )
+    except ValueError:  # too large, not UTF-8, not JSON, too deep, a 400-digit integer
         manifest = None
     if (
         isinstance(manifest, dict)

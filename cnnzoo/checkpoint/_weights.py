@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._files import loads_json
 from .._version import __version__
 from ..devices import resolve_device
 from ._io import PathLike, read_state_dict
@@ -166,8 +167,8 @@ def read_data_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]
     if raw is None:
         return None
     try:
-        config = json.loads(raw)
-    except json.JSONDecodeError:
+        config = loads_json(raw)  # bounded depth and numbers, as every JSON read back
+    except ValueError:
         config = None
     if not isinstance(config, dict):
         raise ValueError(f"{str(path)!r} has a corrupted data configuration in its metadata")
@@ -276,8 +277,8 @@ def read_config(path: PathLike, metadata: dict[str, str]) -> dict[str, Any]:
             "cnnzoo.load_weights(model, path)"
         )
     try:
-        config = json.loads(metadata[CONFIG_KEY])
-    except json.JSONDecodeError:
+        config = loads_json(metadata[CONFIG_KEY])
+    except ValueError:
         config = None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ValueError(f"{str(path)!r} has a corrupted cnnzoo configuration in its metadata")

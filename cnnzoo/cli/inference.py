@@ -8,12 +8,12 @@ folder. The model's data configuration, recorded in it, says how to read the ima
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 
+from .._files import loads_json
 from .browse import positive_int
 from .options import add_in_memory_option, in_memory_choice, report_placement
 
@@ -116,8 +116,8 @@ def _data_info(raw: str, path: Path) -> dict[str, Any]:
     names, mean, std and image size. Whatever is there must be well formed.
     """
     try:
-        info = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+        info = loads_json(raw)  # bounded depth and numbers, as every JSON read back
+    except ValueError:
         info = None
     problem = None
     if not isinstance(info, dict):

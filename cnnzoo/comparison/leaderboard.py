@@ -15,15 +15,22 @@ import io
 import json
 import math
 import os
+import reprlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._files import JSON_MAX_BYTES, loads_json, read_json
+from ..training.collapse import ALERT_KINDS, is_fit_message
 
 __all__ = ["FIELDS", "STATUSES", "Leaderboard", "Row"]
 
 # "ok": trained and measured; "collapsed": trained, but predicts one class for everything;
 # "failed": no numbers (the reason says why).
 STATUSES = ("ok", "collapsed", "failed")
+_SHOWN = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlong, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxlevel = 30, 6, 6, 2
 
 
 @dataclass
@@ -80,31 +87,39 @@ class Row:
         # Rows are also read back from a comparison's folder: every field is checked, so a
         # hand-edited file is refused (and its model trained again), never a crash later.
         if self.status not in STATUSES:
-            raise ValueError(f"a row's status is one of {STATUSES}, got {self.status!r}")
-        if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"a row's model is a name, got {self.model!r}")
+            raise ValueError(f"a row's status is one of {STATUSES}, got {_short(self.status)}")
+        if not _is_text(self.model, _NAME_LIMIT) or not self.model:
+            raise ValueError(f"a row's model is a name, got {_short(self.model)}")
         for name in _NUMBERS:
             value = getattr(self, name)
             if isinstance(value, float) and math.isnan(value):
                 setattr(self, name, None)  # not measured (an F1 with empty classes): JSON's null
                 continue
-            if value is not None and not (
-                _is_number(value) and math.isfinite(value) and value >= 0
-            ):
-                raise ValueError(f"a row's {name} is None or a finite number >= 0, got {value!r}")
+            top = 1.0 if name in _SHARES else math.inf
+            if value is not None and not (_is_number(value) and 0 <= _as_float(value) <= top):
+                kind = "a share from 0 to 1" if top == 1.0 else "a finite number >= 0"
+                raise ValueError(f"a row's {name} is None or {kind}, got {_short(value)}")
         for name in _COUNTS:
             value = getattr(self, name)
-            if value is not None and not (_is_number(value) and value == int(value) >= 0):
-                raise ValueError(f"a row's {name} is None or a count >= 0, got {value!r}")
+            if value is not None and not (
+                isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+            ):
+                raise ValueError(f"a row's {name} is None or a count >= 0, got {_short(value)}")
         for name in ("reason", "checkpoint"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"a row's {name} is None or text, got {value!r}")
+            if value is not None and not _is_text(value, _TEXT_LIMIT):
+                raise ValueError(
+                    f"a row's {name} is None or printable text (no escape sequences), got "
+                    f"{_short(value)}"
+                )
         if not isinstance(self.options, dict) or not all(
-            isinstance(k, str) and (v is None or isinstance(v, bool | int | float | str))
+            _is_text(k, _NAME_LIMIT)
+            and (v is None or isinstance(v, bool | int | float) or _is_text(v, _NAME_LIMIT))
             for k, v in self.options.items()
         ):
-            raise ValueError(f"a row's options are a dict of plain values, got {self.options!r}")
+            raise ValueError(
+                f"a row's options are a dict of plain values, got {_short(self.options)}"
+            )
         if self.alert is not None:
             _check_alert(self.alert)
 
@@ -114,17 +129,28 @@ class Row:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Row:
-        """Rebuild a row written by :meth:`to_dict`.
+        """Rebuild a row written by :meth:`to_dict`, checked field by field.
 
         Raises:
-            ValueError: ``data`` is not a row (unknown fields or a missing model name).
+            ValueError: ``data`` is not a row (unknown fields, a missing model name, a value of
+                the wrong kind or out of range, text with escape sequences, an alert whose
+                words are not ``fit``'s).
         """
         if not isinstance(data, dict) or not isinstance(data.get("model"), str):
-            raise ValueError(f"not a leaderboard row: {data!r}")
+            raise ValueError(f"not a leaderboard row: {_short(data)}")
         unknown = set(data) - set(FIELDS)
         if unknown:
-            raise ValueError(f"not a leaderboard row: unknown fields {sorted(unknown)}")
+            raise ValueError(f"not a leaderboard row: unknown fields {_short(sorted(unknown))}")
         return cls(**data)
+
+    def unfinished(self) -> list[str]:
+        """The fields a finished row has and this one lacks (none: it is finished).
+
+        A trained ("ok" or "collapsed") row has its accuracy, epochs, training time and
+        parameter count; a failed one its reason.
+        """
+        needed = _MEASURED if self.status != "failed" else ("reason",)
+        return [name for name in needed if getattr(self, name) is None]
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Row))
@@ -139,27 +165,48 @@ _NUMBERS = (
     "lr",
 )
 _COUNTS = ("best_epoch", "epochs", "params", "macs", "checkpoint_bytes")
-_ALERT_KINDS = ("blow-up", "collapse", "stall")  # what fit's collapse watch reports
-_ALERT_MESSAGE_LIMIT = 4000
+_SHARES = ("accuracy", "top5_accuracy", "macro_f1", "best_val_accuracy")
+# What every trained row has (the progress line and the tables show them).
+_MEASURED = ("accuracy", "epochs", "train_seconds", "params")
+_NAME_LIMIT, _TEXT_LIMIT = 200, 4000
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _as_float(value: int | float) -> float:
+    """``value`` as a float; a 400-digit integer (or an infinity) as ``inf``, out of range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    """Printable text of at most ``limit`` characters: no escape sequences reach a terminal."""
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
+def _short(value: Any) -> str:
+    """``value`` for a message, cut short (a file may hold megabytes)."""
+    return _SHOWN.repr(value)
+
+
 def _check_alert(alert: Any) -> None:
-    """An alert is ``{"kind", "epoch", "message"}``, as the runner writes it."""
+    """An alert is ``{"kind", "epoch", "message"}`` as the runner writes it, fit's words."""
     if (
         not isinstance(alert, dict)
         or set(alert) != {"kind", "epoch", "message"}
-        or alert["kind"] not in _ALERT_KINDS
-        or not (_is_number(alert["epoch"]) and alert["epoch"] == int(alert["epoch"]) >= 1)
-        or not isinstance(alert["message"], str)
-        or len(alert["message"]) > _ALERT_MESSAGE_LIMIT
+        or alert["kind"] not in ALERT_KINDS
+        or isinstance(alert["epoch"], bool)
+        or not isinstance(alert["epoch"], int)
+        or not 1 <= alert["epoch"] < 2**63
+        or not is_fit_message(alert["message"], alert["kind"], alert["epoch"] - 1)
     ):
         raise ValueError(
             "a row's alert is None or {kind: one of "
-            f"{_ALERT_KINDS}, epoch: >= 1, message: text}}, got {str(alert)[:200]}"
+            f"{ALERT_KINDS}, epoch: >= 1, message: fit's}}, got {_short(alert)}"
         )
 
 
@@ -327,21 +374,28 @@ class Leaderboard:
             ValueError: The text is not a leaderboard.
         """
         text = os.fspath(text_or_path)
-        if not text.lstrip().startswith("{"):
-            with open(text, encoding="utf-8") as f:
-                text = f.read()
         try:
-            data = json.loads(text)
+            if text.lstrip().startswith("{"):
+                if len(text) > JSON_MAX_BYTES:
+                    raise ValueError(f"the text is {len(text):,} characters long")
+                data = loads_json(text)
+            else:  # a path: read bounded, as every JSON file cnnzoo reads back
+                data = read_json(text, "a cnnzoo leaderboard")
+            if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+                raise ValueError("it is not an object with a list of rows")
             rows = [Row.from_dict(row) for row in data["rows"]]
-        except (ValueError, KeyError, TypeError) as error:
+            board = cls(
+                rows,
+                _object(data.get("settings"), "settings"),
+                evaluated_on=data.get("evaluated_on", "test"),
+                left_out=_object(data.get("left_out"), "left_out"),
+                machine=_object(data.get("machine"), "machine"),
+            )
+        except (ValueError, TypeError) as error:
             raise ValueError(f"not a cnnzoo leaderboard: {error}") from None
-        return cls(
-            rows,
-            data.get("settings"),
-            evaluated_on=data.get("evaluated_on", "test"),
-            left_out=data.get("left_out"),
-            machine=data.get("machine"),
-        )
+        if any(not _is_text(v, _TEXT_LIMIT) for v in board.left_out.values()):
+            raise ValueError("not a cnnzoo leaderboard: left_out holds a reason that is not text")
+        return board
 
     def plot(self, path: str | os.PathLike, *, title: str | None = None) -> None:
         """Write a PNG: accuracy against training time and against parameters, Pareto front marked.
@@ -359,6 +413,12 @@ class Leaderboard:
         from .plot import plot_leaderboard
 
         plot_leaderboard(self, path, title=title)
+
+
+def _object(value: Any, name: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"its {name} is {_short(value)}, not an object")
+    return value
 
 
 def _fixed(value: float | None, digits: int) -> str:

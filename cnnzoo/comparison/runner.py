@@ -91,6 +91,8 @@ def run_model(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path
 def describe_failure(error: BaseException) -> str:
     """One line saying why a model failed, with what to do where that is known."""
     first = (str(error).strip().splitlines() or [""])[0]
+    # Printed and kept in a row: an escape sequence in an error's text is not sent to a terminal.
+    first = "".join(c if c.isprintable() else "?" for c in first)[:1000]
     if isinstance(error, torch.OutOfMemoryError) or "out of memory" in first.lower():
         return f"out of memory ({first[:160]}); pass a smaller batch_size= or leave the model out"
     return f"{type(error).__name__}: {first}" if first else type(error).__name__

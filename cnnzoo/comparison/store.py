@@ -22,7 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint._io import write_json_atomic
+from .._files import read_json
+from ..checkpoint._io import inspect_safetensors, write_json_atomic
+from ..checkpoint._weights import read_config
 from ..training.outputs import check_writable
 from .leaderboard import Leaderboard, Row
 
@@ -30,6 +32,7 @@ __all__ = ["SETTINGS_FILE", "Store"]
 
 SETTINGS_FILE = "compare.json"
 ROWS, MODELS = "rows", "models"
+_MAX_ROW_BYTES = 1024 * 1024  # a row is a kilobyte or two
 TABLES = ("leaderboard.md", "leaderboard.csv", "leaderboard.json", "pareto.png")
 
 
@@ -64,19 +67,41 @@ class Store:
         return self.out / MODELS / f"{model}.safetensors"
 
     def finished(self, model: str) -> Row | None:
-        """The row of ``model`` from an earlier run, when it finished (and its file is there)."""
+        """The row of ``model`` from an earlier run, when it finished (and its file is there).
+
+        Everything is checked before the row is taken: the file (bounded, as every JSON file
+        read back), each value (kind, range, printable text, fit's own alert words), and, for a
+        trained model, that its checkpoint is this folder's ``models/<model>.safetensors``, a
+        complete safetensors file of that model, of the size recorded. Anything else is not a
+        finished row: the model is trained again, never a crash.
+        """
         path = self.out / ROWS / f"{model}.json"
         if not path.is_file():
             return None
         try:
-            row = Row.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError, RecursionError):
-            return None  # unreadable: the model is trained again
-        if row.model != model:
-            return None  # another model's row under this name: trained again
-        if row.status != "failed" and not self.checkpoint(model).is_file():
-            return None  # its checkpoint is gone: train it again
+            row = Row.from_dict(read_json(path, "a comparison's row", max_bytes=_MAX_ROW_BYTES))
+        except (ValueError, TypeError, OSError):
+            return None  # unreadable or not a row: the model is trained again
+        if row.model != model or row.unfinished():
+            return None  # another model's row under this name, or one cut short: trained again
+        if row.status != "failed" and not self._own_checkpoint(row):
+            return None  # its checkpoint is gone, elsewhere, truncated or another's
         return row
+
+    def _own_checkpoint(self, row: Row) -> bool:
+        """Whether ``row``'s checkpoint is this folder's file for its model, complete."""
+        expected = self.checkpoint(row.model)
+        recorded = row.checkpoint
+        try:
+            if recorded is None or not os.path.samefile(recorded, expected):
+                return False  # a path outside models/ is never read
+            if not expected.is_file() or expected.stat().st_size != row.checkpoint_bytes:
+                return False
+            _, metadata = inspect_safetensors(expected)  # header and sizes: not the tensors
+            config = read_config(expected, metadata)
+        except (OSError, ValueError):
+            return False
+        return config.get("name") == row.model
 
     def record(self, row: Row) -> None:
         """Keep ``row`` (after its checkpoint is written)."""
@@ -110,11 +135,11 @@ class Store:
         if not path.is_file():
             return None
         try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = read_json(path, "a comparison's settings")
         except (OSError, ValueError) as error:
             raise ValueError(
-                f"{str(path)!r} cannot be read ({error}); delete {str(self.out)!r} or choose "
-                "another out to start a new comparison"
+                f"{error}; delete {str(self.out)!r} or choose another out to start a new "
+                "comparison"
             ) from None
         if not isinstance(saved, dict):
             raise ValueError(f"{str(path)!r} is not a cnnzoo comparison's settings")

@@ -41,6 +41,7 @@ __all__ = [
     "STALL_MIN_STEPS_AT_END",
     "CollapseWatch",
     "TrainingCollapseWarning",
+    "is_fit_message",
     "label_entropy",
     "majority_share",
 ]
@@ -316,6 +317,23 @@ def _figure(value: Any, name: str, share: bool = False) -> float | None:
     return figure
 
 
+def is_fit_message(message: Any, kind: str, epoch: int) -> bool:
+    """Whether ``message`` is one ``fit`` writes for a ``kind`` alert at 0-based ``epoch``.
+
+    A saved alert is printed to the user and into tables: one whose words are not fit's (or
+    that holds escape sequences or other unprintable characters) is not taken from a file.
+    """
+    opening = f"fit: at epoch {epoch + 1} the training "
+    return (
+        isinstance(message, str)
+        and kind in _KIND_WORDS
+        and len(message) <= _MAX_MESSAGE_CHARS
+        and message.isprintable()
+        and message.startswith(tuple(opening + words for words in _KIND_WORDS[kind]))
+        and message.endswith(_MESSAGE_END)
+    )
+
+
 def _checked_alert(alert: Any, epochs_done: int) -> dict[str, Any]:
     """One saved alert, checked field by field (it is printed to the user and into files).
 
@@ -332,14 +350,7 @@ def _checked_alert(alert: Any, epochs_done: int) -> dict[str, Any]:
         raise ValueError(
             f"an alert's kind is {_SHOWN.repr(kind)}, not one of {', '.join(ALERT_KINDS)}"
         )
-    opening = f"fit: at epoch {epoch + 1} the training "
-    if (
-        not isinstance(message, str)
-        or len(message) > _MAX_MESSAGE_CHARS
-        or not message.isprintable()
-        or not message.startswith(tuple(opening + words for words in _KIND_WORDS[kind]))
-        or not message.endswith(_MESSAGE_END)
-    ):
+    if not is_fit_message(message, kind, epoch):
         raise ValueError(f"an alert's message is not one fit writes for a {kind} at epoch {epoch}")
     figures = {name: _figure(alert[name], name, share=name in _SHARES) for name in _ALERT_FIGURES}
     if figures["lr"] is not None and figures["lr"] < 0:
