@@ -588,20 +588,22 @@ def test_a_folder_path_brings_its_test_split_and_a_tree_without_one_scores_valid
 # -- rows read back: checked for values, not only kinds ------------------------------------------
 def _bad_rows(good: dict, out: Path) -> list[tuple[str, object]]:
     """What a hostile editor (or a crash of another tool) could leave in a row file."""
-    huge = "9" * 400
+    huge, text = "9" * 400, json.dumps(good)
+    seconds = f'"train_seconds": {json.dumps(good["train_seconds"])}'
     ansi = "\x1b[2J\x1b[31mdone\x1b[0m"
+    editor = {"kind": "stall", "epoch": 1, "message": "rm -rf ~"}
     return [
         ("null accuracy", {**good, "accuracy": None}),
-        ("NaN accuracy", json.dumps(good).replace(f'"accuracy": {good["accuracy"]}', '"accuracy": NaN')),
+        ("NaN accuracy", text.replace(f'"accuracy": {good["accuracy"]}', '"accuracy": NaN')),
         ("missing accuracy", {k: v for k, v in good.items() if k != "accuracy"}),
-        ("400-digit epochs", json.dumps(good).replace(f'"epochs": {good["epochs"]}', f'"epochs": {huge}')),
-        ("400-digit seconds", json.dumps(good).replace('"train_seconds": ', f'"train_seconds": {huge}0, "x": ')),
+        ("400-digit epochs", text.replace(f'"epochs": {good["epochs"]}', f'"epochs": {huge}')),
+        ("400-digit seconds", text.replace(seconds, f'"train_seconds": {huge}')),
         ("accuracy 5.0", {**good, "accuracy": 5.0}),
         ("checkpoint outside models/", {**good, "checkpoint": str(out / "rows" / "cmp_tiny.json")}),
-        ("alert in an editor's words", {**good, "alert": {"kind": "stall", "epoch": 1, "message": "rm -rf ~"}}),
+        ("alert in an editor's words", {**good, "alert": editor}),
         ("ANSI escapes", {**good, "status": "failed", "reason": ansi}),
-        ("a huge file", " " * (2 * 1024 * 1024) + json.dumps(good)),
-    ]  # fmt: skip
+        ("a huge file", " " * (2 * 1024 * 1024) + text),
+    ]
 
 
 def test_a_resumed_row_with_a_bad_value_is_trained_again_never_a_traceback(task, tmp_path, capsys):
@@ -679,5 +681,5 @@ def test_a_sparse_multi_gigabyte_leaderboard_or_settings_file_is_refused_by_its_
     out.mkdir()
     with open(out / "compare.json", "w") as f:
         f.truncate(4 * 2**30)
-    with pytest.raises(ValueError, match="bytes long.*delete"):
+    with pytest.raises(ValueError, match=r"bytes long.*delete"):
         run(train, test, out, models=["cmp_tiny"])

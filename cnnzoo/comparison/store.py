@@ -138,8 +138,7 @@ class Store:
             saved = read_json(path, "a comparison's settings")
         except (OSError, ValueError) as error:
             raise ValueError(
-                f"{error}; delete {str(self.out)!r} or choose another out to start a new "
-                "comparison"
+                f"{error}; delete {str(self.out)!r} or choose another out to start a new comparison"
             ) from None
         if not isinstance(saved, dict):
             raise ValueError(f"{str(path)!r} is not a cnnzoo comparison's settings")
