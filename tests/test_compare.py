@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import weakref
 from pathlib import Path
 
@@ -683,3 +684,99 @@ def test_a_sparse_multi_gigabyte_leaderboard_or_settings_file_is_refused_by_its_
         f.truncate(4 * 2**30)
     with pytest.raises(ValueError, match=r"bytes long.*delete"):
         run(train, test, out, models=["cmp_tiny"])
+
+
+# -- arguments checked before any data is read; one writer per out ------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"models": ["no_such_net"]}, "unknown model 'no_such_net'"),
+        ({"models": [""]}, "empty name"),
+        ({"models": ["zz*"]}, "matches no registered model"),
+        ({"models": None}, "models is 'auto'"),
+        ({"max_params": "1e6"}, "max_params must be a positive whole number"),
+        ({"max_params": 1.5}, "max_params must be a positive whole number"),
+        ({"seed": "abc"}, "seed must be a whole number"),
+        ({"num_classes": 1.5}, "num_classes must be a whole number"),
+        ({"val_data": 1.5}, r"val_data as a share must be in \(0, 1\)"),
+    ],
+)
+def test_compare_refuses_a_bad_argument_before_reading_any_data(options, message, monkeypatch):
+    from cnnzoo.comparison import api
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the arguments were checked")
+
+    monkeypatch.setattr(api, "prepare", no_data)
+    options = {"models": ["cmp_tiny"], **options}
+    with pytest.raises(ValueError, match=message):
+        compare(options.pop("models"), "fashion-mnist", epochs=1, device="cpu", **options)
+
+
+def test_compare_refuses_an_unwritable_or_foreign_out_before_reading_any_data(
+    tmp_path, monkeypatch
+):
+    from cnnzoo.comparison import api
+
+    monkeypatch.setattr(api, "prepare", lambda *a, **k: pytest.fail("data read"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        compare(["cmp_tiny"], "fashion-mnist", out=tmp_path / "file", device="cpu")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds files but no comparison"):
+        compare(["cmp_tiny"], "fashion-mnist", out=tmp_path / "other", device="cpu")
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        with pytest.raises(PermissionError):
+            compare(["cmp_tiny"], "fashion-mnist", out=tmp_path / "locked" / "c", device="cpu")
+
+
+def test_a_second_comparison_into_the_same_out_is_refused_while_the_first_runs(task, tmp_path):
+    from cnnzoo.checkpoint import FolderInUseError
+    from cnnzoo.comparison.store import Store
+
+    train, test = task
+    out = tmp_path / "cmp"
+    with Store.lock(out), pytest.raises(FolderInUseError, match="is writing a comparison"):
+        run(train, test, out, models=["cmp_tiny"])
+    assert "cmp_tiny" not in CALLS  # refused before any training
+    board = run(train, test, out, models=["cmp_tiny"])  # released: the folder is usable
+    assert board["cmp_tiny"].status == "ok" and not (out / ".cnnzoo.lock").read_text()
+
+
+def test_recorded_sample_counts_are_the_images_of_a_pair_not_its_length(task, tmp_path):
+    train, test = task
+    run(train, test, tmp_path / "cmp", models=["cmp_tiny"])
+    data = json.loads((tmp_path / "cmp" / "compare.json").read_text())["data"]
+    assert (data["train_samples"], data["val_samples"], data["test_samples"]) == (270, 30, 90)
+
+
+def test_test_images_no_model_can_take_are_refused_before_any_training(task):
+    train, (images, labels) = task
+    for other in (images[:, :, :6, :6], images.expand(-1, 3, -1, -1)):
+        with pytest.raises(ValueError, match=r"test images are .* training images 1x8x8"):
+            run(train, (other, labels), models=["cmp_tiny"])
+    assert not CALLS
+
+
+def test_pythonwarnings_error_does_not_turn_fits_warning_into_a_cli_traceback(
+    squares, tmp_path, capsys, monkeypatch
+):
+    import warnings
+
+    real_fit = runner.fit
+
+    def warning_fit(*args, **kwargs):  # a run fit warns about, constructed
+        history = real_fit(*args, **kwargs)
+        warnings.warn("fit: at epoch 1 the training collapsed: ...", TrainingCollapseWarning, 2)
+        return history
+
+    monkeypatch.setattr(runner, "fit", warning_fit)
+    argv = ["compare", "cmp_tiny", "--data", str(squares), "--epochs", "1", "--device", "cpu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what PYTHONWARNINGS=error sets up
+        assert main([*argv, "--precision", "fp32", "--out", str(tmp_path / "c")]) == 0
+    printed = capsys.readouterr()
+    assert "cnnzoo: warning: fit: at epoch 1" in printed.err and "Traceback" not in printed.err
+    assert "[1/1] cmp_tiny: test accuracy" in printed.out

@@ -124,7 +124,7 @@ def _mode_for(path: Path) -> int:
     Those of the file it replaces, or ``0o666`` minus the umask for a new file.
     """
     with contextlib.suppress(OSError):
-        existing = path.stat()
+        existing = path.lstat()  # a link's target is not the file being replaced
         if stat.S_ISREG(existing.st_mode):
             return stat.S_IMODE(existing.st_mode)
     return 0o666 & ~_current_umask()
@@ -193,18 +193,24 @@ def _is_orphan(candidate: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_write(path: PathLike, mode: str = "wb", newline: str | None = None) -> Iterator[IO[Any]]:
     """Open a file that replaces ``path`` atomically once the ``with`` block succeeds.
+
+    A symbolic link at ``path`` is replaced by the file, never followed.
 
     Args:
         path: Destination file; its parent directories are created.
         mode: ``"wb"`` or ``"w"`` (text, UTF-8).
+        newline: For text: as ``open``'s (``""`` for the csv module).
 
     Yields:
         The open temporary file.
     """
     encoding = None if "b" in mode else "utf-8"
-    with _atomic_replace(path) as tmp, open(tmp, mode, encoding=encoding) as f:
+    with (
+        _atomic_replace(path) as tmp,
+        open(tmp, mode, encoding=encoding, newline=newline) as f,
+    ):
         yield f
 
 

@@ -5,6 +5,9 @@ would each believe it owns the files and overwrite the other's. :func:`exclusive
 operating-system lock (``flock``) on a small lock file next to what is written; a second writer,
 in this process or another, is refused with a message naming the holder. The kernel drops the
 lock when its process ends, even with ``kill -9``, so a dead run never blocks the next one.
+A process forked while the lock is held (a ``DataLoader`` worker) does not keep it: its copy of
+the lock file is closed as it starts, so workers that outlive a killed run by a few seconds
+never block the resume.
 Where ``flock`` is not available (Windows, some network file systems), the lock file's
 process id is checked instead: a lock whose process is no longer running is taken over.
 """
@@ -26,6 +29,20 @@ from .._files import kind_of
 __all__ = ["FolderInUseError", "exclusive_lock", "lock_path_for"]
 
 LOCK_NAME = ".cnnzoo.lock"
+# The lock files this process holds open. A forked child shares each one's open file, and with
+# it the flock, until it closes its copy: it closes them at once, so only this process holds.
+_HELD_FDS: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)  # the child's copy only: the parent's lock stays (no LOCK_UN here)
+    _HELD_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere children do not inherit locks so
+    os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class FolderInUseError(RuntimeError):
@@ -77,6 +94,7 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
             if state == "taken" or (holder is not None and _alive(holder[0])):
                 raise _busy(target, what, holder)
         held = True
+        _HELD_FDS.add(fd)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, _describe_self().encode("utf-8"))
@@ -85,6 +103,7 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
         if held:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)  # released: an empty lock file names nobody
+        _HELD_FDS.discard(fd)
         os.close(fd)  # closing drops the flock
 
 
@@ -146,6 +165,14 @@ def _busy(target: Path, what: str, holder: tuple[int, str] | None) -> FolderInUs
         who = "another process"
     elif holder[0] == os.getpid():
         who = "this process (another object of it is writing there)"
+    elif not _alive(holder[0]):
+        # flock is taken but its writer is gone: a process that writer started still holds
+        # the lock file open (not one cnnzoo forked: those close it), and ends with it.
+        who = (
+            f"a process started by process {holder[0]}, which has ended ({holder[1]}),"
+            if holder[1]
+            else f"a process started by process {holder[0]}, which has ended,"
+        )
     else:
         who = f"process {holder[0]} ({holder[1]})" if holder[1] else f"process {holder[0]}"
     return FolderInUseError(

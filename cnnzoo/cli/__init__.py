@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .._version import __version__
+from ..training.collapse import TrainingCollapseWarning
 from .browse import add_browse_commands
 from .compare import add_compare_command
 from .errors import CommandError
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # cnnzoo's own warnings (a collapsing run) read as one line, as the errors do.
             warnings.showwarning = _show_warning
+            # They say what fit goes on doing: -W error (PYTHONWARNINGS=error), meant for a
+            # program's own code, must not end a training run with a traceback.
+            warnings.simplefilter("default", TrainingCollapseWarning)
             args.run(args)
         sys.stdout.flush()  # a closed pipe shows here rather than at exit
     except BrokenPipeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
@@ -21,8 +22,8 @@ from ..training.precision import resolve_precision
 from .data import prepare
 from .leaderboard import Leaderboard, Row
 from .runner import Plan, run_model
-from .selection import select
-from .store import Store
+from .selection import checked_max_params, model_names, select
+from .store import Store, check_out
 
 __all__ = ["compare"]
 
@@ -117,9 +118,41 @@ def compare(
         >>> board = cnnzoo.compare(["lenet5", "mini_resnet"], "fashion-mnist", epochs=2)
         >>> print(board.to_markdown())  # doctest: +SKIP
     """
+    # Every argument, the models asked for and the out folder are checked before any data is
+    # read: a typo is refused at once, not after the data is decoded.
     _check_options(fit_options, epochs, time_budget, verbose)
+    _check_values(seed, num_classes, val_data)
+    model_names(models)
+    checked_max_params(max_params)
     target = resolve_device(device)
-    resolve_precision(precision, target)  # refuse a bad precision before any data is read
+    resolve_precision(precision, target)
+    if out is not None:
+        check_out(out)
+    with Store.lock(out) if out is not None else contextlib.nullcontext():
+        return _compare(
+            models, train_data, test_data, val_data, epochs, time_budget, seed, target, out,
+            max_params, precision, num_classes, data_name, verbose, fit_options,
+        )  # fmt: skip
+
+
+def _compare(
+    models: str | Sequence[str],
+    train_data: Any,
+    test_data: Any,
+    val_data: float | Any,
+    epochs: int | None,
+    time_budget: float | None,
+    seed: int,
+    target: torch.device,
+    out: str | os.PathLike | None,
+    max_params: int | None,
+    precision: str,
+    num_classes: int | None,
+    data_name: str | None,
+    verbose: int,
+    fit_options: dict[str, Any],
+) -> Leaderboard:
+    """:func:`compare` once its arguments are checked (and ``out`` is locked)."""
     data = prepare(
         train_data,
         test_data,
@@ -203,6 +236,24 @@ def _check_options(
         )
     if verbose not in (0, 1):
         raise ValueError(f"verbose is 0 or 1, got {verbose!r}")
+
+
+def _check_values(seed: Any, num_classes: Any, val_data: Any) -> None:
+    """The plain values among compare's arguments: no silent coercion of text or fractions."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be a whole number, got {seed!r:.80}")
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+    ):
+        raise ValueError(
+            f"num_classes must be a whole number of at least 2, or None (from the data); got "
+            f"{num_classes!r:.80}"
+        )
+    if isinstance(val_data, float) and not 0.0 < val_data < 1.0:
+        raise ValueError(
+            f"val_data as a share must be in (0, 1), got {val_data}; or pass validation data, "
+            "or None"
+        )
 
 
 def _describe(option: Any) -> Any:

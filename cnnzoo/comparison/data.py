@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ..data import ImageTensorDataset, StreamedImageFolder, load_dataset
 from .shape import DataShape
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "count_samples", "prepare"]
 
 
 @dataclass
@@ -110,14 +110,15 @@ def prepare(
             "compare has no data to score the models on: pass test_data, or hold out "
             "validation data (val_data=0.1)"
         )
-    shape = _shape(train, [d for d in (val, test) if d is not None], num_classes)
+    others = [(d, what) for d, what in ((val, "validation"), (test, "test")) if d is not None]
+    shape = _shape(train, others, num_classes)
     description = {
         "name": None if name is None else str(name),
         "image_shape": [shape.channels, shape.height, shape.width],
         "num_classes": shape.num_classes,
-        "train_samples": len(train),
-        "val_samples": None if val is None else len(val),
-        "test_samples": None if test is None else len(test),
+        "train_samples": count_samples(train),
+        "val_samples": None if val is None else count_samples(val),
+        "test_samples": None if test is None else count_samples(test),
         "fingerprint": _fingerprint([train, val, test]),
     }
     return Prepared(train, val, test, shape, description, _classes(train))
@@ -155,7 +156,7 @@ def _split(data: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     """Hold out a seeded, shuffled ``fraction`` of ``data`` (the rule ``fit`` applies too)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"val_data as a share must be in (0, 1), got {fraction}")
-    total = len(data[1]) if isinstance(data, tuple | list) else len(data)
+    total = count_samples(data)
     num_val = round(total * fraction)
     if num_val < 1 or num_val >= total:
         raise ValueError(
@@ -181,6 +182,11 @@ def _take(data: Any, indices: torch.Tensor) -> Any:
     return Subset(data, indices.tolist())
 
 
+def count_samples(data: Any) -> int:
+    """How many samples ``data`` holds: the labels of an ``(images, labels)`` pair, not 2."""
+    return len(data[1]) if isinstance(data, tuple | list) else len(data)
+
+
 def _images_and_labels(data: Any) -> tuple[Any, Any]:
     if isinstance(data, ImageTensorDataset):
         return data.images, data.labels
@@ -190,7 +196,7 @@ def _images_and_labels(data: Any) -> tuple[Any, Any]:
     return torch.as_tensor(image)[None], None
 
 
-def _shape(train: Any, others: list[Any], num_classes: int | None) -> DataShape:
+def _shape(train: Any, others: list[tuple[Any, str]], num_classes: int | None) -> DataShape:
     images, labels = _images_and_labels(train)
     if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
         raise ValueError(
@@ -200,16 +206,37 @@ def _shape(train: Any, others: list[Any], num_classes: int | None) -> DataShape:
     if images.dim() == 3:  # (N, H, W) grey images
         images = images.unsqueeze(1)
     channels, height, width = (int(s) for s in images.shape[1:])
+    for part, what in others:
+        _check_like_train(part, what, (channels, height, width))
     if num_classes is None:
         classes = _classes(train)
         if classes:
             num_classes = len(classes)
         elif labels is not None:
-            found = [labels] + [_images_and_labels(o)[1] for o in others]
+            found = [labels] + [_images_and_labels(o)[1] for o, _ in others]
             num_classes = 1 + max(int(torch.as_tensor(y).max()) for y in found if y is not None)
         else:
             raise ValueError("compare cannot tell the number of classes: pass num_classes=")
     return DataShape(channels, height, width, int(num_classes))
+
+
+def _check_like_train(part: Any, what: str, shape: tuple[int, int, int]) -> None:
+    """Refuse, before any model trains, images no model built for the training images takes.
+
+    Every model is built for the training images' channels and size: test (or validation)
+    images of another shape would fail each model only after it trained.
+    """
+    images, _ = _images_and_labels(part)
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
+        return  # a Dataset read by fit: its first sample was not an image tensor
+    found = tuple(int(s) for s in (images.unsqueeze(1) if images.dim() == 3 else images).shape[1:])
+    if found != shape:
+        raise ValueError(
+            f"the {what} images are {'x'.join(map(str, found))} (channels x height x width) but "
+            f"the training images {'x'.join(map(str, shape))}: every model is built for the "
+            f"training images and could not take them. Give {what} images of the same shape "
+            "(cnnzoo.data.load_dataset(folder, image_size=...) resizes a folder)"
+        )
 
 
 def _classes(data: Any) -> list[str] | None:

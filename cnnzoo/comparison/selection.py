@@ -11,6 +11,7 @@ input check (fixed heads, minimum sizes) and every layer's shape arithmetic deci
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,16 @@ from ..models.registry import lookup
 from ..summarize import count_parameters
 from .shape import DataShape
 
-__all__ = ["SMALL_INPUT_MAX", "Candidate", "DataShape", "build_options", "probe", "select"]
+__all__ = [
+    "SMALL_INPUT_MAX",
+    "Candidate",
+    "DataShape",
+    "build_options",
+    "checked_max_params",
+    "model_names",
+    "probe",
+    "select",
+]
 
 # Images up to this size on a side get small_input=True where a family offers it: 28x28 and
 # 32x32 (MNIST, CIFAR) keep their resolution instead of shrinking to nothing in an ImageNet stem.
@@ -104,10 +114,8 @@ def select(
         ValueError: An unknown name, a pattern matching nothing, an empty selection, or a
             ``max_params`` below 1.
     """
-    if max_params is not None and (isinstance(max_params, bool) or max_params < 1):
-        raise ValueError(f"max_params must be a positive number of parameters, got {max_params!r}")
-    auto = models == "auto" or (not isinstance(models, str) and list(models) == ["auto"])
-    names = list_models() if auto else _expand(models)
+    max_params = checked_max_params(max_params)
+    names, auto = model_names(models)
     candidates: list[Candidate] = []
     left_out: dict[str, str] = {}
     for name in names:
@@ -127,6 +135,55 @@ def select(
     return candidates, left_out
 
 
+def model_names(models: Any) -> tuple[list[str], bool]:
+    """The registry names ``models`` asks for, and whether it is "auto"; no data needed.
+
+    Called before any data is read, so an unknown name or a pattern matching nothing is
+    refused at once, not after the data is decoded.
+
+    Raises:
+        ValueError: ``models`` is not "auto", a name or pattern, or a list of them; an empty
+            name; an unknown name (with the registry's suggestions); a pattern matching nothing.
+    """
+    if not isinstance(models, str) and not (
+        isinstance(models, Sequence) and all(isinstance(m, str) for m in models)
+    ):
+        raise ValueError(
+            "models is 'auto', a model name or fnmatch pattern, or a list of them; got "
+            f"{_shown(models)}"
+        )
+    if models == "auto" or (not isinstance(models, str) and list(models) == ["auto"]):
+        return list_models(), True
+    return _expand(models), False
+
+
+def checked_max_params(max_params: Any) -> int | None:
+    """``max_params`` as a whole number of parameters (``1e6`` taken as 1,000,000), or None.
+
+    Raises:
+        ValueError: Text (``"1e6"``), a boolean, a fraction, an infinity or a number below 1.
+    """
+    if max_params is None:
+        return None
+    whole = (
+        isinstance(max_params, int | float)
+        and not isinstance(max_params, bool)
+        and math.isfinite(max_params)
+        and max_params == int(max_params)
+    )
+    if not whole or max_params < 1:
+        raise ValueError(
+            "max_params must be a positive whole number of parameters (e.g. 1_000_000), got "
+            f"{_shown(max_params)}"
+        )
+    return int(max_params)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _expand(models: str | Sequence[str]) -> list[str]:
     """Names and patterns -> registry names, in the order given, each once."""
     asked = [models] if isinstance(models, str) else list(models)
@@ -134,8 +191,10 @@ def _expand(models: str | Sequence[str]) -> list[str]:
         raise ValueError("models is empty: name at least one model, a pattern, or 'auto'")
     names: list[str] = []
     for item in asked:
-        if not isinstance(item, str):
-            raise TypeError(f"models holds names and patterns (str), got {item!r}")
+        if not item.strip():
+            raise ValueError(
+                "models holds an empty name: name a model, a pattern such as 'resnet*', or 'auto'"
+            )
         if any(ch in item for ch in "*?["):
             matched = list_models(item)
             if not matched:

@@ -17,18 +17,21 @@ be asked for: a model is a row, not a setting.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from .._files import read_json
+from ..checkpoint import exclusive_lock
 from ..checkpoint._io import inspect_safetensors, write_json_atomic
+from ..checkpoint._lock import LOCK_NAME
 from ..checkpoint._weights import read_config
 from ..training.outputs import check_writable
 from .leaderboard import Leaderboard, Row
 
-__all__ = ["SETTINGS_FILE", "Store"]
+__all__ = ["SETTINGS_FILE", "Store", "check_out"]
 
 SETTINGS_FILE = "compare.json"
 ROWS, MODELS = "rows", "models"
@@ -52,15 +55,20 @@ class Store:
     def __init__(self, out: str | os.PathLike, settings: dict[str, Any]) -> None:
         self.out = Path(out)
         self.settings = settings
-        if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"out={str(self.out)!r} is a file; pass a folder for the comparison")
-        check_writable(self.out, "the comparison")
-        saved = self._saved_settings()
-        if saved is None:
-            self._refuse_foreign_folder()
-        elif saved != settings:
+        saved = check_out(self.out)
+        if saved is not None and saved != settings:
             raise ValueError(_refusal(self.out, saved, settings))
         write_json_atomic(self.out / SETTINGS_FILE, settings)
+
+    @staticmethod
+    def lock(out: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
+        """One comparison at a time writes ``out``: a second is refused, naming the first.
+
+        Two runs into one folder would each train every model and overwrite the other's
+        rows. The lock is the one ``fit`` takes on a ``checkpoint_dir`` (the system drops it
+        when the process ends, even with ``kill -9``, so a dead run never blocks the next).
+        """
+        return exclusive_lock(out, "a comparison", folder=True)
 
     def checkpoint(self, model: str) -> Path:
         """Where ``model``'s weights go."""
@@ -130,27 +138,36 @@ class Store:
                 pass  # the plot extra is not installed: the tables say it all
         return written
 
-    def _saved_settings(self) -> dict[str, Any] | None:
-        path = self.out / SETTINGS_FILE
-        if not path.is_file():
-            return None
-        try:
-            saved = read_json(path, "a comparison's settings")
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"{error}; delete {str(self.out)!r} or choose another out to start a new comparison"
-            ) from None
-        if not isinstance(saved, dict):
-            raise ValueError(f"{str(path)!r} is not a cnnzoo comparison's settings")
-        return saved
 
-    def _refuse_foreign_folder(self) -> None:
-        """A folder with files but no settings is not a comparison: never write over it."""
-        if self.out.is_dir() and any(self.out.iterdir()):
+def check_out(out: str | os.PathLike) -> dict[str, Any] | None:
+    """Check ``out`` before any data is read; the settings of the comparison it holds, if any.
+
+    Raises:
+        ValueError: ``out`` is a file, holds files but no comparison, or unreadable settings.
+        PermissionError: ``out`` cannot be written.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is a file; pass a folder for the comparison")
+    check_writable(out, "the comparison")
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        # A folder with files but no settings is not a comparison: never write over it.
+        if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
             raise ValueError(
-                f"out={str(self.out)!r} holds files but no comparison ({SETTINGS_FILE}); "
+                f"out={str(out)!r} holds files but no comparison ({SETTINGS_FILE}); "
                 "choose an empty or new folder"
             )
+        return None
+    try:
+        saved = read_json(path, "a comparison's settings")
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{error}; delete {str(out)!r} or choose another out to start a new comparison"
+        ) from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{str(path)!r} is not a cnnzoo comparison's settings")
+    return saved
 
 
 def _refusal(out: Path, saved: dict[str, Any], settings: dict[str, Any]) -> str:

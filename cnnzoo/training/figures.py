@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,10 +35,22 @@ def pyplot() -> Any:
 
 
 def save_figure(figure: Any, path: str | os.PathLike) -> None:
-    """Lay ``figure`` out, write it to ``path`` (PNG at 100 dpi) and free it."""
-    figure.tight_layout()
-    figure.savefig(os.fspath(path), dpi=100)
-    pyplot().close(figure)
+    """Lay ``figure`` out, write it to ``path`` (PNG at 100 dpi) and free it.
+
+    Written as every file cnnzoo writes: to a temporary file that then replaces ``path``, so
+    a killed run leaves the old picture or the new one, never half of one, and a symbolic link
+    planted at ``path`` is replaced, never followed (``savefig(path)`` would overwrite the
+    file it points to). The format is the name's (``.png``, ``.pdf``, ``.svg``), PNG without one.
+    """
+    from ..checkpoint._io import atomic_write
+
+    kind = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        figure.tight_layout()
+        with atomic_write(path, "wb") as file:
+            figure.savefig(file, dpi=100, format=kind)
+    finally:
+        pyplot().close(figure)
 
 
 def plot_confusion_matrix(

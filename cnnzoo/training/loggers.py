@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import exclusive_lock
+from ..checkpoint._io import atomic_write
 from .outputs import check_writable
 from .run import Run
 
@@ -82,10 +83,10 @@ class CSVLogger(_Logger):
         if not self._writes():
             return
         check_writable(self.filename.parent, "the CSV log")
-        if self.filename.exists() and not self.filename.is_file():
+        if self.filename.is_symlink() or (self.filename.exists() and not self.filename.is_file()):
             raise ValueError(
-                f"CSVLogger: {str(self.filename)!r} is a directory or another non-file; give "
-                "the path of a .csv file"
+                f"CSVLogger: {str(self.filename)!r} is a symbolic link, a directory or another "
+                "non-file (a log is never written through a link); give the path of a .csv file"
             )
         lock = exclusive_lock(self.filename, "a CSV log", folder=False)
         if self._run is not None:
@@ -130,7 +131,9 @@ class CSVLogger(_Logger):
                 f"{self.filename} has the columns {self._fields}; this epoch adds {unknown}. "
                 "Write to a new file (or drop append=True)"
             )
-        with self.filename.open("a", newline="") as file:
+        # O_NOFOLLOW: a link planted at the name since the start is refused, never followed.
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        with open(os.open(self.filename, flags), "a", newline="", encoding="utf-8") as file:
             csv.DictWriter(file, self._fields, delimiter=self.separator).writerow(row)
 
     def _open(self, fields: list[str]) -> list[str]:
@@ -157,7 +160,8 @@ class CSVLogger(_Logger):
         return fields
 
     def _write(self, fields: list[str], rows: list[dict[str, str]]) -> None:
-        with self.filename.open("w", newline="") as file:
+        # Replaced whole (never half-written by a kill), through a temporary file.
+        with atomic_write(self.filename, "w", newline="") as file:
             writer = csv.DictWriter(file, fields, delimiter=self.separator)
             writer.writeheader()
             writer.writerows(rows)
