@@ -1,0 +1,107 @@
+"""One writer per file: pictures and logs replace their file (never write through a planted
+link), and a lock held by a run is not kept by the processes it forks (DataLoader workers)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from cnnzoo.checkpoint import FolderInUseError, exclusive_lock
+from cnnzoo.comparison import Leaderboard, Row
+from cnnzoo.training import CSVLogger, History
+
+
+def _plant_link(path, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path.symlink_to(victim)
+    return victim
+
+
+def test_pictures_replace_a_planted_link_rather_than_write_through_it(tmp_path):
+    pytest.importorskip("matplotlib")
+    board = Leaderboard([Row("a", accuracy=0.9, train_seconds=3.0, params=100)])
+    history = History()
+    history.append(0, {"loss": 1.0, "accuracy": 0.5})
+    history.append(1, {"loss": 0.5, "accuracy": 0.8})
+    for name, draw in (("pareto.png", board.plot), ("curves.png", history.plot)):
+        target = tmp_path / name
+        victim = _plant_link(target, tmp_path)
+        draw(target)
+        assert victim.read_text() == "precious", name  # the file the link pointed to is intact
+        assert not target.is_symlink() and target.read_bytes()[:4] == b"\x89PNG", name
+        victim.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png", "pareto.png"]  # no tmp
+
+
+def test_a_picture_that_fails_to_draw_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    board = Leaderboard([Row("a", accuracy=0.9, train_seconds=3.0, params=100)])
+    board.plot(tmp_path / "p.png")
+    before = (tmp_path / "p.png").read_bytes()
+
+    def broken(self, fname, *args, **kwargs):
+        fname.write(b"half a picture")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        board.plot(tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]
+
+
+def test_a_csv_log_is_never_written_through_a_link(tmp_path):
+    log = tmp_path / "log.csv"
+    victim = _plant_link(log, tmp_path)
+    logger = CSVLogger(log)
+    with pytest.raises(ValueError, match="symbolic link"):
+        logger.on_train_begin({})
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
+    """A DataLoader worker outliving a killed run by seconds must not block the resume."""
+    read, write = os.pipe()
+    with exclusive_lock(tmp_path, "the training state", folder=True):
+        pid = os.fork()
+        if pid == 0:  # the child: alive until the parent has tried the lock again
+            os.close(write)
+            os.read(read, 1)
+            os._exit(0)
+        # The parent still holds it: a second writer is refused.
+        with (
+            pytest.raises(FolderInUseError, match="in use"),
+            exclusive_lock(tmp_path, "x", folder=True),
+        ):
+            pass
+    try:  # released by the parent while its child lives on: the next writer gets it
+        with exclusive_lock(tmp_path, "the training state", folder=True):
+            pass
+    finally:
+        os.close(read)
+        os.write(write, b"x")
+        os.close(write)
+        os.waitpid(pid, 0)
+
+
+def test_the_state_of_a_forked_dataloader_worker_is_not_the_lock(tmp_path):
+    """A real fork-based DataLoader under a held lock: workers start and end, lock intact."""
+    if "fork" not in torch.multiprocessing.get_all_start_methods():
+        pytest.skip("fork start method unavailable")
+    data = torch.utils.data.TensorDataset(torch.arange(4.0))
+    with exclusive_lock(tmp_path, "the training state", folder=True):
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=2, num_workers=1, multiprocessing_context="fork"
+        )
+        assert sum(len(b[0]) for b in loader) == 4
+        with (
+            pytest.raises(FolderInUseError),
+            exclusive_lock(tmp_path, "x", folder=True),
+        ):
+            pass  # the parent's lock survived its worker closing its copy
+    with exclusive_lock(tmp_path, "x", folder=True):
+        pass
