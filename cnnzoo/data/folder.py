@@ -25,13 +25,13 @@ from pathlib import Path
 
 import torch
 
-from .budget import InMemoryChoice, place
+from .budget import InMemoryChoice, Placement, log, place
 from .config import channel_stats
 from .images import image_size_of
 from .streamed import StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
-__all__ = ["load_image_folder", "split_folder"]
+__all__ = ["allocate_images", "load_image_folder", "split_folder"]
 
 _SPLITS = ("train", "test")
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
@@ -90,9 +90,12 @@ def load_image_folder(
         in_memory, len(paths) * 3 * height * width, len(paths), budget=memory_budget, device=device
     )
     is_train = folder == train_folder
+    images = None
+    if placement.in_memory:  # allocated before decoding: a refusal costs no work
+        images, placement = allocate_images(len(paths), (height, width), placement, in_memory)
     chunks = decode_chunks(paths, size, str(folder))
-    if placement.in_memory:
-        images = _stack(chunks, len(paths), (height, width), paths, folder)
+    if images is not None:
+        images = _stack(chunks, images, paths, folder)
         if is_train:
             mean, std = _remember(train_folder, size, paths, channel_stats(images))
         else:
@@ -161,15 +164,44 @@ def _key(
     return str(Path(folder).resolve()), None if size is None else tuple(size), digest.hexdigest()
 
 
+def allocate_images(
+    count: int, shape: tuple[int, int], placement: Placement, in_memory: InMemoryChoice
+) -> tuple[torch.Tensor | None, Placement]:
+    """The ``uint8`` tensor of ``count`` RGB images, or None and a streaming placement.
+
+    The budget may still be too generous (another process took the memory meanwhile, or a
+    limit the budget cannot see): when the allocation fails, an "auto" folder is streamed from
+    disk instead, which never holds the whole folder, and the placement says why.
+
+    Raises:
+        MemoryError: ``in_memory=True`` and the images cannot be allocated (the message says
+            how many bytes, and to stream them).
+    """
+    needed = count * 3 * shape[0] * shape[1]
+    try:
+        return torch.empty((count, 3, *shape), dtype=torch.uint8), placement
+    except (RuntimeError, MemoryError) as error:  # torch's allocator raises RuntimeError
+        if "alloc" not in str(error).lower() and not isinstance(error, MemoryError):
+            raise
+        if in_memory is True:
+            raise MemoryError(
+                f"in_memory=True: the {count} decoded images need {needed:,} bytes, which "
+                "could not be allocated; pass in_memory='auto' or False (--in-memory no) to "
+                "stream them from disk"
+            ) from None
+    reason = (
+        f"streamed from disk: {count} images need {needed:,} bytes decoded, which could not be "
+        f"allocated in memory (though within the budget: {placement.reason})"
+    )
+    log.warning("image folder %s", reason)
+    return None, Placement(False, reason)
+
+
 def _stack(
-    chunks: Iterable[torch.Tensor],
-    count: int,
-    shape: tuple[int, int],
-    paths: list[str],
-    folder: Path,
+    chunks: Iterable[torch.Tensor], images: torch.Tensor, paths: list[str], folder: Path
 ) -> torch.Tensor:
-    """The chunks copied into one ``uint8`` tensor, allocated once (no second copy)."""
-    images = torch.empty((count, 3, *shape), dtype=torch.uint8)
+    """The chunks copied into ``images``, allocated once (no second copy)."""
+    shape = tuple(images.shape[2:])
     start = 0
     for chunk in chunks:
         if tuple(chunk.shape[2:]) != shape:
