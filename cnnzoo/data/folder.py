@@ -28,6 +28,7 @@ import torch
 from .budget import InMemoryChoice, Placement, log, place
 from .config import channel_stats
 from .images import image_size_of
+from .scan import class_folders, scan_images
 from .streamed import StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
@@ -254,30 +255,13 @@ def split_folder(directory: Path, split: str) -> Path:
 
 
 def _class_names(folder: Path) -> list[str]:
-    from torchvision.datasets.folder import find_classes
-
-    try:
-        classes, _ = find_classes(str(folder))
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"no class folders under {folder}: an ImageFolder tree holds one subfolder per class "
-            f"(e.g. {folder}/cat/001.jpg)"
-        ) from None
-    return classes
+    return class_folders(folder)
 
 
 def _list_split(folder: Path, classes: list[str]) -> tuple[list[str], torch.Tensor]:
     """The image files under ``folder`` and their labels, as indices into ``classes`` by name."""
-    from torchvision.datasets import ImageFolder
-
-    try:
-        folder_dataset = ImageFolder(str(folder))  # scans the tree only: read_image reads
-    except FileNotFoundError as error:
-        raise FileNotFoundError(
-            f"no images found under {folder}: an ImageFolder tree holds one subfolder per class "
-            f"(e.g. {folder}/cat/001.jpg). {error}"
-        ) from None
-    unknown = sorted(set(folder_dataset.classes) - set(classes))
+    scan = scan_images(folder)  # each folder once; what it skips is logged
+    unknown = sorted(set(scan.classes) - set(classes))
     if unknown:
         raise ValueError(
             f"{folder} has class folder(s) {', '.join(map(repr, unknown))} that the train split "
@@ -286,9 +270,8 @@ def _list_split(folder: Path, classes: list[str]) -> tuple[list[str], torch.Tens
             "to train/ as well"
         )
     index = {name: i for i, name in enumerate(classes)}
-    by_name = [index[folder_dataset.classes[t]] for t in folder_dataset.targets]
-    paths = [path for path, _ in folder_dataset.samples]
-    return paths, torch.tensor(by_name, dtype=torch.long)
+    by_name = [index[scan.classes[t]] for t in scan.targets]
+    return scan.paths, torch.tensor(by_name, dtype=torch.long)
 
 
 def checked_image_size(size: int | tuple[int, int]) -> list[int]:
