@@ -105,3 +105,15 @@ def test_the_state_of_a_forked_dataloader_worker_is_not_the_lock(tmp_path):
             pass  # the parent's lock survived its worker closing its copy
     with exclusive_lock(tmp_path, "x", folder=True):
         pass
+
+
+def test_a_sparse_multi_gigabyte_csv_log_is_not_read_back_on_append(tmp_path):
+    log = tmp_path / "log.csv"
+    with open(log, "w") as f:
+        f.write("epoch,loss\n0,1.0\n")
+        f.truncate(4 * 2**30)  # sparse: no disk used, and never read whole
+    logger = CSVLogger(log, append=True)
+    logger.on_train_begin({})
+    with pytest.raises(ValueError, match="bytes long"):
+        logger.on_epoch_end(1, {"loss": 0.5})
+    logger.on_train_end({})

@@ -24,6 +24,9 @@ from .run import Run
 
 __all__ = ["CSVLogger", "TensorBoardLogger"]
 
+# A row an epoch of a few hundred bytes: a million epochs. A larger file is not a run's log.
+_MAX_LOG_BYTES = 256 * 1024 * 1024
+
 
 class _Logger:
     """Keeps the run (``set_run``) and knows whether this process writes."""
@@ -141,11 +144,18 @@ class CSVLogger(_Logger):
         self.filename.parent.mkdir(parents=True, exist_ok=True)
         resumed = self._initial_epoch() > 0
         if (self.append or resumed) and self.filename.is_file():
-            with self.filename.open(newline="") as file:
+            size = self.filename.stat().st_size
+            if size > _MAX_LOG_BYTES:  # read back whole: bounded as every file read back
+                raise ValueError(
+                    f"CSVLogger: {str(self.filename)!r} is {size:,} bytes long, more than a log "
+                    f"of a run holds ({_MAX_LOG_BYTES:,}), so it is not read back; log to "
+                    "another file, or move that one away"
+                )
+            with self.filename.open(newline="", encoding="utf-8") as file:
                 reader = csv.DictReader(file, delimiter=self.separator)
                 try:
                     kept = [r for r in reader if not resumed or _epoch(r) < self._initial_epoch()]
-                except (ValueError, TypeError, csv.Error):
+                except (ValueError, TypeError, csv.Error, UnicodeDecodeError):
                     raise ValueError(
                         f"CSVLogger: {str(self.filename)!r} has a row whose epoch is not a "
                         "number, so the rows of the epochs this resumed run repeats cannot be "
