@@ -13,8 +13,9 @@ __all__ = ["add_in_memory_option", "in_memory_choice", "report_placement"]
 IN_MEMORY: dict[str, InMemoryChoice] = {"auto": "auto", "yes": True, "no": False}
 IN_MEMORY_HELP = (
     "ImageFolder: keep the decoded images in memory (yes), stream them from disk (no), or auto: "
-    "in memory when they fit the budget ($CNNZOO_MEMORY_BUDGET, e.g. 8GB; else half the free "
-    "host memory, and half the free CUDA memory on a GPU)"
+    "in memory when they fit the budget ($CNNZOO_MEMORY_BUDGET, e.g. 8GB; else half the memory "
+    "free to the process, within its container's limit and ulimit -v, and half the free CUDA "
+    "memory on a GPU)"
 )
 
 
