@@ -62,7 +62,7 @@ def load_image_folder(
             False: read from disk as used (:class:`~cnnzoo.data.StreamedImageFolder`);
             "auto": in memory when the decoded images fit the budget (:mod:`.budget`).
         memory_budget: The budget of "auto" in bytes (or "2GB"); None: ``CNNZOO_MEMORY_BUDGET``,
-            else half the available host (and CUDA device) memory.
+            else half the memory free to the process (and to the CUDA device).
         device: Where ``fit`` will put in-memory images, for the budget; None: CUDA when
             available.
 
@@ -78,6 +78,7 @@ def load_image_folder(
         ValueError: Images of different sizes and no ``image_size``; a ``test`` class that
             ``train`` lacks; an image that cannot be read (corrupted, truncated, not an image,
             a decompression bomb, a FIFO), named; a budget that is not a size.
+        MemoryError: ``in_memory=True`` and the images cannot be allocated ("auto" streams).
     """
     if image_size is not None:
         checked_image_size(image_size)  # before any image is read ("28" is not 2x8)
