@@ -129,9 +129,9 @@ def load_dataset(
     follow the class names of ``train/``. Its decoded images are kept in memory when they fit
     a budget (``in_memory="auto"``: half the memory free to the process, within its
     container's limit and ``ulimit -v``, and half the free CUDA memory when ``fit`` would put
-    them there; ``memory_budget=`` or ``CNNZOO_MEMORY_BUDGET`` sets it) and streamed from disk otherwise (a :class:`StreamedImageFolder`: same classes,
-    labels, statistics and answers, memory that does not grow with the folder); the
-    result's ``placement`` says which and why.
+    them there; ``memory_budget=`` or ``CNNZOO_MEMORY_BUDGET`` sets it) and streamed from disk
+    otherwise (a :class:`StreamedImageFolder`: same classes, labels, statistics and answers,
+    memory that does not grow with the folder); the result's ``placement`` says which and why.
 
     Args:
         name: "fashion-mnist", "mnist", "cifar10", or an ImageFolder directory.
