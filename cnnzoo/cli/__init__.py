@@ -77,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ValueError, OSError, RuntimeError, FloatingPointError) as error:
         print(f"cnnzoo: error: {describe(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except Warning as warning:  # another library's warning, made an error by -W error
+        print(
+            f"cnnzoo: error: {describe(warning)} (a {type(warning).__name__}, made an error by "
+            "-W error or PYTHONWARNINGS)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("cnnzoo: interrupted", file=sys.stderr)
         return 130
