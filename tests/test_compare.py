@@ -780,3 +780,22 @@ def test_pythonwarnings_error_does_not_turn_fits_warning_into_a_cli_traceback(
     printed = capsys.readouterr()
     assert "cnnzoo: warning: fit: at epoch 1" in printed.err and "Traceback" not in printed.err
     assert "[1/1] cmp_tiny: test accuracy" in printed.out
+
+
+def test_another_librarys_warning_made_an_error_ends_the_cli_with_its_message(
+    squares, tmp_path, capsys, monkeypatch
+):
+    import warnings
+
+    import cnnzoo.comparison
+
+    def warns(*args, **kwargs):
+        warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=2)
+
+    monkeypatch.setattr(cnnzoo.comparison, "compare", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(["compare", "cmp_tiny", "--data", str(squares), "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2 and "a library's deprecation" in err and "PYTHONWARNINGS" in err
+    assert "Traceback" not in err
