@@ -9,7 +9,8 @@ The modules, one job each:
 * :mod:`.runner`: one model trained, saved, reloaded and measured (or its failure);
 * :mod:`.measure`: MACs (``torch.utils.flop_counter``), throughput, latency, step times;
 * :mod:`.store`: the output folder (settings, finished rows, resuming, refusals);
-* :mod:`.leaderboard`: :class:`Row` and :class:`Leaderboard` (Markdown, CSV, JSON);
+* :mod:`.leaderboard`: :class:`Leaderboard` (Markdown, CSV, JSON);
+* :mod:`.row`: :class:`Row`, one model's numbers, every field checked (rows are read back);
 * :mod:`.plot`: the accuracy-against-cost picture with its Pareto front.
 
 Example:
