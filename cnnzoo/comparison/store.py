@@ -7,6 +7,7 @@ Layout of ``out``::
     models/<model>.safetensors
     leaderboard.md .csv .json               (rewritten after every model)
     pareto.png                              (drawn at the end)
+    .cnnzoo.lock            held while a comparison writes (one writer per folder)
 
 Every file is written atomically, so a comparison killed at any moment leaves only complete
 files. Run again into the same folder with the same settings, it takes the finished rows as they
