@@ -198,3 +198,23 @@ def test_load_and_from_pretrained_rebuild_through_the_one_factory(model, tmp_pat
     for loaded in (from_file, from_folder):
         assert not loaded.training
         _same(loaded, model)
+
+
+def test_a_config_json_is_read_bounded_as_every_json_file_read_back(model, tmp_path):
+    directory = cnnzoo.save_pretrained(model, tmp_path / "out")
+    config_path = directory / "config.json"
+    text = config_path.read_text()
+    for bad, message in (
+        (text.replace('"num_classes": 4', '"num_classes": ' + "4" * 400), "integer of 400 digits"),
+        ('{"a": ' + "[" * 100 + "]" * 100 + "}", "nested deeper"),
+        (text.replace('"num_classes": 4', '"num_classes": 1e999'), "not a finite number"),
+        (None, "bytes long"),
+    ):
+        if bad is None:
+            with open(config_path, "w") as f:
+                f.truncate(4 * 2**30)  # sparse: refused by its size, never read
+        else:
+            assert bad != text or message == "nested deeper"
+            config_path.write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            cnnzoo.from_pretrained(directory)

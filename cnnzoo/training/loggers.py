@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._files import kind_of
 from ..checkpoint import exclusive_lock
 from ..checkpoint._io import atomic_write
 from .outputs import check_writable
@@ -86,10 +87,15 @@ class CSVLogger(_Logger):
         if not self._writes():
             return
         check_writable(self.filename.parent, "the CSV log")
-        if self.filename.is_symlink() or (self.filename.exists() and not self.filename.is_file()):
+        if self.filename.is_symlink():
             raise ValueError(
-                f"CSVLogger: {str(self.filename)!r} is a symbolic link, a directory or another "
-                "non-file (a log is never written through a link); give the path of a .csv file"
+                f"CSVLogger: {str(self.filename)!r} is a symbolic link, and a log is never "
+                "written through one; give the path of a .csv file"
+            )
+        if self.filename.exists() and not self.filename.is_file():
+            raise ValueError(
+                f"CSVLogger: {str(self.filename)!r} is {kind_of(self.filename)}, not a file; give "
+                "the path of a .csv file"
             )
         lock = exclusive_lock(self.filename, "a CSV log", folder=False)
         if self._run is not None:
