@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+from ..training.arguments import DEFAULT_EPOCHS
+from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
 from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, METADATA_KEY, print_metrics
@@ -48,7 +49,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="passes over the training data"
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="samples per step"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help=f"samples per step (default: {DEFAULT_BATCH_SIZE} while that leaves at least "
+        f"{MIN_STEPS} optimizer steps, else smaller, down to {SMALLEST_BATCH_SIZE})",
     )
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(

@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..training import fit
-from ..training.arguments import DEFAULT_BATCH_SIZE
+from ..training.budget import DEFAULT_BATCH_SIZE
 from .measure import StepTimer
 
 __all__ = ["VALIDATION_SHARE", "EpochPlan", "plan_epochs"]

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..devices import resolve_device
-from .arguments import DEFAULT_BATCH_SIZE
+from .budget import DEFAULT_BATCH_SIZE
 from .data_start import initialise_from_data
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
