@@ -231,6 +231,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         **_jsonable(metrics),
         "lr": history.params["lr"],
         "lr_source": history.params["lr_source"],
+        "batch_size": history.params["batch_size"],
+        "batch_size_source": history.params["batch_size_source"],
     }
     report["alerts"] = history.alerts  # a blow-up, collapse or stall fit saw (none: [])
     write_json_atomic(args.out / "metrics.json", report)
