@@ -16,22 +16,29 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+# The instruction sets that change how fast (and along which floating-point path) torch's CPU
+# kernels run: machines of one kind differ in them, so every timing names them.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu = platform.processor() or "unknown"
-    try:
+    fields: dict[str, str] = {}
+    try:  # the first processor's lines; the others repeat them
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name") or platform.processor() or "unknown"
+    flags = set(fields.get("flags", "").split())
     info: dict[str, Any] = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": cpu,
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
