@@ -49,12 +49,24 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Save ``result`` as benchmarks/results/<name>-<timestamp>.json and return the path."""
+def next_result_path(name: str) -> Path:
+    """benchmarks/results/<name>-<timestamp>.json, for a result written now or as it grows."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"{name}-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    return RESULTS / f"{name}-{stamp}.json"
+
+
+def write_json_atomic(path: Path, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``path`` through a temporary file: a reader never sees half of it."""
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Save ``result`` as benchmarks/results/<name>-<timestamp>.json and return the path."""
+    path = next_result_path(name)
+    write_json_atomic(path, result)
     return path
 
 

@@ -50,7 +50,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
-from benchmarks._machine import machine_info, write_result
+from benchmarks._machine import machine_info, next_result_path, write_json_atomic
 from benchmarks.zoo_defaults import REFERENCES, build, input_kind, resized, subset, write_folder
 from cnnzoo.data import ImageTensorDataset, load_dataset
 from cnnzoo.training.collapse import TrainingCollapseWarning
@@ -293,6 +293,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     largest = max(images for images, _ in cells)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
+    result: dict[str, Any] = {
+        "benchmark": "budgets",
+        "machine": machine_info(),
+        "tutorial": TUTORIAL,
+        "seeds": list(seeds),
+        "test_images": test_images,
+        "cells": [list(cell) for cell in cells],
+        "complete": False,
+    }
+    saving = not (args.no_save or args.quick)
+    path = next_result_path("budgets") if saving else None
+
+    def save(complete: bool) -> None:
+        # after every model, so a long run stopped early keeps what it measured
+        result.update(
+            seconds_as_seen=round(time.perf_counter() - started, 1),
+            rows=rows,
+            summary=summarise(rows),
+            complete=complete,
+        )
+        if path is not None:
+            write_json_atomic(path, result)
+
     with tempfile.TemporaryDirectory() as workdir:
         images = Images(largest, test_images, Path(workdir))
         for name in models:
@@ -317,18 +340,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             f"{row['test_accuracy']:.4f} in {row['seconds_as_seen']:.1f} s",
                             flush=True,
                         )
-    summary = summarise(rows)
-    result = {
-        "benchmark": "budgets",
-        "machine": machine_info(),
-        "seconds_as_seen": round(time.perf_counter() - started, 1),
-        "tutorial": TUTORIAL,
-        "seeds": list(seeds),
-        "test_images": test_images,
-        "cells": [list(cell) for cell in cells],
-        "rows": rows,
-        "summary": summary,
-    }
+            save(complete=False)
+    save(complete=True)
+    summary = result["summary"]
     failing = [s for s in summary if not s["holds"]]
     print(f"{len(summary) - len(failing)} of {len(summary)} cells hold")
     for s in sorted(summary, key=lambda s: s["difference"])[:5]:
@@ -336,8 +350,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"  worst: {s['model']} {s['train_images']}x{s['epochs']}: "
             f"{s['defaults']:.3f} vs {s['tutorial']:.3f}"
         )
-    if not args.no_save and not args.quick:
-        print(f"wrote {write_result('budgets', result)}")
+    if path is not None:
+        print(f"wrote {path}")
     return result
 
 

@@ -593,7 +593,8 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
         f"{result['test_images']:,} test images over seeds "
         f"{', '.join(map(str, result['seeds']))}; from `{relative(source)}`; "
         f"{machine_text(result)}; {result['seconds_as_seen'] / 60:.0f} minutes as seen (the "
-        "seconds below are wall time on a shared machine).",
+        "seconds below are wall time on a shared machine)."
+        + ("" if result.get("complete", True) else " **A partial run**: it was stopped early."),
         "",
         "| model | images x epochs | fit's batch, steps, lr | fit's defaults | tutorial loop "
         "| difference | holds | seconds (fit / tutorial) |",
