@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     path = next_result_path("budgets") if saving else None
 
     def save(complete: bool) -> None:
-        # after every model, so a long run stopped early keeps what it measured
+        # after every cell, so a long run stopped early keeps what it measured
         result.update(
             seconds_as_seen=round(time.perf_counter() - started, 1),
             rows=rows,
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             f"{row['test_accuracy']:.4f} in {row['seconds_as_seen']:.1f} s",
                             flush=True,
                         )
-            save(complete=False)
+                save(complete=False)
     save(complete=True)
     summary = result["summary"]
     failing = [s for s in summary if not s["holds"]]
