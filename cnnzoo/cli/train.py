@@ -19,7 +19,7 @@ import torch
 from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from .browse import add_model_options, positive_int
 from .errors import CommandError
-from .inference import DATA_HELP, METADATA_KEY, print_metrics
+from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP, METADATA_KEY, print_metrics
 from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = ["add_training_commands"]
@@ -41,7 +41,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model and write checkpoint, curves and metrics")
     p.add_argument("name", help="registered model name, e.g. mini_resnet")
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     p.add_argument(
@@ -97,7 +97,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
     add_in_memory_option(p)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (None: auto)")
     p.add_argument(

@@ -21,7 +21,7 @@ from ..training.precision import resolve_precision
 from .data import prepare
 from .leaderboard import Leaderboard, Row
 from .runner import Plan, run_model
-from .selection import select
+from .selection import left_out_lines, select
 from .store import Store
 
 __all__ = ["compare"]
@@ -130,6 +130,10 @@ def compare(
         name=data_name,
     )
     candidates, left_out = select(models, data.shape, max_params=max_params)
+    if verbose and left_out:
+        print(f"left out {len(left_out)} of {len(left_out) + len(candidates)} models:")
+        for line in left_out_lines(left_out, data.shape):
+            print(f"  {line}", flush=True)
     budget_epochs = None if time_budget is not None else (epochs or DEFAULT_EPOCHS)
     settings = {
         "cnnzoo": __version__,

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .._advice import for_cli
 from ..checkpoint import TrainingState
 from .arguments import FitConfig
 from .feed import Batches
@@ -114,16 +115,20 @@ def check_resumable(
         ValueError: The message lists every difference and how to go on.
     """
     where = str(Path(directory))
-    start_over = (
-        f"start a new run: delete {where!r} or choose another checkpoint directory "
-        "(cnnzoo train: another --out)"
-    )
+    start_over = f"start a new run: delete {where!r} or choose another checkpoint_dir"
+    cli_start_over = f"start a new run: delete {where!r} or choose another --out"
     done = saved.epoch + 1
     if settings["epochs"] < done:
-        raise ValueError(
-            f"cannot resume from the training state in {where!r}: it has finished {done} "
-            f"epoch(s), more than epochs={settings['epochs']}. Pass epochs >= {done} to "
-            f"continue it (epochs={done} returns the finished run), or {start_over}"
+
+        def finished(flag: str, how_to_start_over: str) -> str:
+            return (
+                f"cannot resume from the training state in {where!r}: it has finished {done} "
+                f"epoch(s), more than {flag}{settings['epochs']}. Pass {flag}{done} or more to "
+                f"continue it ({flag}{done} returns the finished run), or {how_to_start_over}"
+            )
+
+        raise for_cli(
+            ValueError(finished("epochs=", start_over)), finished("--epochs ", cli_start_over)
         )
     differences = [
         f"  - {key}: {_show(saved.settings[key])} when saved, {_show(settings[key])} now"
@@ -131,14 +136,15 @@ def check_resumable(
         if key in saved.settings and saved.settings[key] != settings[key]
     ]
     if differences:
-        raise ValueError(
+        differ = (
             f"cannot resume from the training state in {where!r}: this run's settings differ "
             "from the ones it was saved with:\n"
             + "\n".join(differences)
             + "\nA resumed run goes on with the same training; only epochs may change (more "
             "epochs stretch the schedule over the new total). Resume with the saved settings, "
-            f"or {start_over}."
+            "or "
         )
+        raise for_cli(ValueError(f"{differ}{start_over}."), f"{differ}{cli_start_over}.")
 
 
 def continue_schedule(
