@@ -155,11 +155,13 @@ def left_out_lines(left_out: dict[str, str], shape: DataShape) -> list[str]:
     lines = []
     if cannot:
         name, why = next(iter(cannot.items()))
-        first = (why.splitlines() or [""])[0]
+        first = (why.splitlines() or [""])[0].rstrip(".")
+        if not first.startswith(name):  # most models' own messages start with their name
+            first = f"{name}: {first}"
         first = first if len(first) <= 100 else first[:97] + "..."
         lines.append(
             f"{len(cannot)} cannot take {shape.channels}x{shape.height}x{shape.width} images "
-            f"(e.g. {name}: {first})"
+            f"(e.g. {first})"
         )
     if too_large:
         smallest = min(too_large, key=lambda n: _params(too_large[n]))
