@@ -18,8 +18,10 @@ from ..devices import resolve_device
 from ..training import fit
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.precision import resolve_precision
+from ..training.progress import stage
 from .data import prepare
 from .leaderboard import Leaderboard, Row
+from .progress import WholeClock
 from .runner import Plan, run_model
 from .selection import left_out_lines, select
 from .store import Store
@@ -99,7 +101,10 @@ def compare(
             ``classes``); default from the data.
         data_name: What to call the data in the tables and the picture (default: the dataset
             name or folder, when ``train_data`` is one).
-        verbose: 1 prints a line per model as it finishes; 0 prints nothing.
+        verbose: 1 shows which models were left out and why, then fit's progress while each
+            model trains (its bar on a terminal, else a line every few seconds; each line also
+            gives the comparison's elapsed time and an estimate of the rest), and a line per
+            model as it finishes; 0 prints nothing.
         **fit_options: Other options of :func:`cnnzoo.fit`, the same for every model
             (``batch_size``, ``augment``, ``lr``, ...); the options compare sets itself are
             refused.
@@ -146,7 +151,7 @@ def compare(
         "fit_options": {k: _describe(v) for k, v in sorted(fit_options.items())},
     }
     evaluated_on = "test" if data.test is not None else "validation"
-    plan = Plan(budget_epochs, time_budget, seed, target, precision, dict(fit_options))
+    plan = Plan(budget_epochs, time_budget, seed, target, precision, dict(fit_options), verbose)
     scratch = None if out is not None else tempfile.mkdtemp(prefix="cnnzoo-compare-")
     store = Store(out if out is not None else str(scratch), settings)
     rows: list[Row] = []
@@ -157,15 +162,23 @@ def compare(
             rows, settings, evaluated_on=evaluated_on, left_out=left_out, machine=machine
         )
 
+    clock = WholeClock(
+        {c.name: 1.0 if time_budget is not None else float(c.macs or 0) for c in candidates}
+    )
     try:
         for number, candidate in enumerate(candidates, 1):
             row = store.finished(candidate.name)
             reused = row is not None
             if row is None:
-                row = run_model(candidate, data, plan, store.checkpoint(candidate.name))
+                label = f"[{number}/{len(candidates)}] {candidate.name}"
+                with stage(label, clock.describe(candidate.name)):
+                    row = run_model(candidate, data, plan, store.checkpoint(candidate.name))
+                clock.finished(candidate.name)
                 if out is None:
                     row.checkpoint = None  # the temporary folder goes at the end
                 store.record(row)
+            else:
+                clock.kept(candidate.name)
             rows.append(row)
             if out is not None:
                 store.write_tables(board(), picture=number == len(candidates))

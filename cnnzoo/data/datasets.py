@@ -115,6 +115,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     in_memory: InMemoryChoice = "auto",
     memory_budget: int | float | str | None = None,
+    verbose: int = 1,
 ) -> ImageTensorDataset | StreamedImageFolder:
     """Load a dataset split: into memory, or (a large image folder) streamed from disk.
 
@@ -145,6 +146,8 @@ def load_dataset(
             Named datasets are small and always in memory (False is refused).
         memory_budget: ImageFolder only: the budget of "auto", in bytes or as "2GB";
             None: ``$CNNZOO_MEMORY_BUDGET``, else the share of free memory above.
+        verbose: ImageFolder only: 1 shows the decoding when it takes more than a few seconds
+            (a bar on a terminal or in a notebook, else a line every few seconds); 0 nothing.
 
     Returns:
         The split: an :class:`ImageTensorDataset` in memory, or a :class:`StreamedImageFolder`.
@@ -175,6 +178,7 @@ def load_dataset(
             image_size=image_size,
             in_memory=in_memory,
             memory_budget=memory_budget,
+            verbose=verbose,
         )
     if not isinstance(name, str):
         raise TypeError(
@@ -189,6 +193,7 @@ def load_dataset(
             image_size=image_size,
             in_memory=in_memory,
             memory_budget=memory_budget,
+            verbose=verbose,
         )
     spec = _spec(name)
     if in_memory is False:
