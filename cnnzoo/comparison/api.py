@@ -15,15 +15,17 @@ import torch
 
 from .._version import __version__
 from ..devices import resolve_device
+from ..models import get as get_model
 from ..training import fit
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.precision import resolve_precision
 from ..training.progress import stage
 from .data import prepare
 from .leaderboard import Leaderboard, Row
+from .measure import count_macs
 from .progress import WholeClock
 from .runner import Plan, run_model
-from .selection import left_out_lines, select
+from .selection import Candidate, DataShape, left_out_lines, select
 from .store import Store
 
 __all__ = ["compare"]
@@ -162,9 +164,7 @@ def compare(
             rows, settings, evaluated_on=evaluated_on, left_out=left_out, machine=machine
         )
 
-    clock = WholeClock(
-        {c.name: 1.0 if time_budget is not None else float(c.macs or 0) for c in candidates}
-    )
+    clock = WholeClock(_costs(candidates, data.shape, time_budget, verbose))
     try:
         for number, candidate in enumerate(candidates, 1):
             row = store.finished(candidate.name)
@@ -188,6 +188,27 @@ def compare(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return board()
+
+
+def _costs(
+    candidates: list[Candidate], shape: DataShape, time_budget: float | None, verbose: int
+) -> dict[str, float]:
+    """Each model's share of the work, for the estimate shown while it runs (none: silent).
+
+    Under a time budget every model trains as long; else a model's training costs in
+    proportion to its multiply-accumulates per image, counted on the meta device (no memory).
+    """
+    if not verbose or time_budget is not None:
+        return {c.name: 1.0 for c in candidates}
+    costs = {}
+    for candidate in candidates:
+        try:
+            with torch.device("meta"):
+                model = get_model(candidate.name, **candidate.options)
+            costs[candidate.name] = float(count_macs(model, shape))
+        except (ValueError, TypeError, RuntimeError):  # a model that cannot run: its row says
+            costs[candidate.name] = 0.0
+    return costs
 
 
 def _check_options(

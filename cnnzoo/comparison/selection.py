@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from .._advice import for_cli
 from ..models import get, list_models
@@ -48,16 +47,12 @@ class Candidate:
         options: Keyword arguments for ``cnnzoo.get_model``.
         params: Parameters of the model so built, or None when it could not be built.
         problem: Why the model cannot take the data (its own message), or None.
-        macs: Multiply-accumulates of one image's forward pass (torch's ``FlopCounterMode``
-            on the meta batch), or None when it could not run: the weight of its training in
-            the comparison's time estimate.
     """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
     problem: str | None = None
-    macs: int | None = None
 
 
 def build_options(name: str, shape: DataShape) -> dict[str, Any]:
@@ -91,10 +86,8 @@ def probe(name: str, shape: DataShape) -> Candidate:
             model = get(name, **options)
         candidate.params = count_parameters(model)
         model.eval()
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
+        with torch.no_grad():
             model(torch.zeros(1, shape.channels, shape.height, shape.width, device="meta"))
-        candidate.macs = int(counter.get_total_flops()) // 2
     except (ValueError, TypeError, RuntimeError) as error:
         candidate.problem = str(error).strip() or type(error).__name__
     return candidate
