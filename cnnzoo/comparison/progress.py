@@ -1,10 +1,10 @@
 """How far a comparison is: elapsed time and an estimate of what is left, for fit's bar.
 
-Each model's share of the work is its training cost: its multiply-accumulates per image (counted
-on the meta device before the first model trains) under a fixed number of epochs, or one equal share each
-under a time budget (every model trains for the same seconds). The time per unit of work is
-measured as the comparison runs (the finished models and the running one's progress), so the
-estimate firms up as it goes; models kept from an earlier run cost nothing.
+Each model's share of the work is its training cost: its multiply-accumulates per image
+(counted on the meta device before the first model trains) under a fixed number of epochs, or
+one equal share each under a time budget (every model trains for the same seconds). The time per
+unit of work is measured as the comparison runs (the finished models and the running one's
+progress), so the estimate firms up as it goes; models kept from an earlier run cost nothing.
 """
 
 from __future__ import annotations
