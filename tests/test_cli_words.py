@@ -115,3 +115,24 @@ def test_no_model_to_compare_is_a_few_lines_naming_the_constraints(capsys, tmp_p
     with pytest.raises(ValueError, match=r"Raise max_params") as error:
         select("auto", DataShape(3, 16, 16, 2), max_params=1000)
     assert len(str(error.value).splitlines()) <= 4
+
+
+def test_images_of_several_sizes_name_the_flag_at_the_shell_even_from_a_worker(capsys, tmp_path):
+    from cnnzoo._advice import cli_message
+    from cnnzoo.data.streamed import decode_chunks
+
+    for split in ("train", "test"):
+        for i, side in enumerate((16, 20)):
+            (tmp_path / "data" / split / "a").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (side, side)).save(tmp_path / "data" / split / "a" / f"{i}.png")
+    data = tmp_path / "data"
+    code, _, err = run(capsys, "train", "lenet5", "--data", str(data), "--out", str(tmp_path / "o"))
+    assert (
+        code == 2 and "pass --image-size N to resize them all" in err and "image_size=" not in err
+    )
+    with pytest.raises(ValueError, match=r"pass image_size=\(H, W\)"):
+        cnnzoo.data.load_dataset(data, "train")
+    paths = sorted(str(p) for p in (data / "train" / "a").iterdir())
+    with pytest.raises(ValueError, match=r"image_size=\(H, W\)") as error:  # raised in a worker
+        list(decode_chunks(paths, None, "data/train", num_workers=1))
+    assert "--image-size N" in (cli_message(error.value) or "")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._advice import for_cli
 from .budget import InMemoryChoice
 from .streamed import StreamedImageFolder
 from .tensors import ImageTensorDataset
@@ -197,9 +198,10 @@ def load_dataset(
         )
     spec = _spec(name)
     if in_memory is False:
-        raise ValueError(
-            f"{spec.name} is held in memory (its decoded images take a few hundred MB at most); "
-            "in_memory=False (--in-memory no) streams image folders only: leave it at 'auto'"
+        held = f"{spec.name} is held in memory (its decoded images take a few hundred MB at most); "
+        raise for_cli(
+            ValueError(f"{held}in_memory=False streams image folders only: leave it at 'auto'"),
+            f"{held}--in-memory no streams image folders only: leave it at auto",
         )
     places = search_paths(spec.name, root)
     for place in places:

@@ -29,7 +29,7 @@ from .._progress import counted
 from .budget import InMemoryChoice, place
 from .config import channel_stats
 from .images import image_size_of
-from .streamed import StreamedImageFolder, decode_chunks
+from .streamed import SizesDifferError, StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
 __all__ = ["load_image_folder", "split_folder"]
@@ -184,10 +184,10 @@ def _stack(
     start = 0
     for chunk in chunks:
         if tuple(chunk.shape[2:]) != shape:
-            raise ValueError(
+            raise SizesDifferError(
                 f"the images under {folder} have different sizes ({paths[0]} is "
                 f"{shape[0]}x{shape[1]}, {paths[start]} {chunk.shape[2]}x{chunk.shape[3]}); "
-                "pass image_size=(H, W) (--image-size) to resize them all"
+                f"{SizesDifferError.FIX}"
             )
         images[start : start + len(chunk)] = chunk
         start += len(chunk)
