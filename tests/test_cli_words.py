@@ -136,3 +136,19 @@ def test_images_of_several_sizes_name_the_flag_at_the_shell_even_from_a_worker(c
     with pytest.raises(ValueError, match=r"image_size=\(H, W\)") as error:  # raised in a worker
         list(decode_chunks(paths, None, "data/train", num_workers=1))
     assert "--image-size N" in (cli_message(error.value) or "")
+
+
+def test_the_models_left_out_are_counted_by_constraint_with_an_example_each():
+    from cnnzoo.comparison.selection import left_out_lines
+
+    left_out = {
+        "big_head": "big_head takes exactly 227x227 images.",
+        "wide": "input too small",
+        "large": "12,000 parameters, more than max_params=1,000",
+        "medium": "5,000 parameters, more than max_params=1,000",
+    }
+    assert left_out_lines(left_out, DataShape(3, 16, 16, 2)) == [
+        "2 cannot take 3x16x16 images (e.g. big_head takes exactly 227x227 images)",
+        "2 have more than 1,000 parameters (the smallest: medium, 5,000)",
+    ]
+    assert left_out_lines({"wide": "x" * 300}, DataShape(1, 8, 8, 2))[0].endswith("xxx...)")
