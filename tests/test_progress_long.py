@@ -15,6 +15,7 @@ import cnnzoo
 from cnnzoo import _progress
 from cnnzoo.comparison import progress as compare_progress
 from cnnzoo.comparison.progress import WholeClock
+from cnnzoo.training import progress as fit_progress
 from cnnzoo.training.progress import format_duration, stage
 
 
@@ -117,3 +118,31 @@ def test_the_comparison_estimate_weighs_models_by_their_cost(monkeypatch):
     assert whole(0.5) == "comparison 42s, ~27s left"
     assert whole(1.0).endswith("s") and "left" not in whole(1.0)
     assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s"
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_compare_names_each_model_in_its_progress_and_is_silent_at_verbose_0(
+    capsys, tmp_path, monkeypatch, every_step, verbose
+):
+    from cnnzoo.data import streamed
+
+    monkeypatch.setattr(streamed, "STATS_CHUNK", 2)  # the folder's decoding has lines too
+    monkeypatch.setattr(fit_progress, "LINE_INTERVAL_SECONDS", 0.0)  # and fit's every step
+    folder = tmp_path / "data"
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (folder / split / label).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (28, 28), (60 * i, 200 * (label == "a"), 0)).save(
+                    folder / split / label / f"{i}.png"
+                )
+    cnnzoo.compare(["lenet5"], str(folder), epochs=1, batch_size=2, val_data=0.25, seed=0,
+                   device="cpu", verbose=verbose)  # fmt: skip
+    out = capsys.readouterr().out
+    if not verbose:
+        assert out == ""
+        return
+    assert "decoding the images in " in out
+    epoch = [line for line in out.splitlines() if line.startswith("[1/1] lenet5  epoch 1/1  ")]
+    assert epoch and all("comparison " in line for line in epoch)
+    assert any(" step " in line for line in epoch)  # fit's timed lines within the epoch

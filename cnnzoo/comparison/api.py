@@ -135,6 +135,7 @@ def compare(
         device=target,
         num_classes=num_classes,
         name=data_name,
+        verbose=verbose,
     )
     candidates, left_out = select(models, data.shape, max_params=max_params)
     if verbose and left_out:
