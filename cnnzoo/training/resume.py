@@ -119,16 +119,17 @@ def check_resumable(
     cli_start_over = f"start a new run: delete {where!r} or choose another --out"
     done = saved.epoch + 1
     if settings["epochs"] < done:
-
-        def finished(flag: str, how_to_start_over: str) -> str:
-            return (
-                f"cannot resume from the training state in {where!r}: it has finished {done} "
-                f"epoch(s), more than {flag}{settings['epochs']}. Pass {flag}{done} or more to "
-                f"continue it ({flag}{done} returns the finished run), or {how_to_start_over}"
-            )
-
+        cannot = (
+            f"cannot resume from the training state in {where!r}: it has finished {done} "
+            "epoch(s), more than "
+        )
         raise for_cli(
-            ValueError(finished("epochs=", start_over)), finished("--epochs ", cli_start_over)
+            ValueError(
+                f"{cannot}epochs={settings['epochs']}. Pass epochs >= {done} to continue it "
+                f"(epochs={done} returns the finished run), or {start_over}"
+            ),
+            f"{cannot}--epochs {settings['epochs']}. Pass --epochs {done} or more to continue "
+            f"it (--epochs {done} returns the finished run), or {cli_start_over}",
         )
     differences = [
         f"  - {key}: {_show(saved.settings[key])} when saved, {_show(settings[key])} now"
