@@ -41,20 +41,6 @@ QUICK_JOB = ["summary", "lenet5"]
 QUICK_SUITE = [*SUITE, "tests/test_cli_words.py", "-k", "help or alias"]
 
 
-def cpu_flags() -> dict[str, bool]:
-    """Whether the CPU has the vector extensions that change the cost (read, never assumed)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
-    return {name: name in flags for name in ("avx2", "avx512f", "amx_bf16")}
-
-
 def measure(command: list[str]) -> dict[str, float]:
     """Run ``command`` to its end; its CPU-seconds (children included) and wall seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -97,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "newcomer_times",
         "quick": args.quick,
-        "machine": {**machine_info("cpu"), "cpu_flags": cpu_flags()},
+        "machine": machine_info("cpu"),  # its cpu_flags say AVX2, AVX-512
         "main_job": {"command": "cnnzoo " + " ".join(job), "rounds": args.rounds, **main_job},
         "test_suite": {
             "command": "python " + " ".join(suite[1:]),

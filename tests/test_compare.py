@@ -433,6 +433,7 @@ def test_a_time_budget_is_sized_from_the_measured_step_cost(task, monkeypatch):
     # 27 training steps and 3 validation batches at a third of a step: 0.5 * 28 = 14 s an epoch.
     assert plan.seconds_per_epoch == pytest.approx(14.0)
     assert plan.epochs == 7
+    assert plan.batch_size == 10  # the size it was timed at, which the run then trains with
     tight = budget_module.plan_epochs(build, train_part, None, time_budget=1, fit_options=options)
     assert tight.epochs == 1  # never untrained
 

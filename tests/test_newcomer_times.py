@@ -26,7 +26,6 @@ def test_a_command_is_measured_in_cpu_seconds_of_its_children_and_wall_time():
     busy = [sys.executable, "-c", "sum(i * i for i in range(3_000_000))"]
     figures = newcomer_times.measure(busy)
     assert figures["cpu_seconds"] > 0.05 and figures["wall_seconds"] > 0
-    assert set(newcomer_times.cpu_flags()) <= {"avx2", "avx512f", "amx_bf16"}
 
 
 def _result(rounds: int) -> dict:
@@ -39,7 +38,7 @@ def _result(rounds: int) -> dict:
         }  # fmt: skip
 
     return {
-        "machine": {"cpu": "Example CPU", "cpu_cores": 2, "cpu_flags": {"avx2": True}},
+        "machine": {"cpu": "Example CPU", "cpu_cores": 2, "cpu_flags": ["avx2"]},
         "main_job": part([370.0, 360.0, 400.0][:rounds], [540.0, 500.0, 600.0][:rounds]),
         "test_suite": part([1260.0], [900.0]),
     }

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+from ..training.arguments import DEFAULT_EPOCHS
 from .browse import positive_int
 from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP
 from .options import add_in_memory_option, in_memory_choice, report_placement
-from .train import PRECISIONS, _share
+from .train import BATCH_SIZE_HELP, PRECISIONS, _share
 
 __all__ = ["add_compare_command"]
 
@@ -66,7 +66,7 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=positive_int,
         default=None,
-        help=f"samples per step (default: fit's, {DEFAULT_BATCH_SIZE})",
+        help=BATCH_SIZE_HELP,
     )
     p.add_argument("--max-params", type=positive_int, default=None, help="leave out larger models")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -112,13 +112,15 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
         "verbose": 0,
     }
     if plan.time_budget is not None:
-        epochs = plan_epochs(
+        planned = plan_epochs(
             lambda: _build(candidate, plan.seed),
             data.train,
             data.val,
             time_budget=plan.time_budget,
             fit_options=options,  # the timing runs stay quiet
-        ).epochs
+        )
+        epochs = planned.epochs
+        options.setdefault("batch_size", planned.batch_size)  # the size its time was measured at
         _release(plan.device)
     else:
         assert plan.epochs is not None  # a plan has epochs or a time budget

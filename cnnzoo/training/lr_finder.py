@@ -23,7 +23,7 @@ from torch import nn
 
 from .._progress import Counter
 from ..devices import resolve_device
-from .arguments import DEFAULT_BATCH_SIZE
+from .budget import DEFAULT_BATCH_SIZE
 from .data_start import initialise_from_data
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
