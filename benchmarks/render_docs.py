@@ -19,7 +19,9 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
   and their peak memory, from ``streaming-*.json``;
 * ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
-  ``budgets-*.json``.
+  ``budgets-*.json``;
+* ``newcomer-times``: what the README's main job and test suite cost (CPU-seconds, wall time),
+  from ``newcomer_times-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -629,6 +631,32 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+# -- the README's two commands ---------------------------------------------------------------
+def newcomer_times(result: dict[str, Any], source: Path) -> str:
+    """What the main job and the test suite cost, in CPU-seconds and wall time, and where."""
+    cores = result["machine"]["cpu_cores"]
+    flags = result["machine"].get("cpu_flags") or []
+    vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else ""
+
+    def cost(part: dict[str, Any], what: str) -> str:
+        cpu, wall = part["cpu_seconds"], part["wall_seconds"]
+        runs = part["rounds"]
+        ranged = f" [{cpu['min']:,.0f}–{cpu['max']:,.0f}]" if runs > 1 else ""
+        return (
+            f"{what} **{cpu['median']:,.0f} CPU-seconds**{ranged} (at least "
+            f"{cpu['median'] / cores / 60:.0f} min on {cores} cores; {wall['median'] / 60:.0f} "
+            f"min of wall time measured, median of {runs})"
+        )
+
+    return (
+        f"{cost(result['main_job'], 'the main job takes')}, "
+        f"{cost(result['test_suite'], 'the tests')}, on {result['machine']['cpu']}"
+        + (f" ({vector})" if vector else "")
+        + "; machines of one kind differ 3–5×, and other processes on the cores lengthen the "
+        f"wall time ({relative(source)})"
+    )
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "budgets-table": ("budgets", budgets_table),
     "compare-table": ("compare", compare_table),
@@ -642,9 +670,10 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "zoo-runs": ("zoo_defaults", zoo_runs),
     "zoo-alerts": ("zoo_defaults", zoo_alerts),
     "streaming-table": ("streaming", streaming_table),
+    "newcomer-times": ("newcomer_times", newcomer_times),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
-INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts"}
+INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts", "newcomer-times"}
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
@@ -708,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare_overhead": newest("compare_overhead"),
         "streaming": newest("streaming"),
         "budgets": newest("budgets"),
+        "newcomer_times": newest("newcomer_times"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from .._progress import counted
 from .budget import InMemoryChoice, place
 from .config import channel_stats
 from .images import image_size_of
-from .streamed import StreamedImageFolder, decode_chunks
+from .streamed import SizesDifferError, StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
 __all__ = ["load_image_folder", "split_folder"]
@@ -48,6 +49,7 @@ def load_image_folder(
     in_memory: InMemoryChoice = "auto",
     memory_budget: int | float | str | None = None,
     device: str | torch.device | None = None,
+    verbose: int = 1,
 ) -> ImageTensorDataset | StreamedImageFolder:
     """Load an ImageFolder split: as ``uint8`` tensors in memory, or streamed from disk.
 
@@ -64,6 +66,8 @@ def load_image_folder(
             else half the available host (and CUDA device) memory.
         device: Where ``fit`` will put in-memory images, for the budget; None: CUDA when
             available.
+        verbose: 0 silent; 1 shows the decoding of a folder that takes more than a few seconds
+            (a bar on a terminal or in a notebook, else a line every few seconds).
 
     Returns:
         The images (RGB, 3 channels) with the class names of the ``train`` folder, and mean and
@@ -90,7 +94,14 @@ def load_image_folder(
         in_memory, len(paths) * 3 * height * width, len(paths), budget=memory_budget, device=device
     )
     is_train = folder == train_folder
-    chunks = decode_chunks(paths, size, str(folder))
+    chunks = counted(
+        decode_chunks(paths, size, str(folder)),
+        f"decoding the images in {folder}",
+        len(paths),
+        unit="image",
+        verbose=verbose,
+        size=len,
+    )
     if placement.in_memory:
         images = _stack(chunks, len(paths), (height, width), paths, folder)
         if is_train:
@@ -173,10 +184,10 @@ def _stack(
     start = 0
     for chunk in chunks:
         if tuple(chunk.shape[2:]) != shape:
-            raise ValueError(
+            raise SizesDifferError(
                 f"the images under {folder} have different sizes ({paths[0]} is "
                 f"{shape[0]}x{shape[1]}, {paths[start]} {chunk.shape[2]}x{chunk.shape[3]}); "
-                "pass image_size=(H, W) (--image-size) to resize them all"
+                f"{SizesDifferError.FIX}"
             )
         images[start : start + len(chunk)] = chunk
         start += len(chunk)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._advice import for_cli
 from ..devices import resolve_device
 from .contract import check_classifier, image_reading, inference_rule, model_data_config
 from .feed import Batches, InMemory, ModelInput, Source, make_batches, resolve
@@ -194,7 +195,7 @@ def _check_size(config: Any, source: Source) -> None:
                 "(H, W, C): permute them to (C, H, W) with x.permute(2, 0, 1) (a batch: "
                 "x.permute(0, 3, 1, 2))"
             )
-        raise ValueError(
+        error = ValueError(
             f"data: the images are {seen[0]}x{seen[1]} but the model's data configuration says "
             f"{size[0]}x{size[1]} (model.pretrained_cfg.input_size), the size image files and "
             "PIL images are resized to, so the same images in another form would give other "
@@ -203,6 +204,18 @@ def _check_size(config: Any, source: Source) -> None:
             "or, if the model is meant for this size, set model.pretrained_cfg = "
             f"model.pretrained_cfg.replace(input_size=({channels}, {seen[0]}, {seen[1]})){hint}"
         )
+        raise for_cli(
+            error,
+            f"--data: the images are {seen[0]}x{seen[1]} but the model was trained on "
+            f"{size[0]}x{size[1]} images; {_resize_advice(size)}",
+        )
+
+
+def _resize_advice(size: tuple[int, int]) -> str:
+    """How to resize images to ``size`` from the command line (``--image-size`` takes squares)."""
+    if size[0] == size[1]:
+        return f"pass --image-size {size[0]} to resize them"
+    return f"resize the images to {size[0]}x{size[1]} (--image-size makes squares only)"
 
 
 def accumulate(

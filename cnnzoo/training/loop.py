@@ -131,7 +131,7 @@ def fit(
             epoch's end is agreed by all ranks (rank 0 decides); a stop in the middle of an
             epoch must be requested on every rank.
         verbose: 0 silent; 1 a bar during each epoch on a terminal or in a notebook (without
-            either, a line every 30 seconds of a long epoch), then the epoch's line with every
+            either, a line every 10 seconds of a long epoch), then the epoch's line with every
             metric; 2 the epoch's lines only.
         checkpoint: Path of a ``.safetensors`` file that receives the best weights so far
             (by ``monitor``), written atomically with :func:`cnnzoo.save`: a shortcut for
