@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import cnnzoo
 from cnnzoo.data import ImageTensorDataset, load_dataset
-from cnnzoo.training.arguments import DEFAULT_BATCH_SIZE
+from cnnzoo.training.budget import DEFAULT_BATCH_SIZE
 from cnnzoo.training.optimizers import DEFAULT_WEIGHT_DECAY, make_optimizer, make_scheduler
 from cnnzoo.training.precision import resolve_precision
 from cnnzoo.training.recipes import default_rate

@@ -16,22 +16,29 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+# The instruction sets that change how fast (and along which floating-point path) torch's CPU
+# kernels run: machines of one kind differ in them, so every timing names them.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the numbers were measured on."""
-    cpu = platform.processor() or "unknown"
-    try:
+    fields: dict[str, str] = {}
+    try:  # the first processor's lines; the others repeat them
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name") or platform.processor() or "unknown"
+    flags = set(fields.get("flags", "").split())
     info: dict[str, Any] = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": cpu,
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
@@ -42,12 +49,24 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Save ``result`` as benchmarks/results/<name>-<timestamp>.json and return the path."""
+def next_result_path(name: str) -> Path:
+    """benchmarks/results/<name>-<timestamp>.json, for a result written now or as it grows."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"{name}-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    return RESULTS / f"{name}-{stamp}.json"
+
+
+def write_json_atomic(path: Path, result: dict[str, Any]) -> None:
+    """Write ``result`` to ``path`` through a temporary file: a reader never sees half of it."""
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Save ``result`` as benchmarks/results/<name>-<timestamp>.json and return the path."""
+    path = next_result_path(name)
+    write_json_atomic(path, result)
     return path
 
 

@@ -17,7 +17,11 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``compare-overhead``: compare against the same models trained one by one, from
   ``compare_overhead-*.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
-  and their peak memory, from ``streaming-*.json``.
+  and their peak memory, from ``streaming-*.json``;
+* ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
+  ``budgets-*.json``;
+* ``newcomer-times``: what the README's main job and test suite cost (CPU-seconds, wall time),
+  from ``newcomer_times-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -86,8 +90,10 @@ def machine_text(result: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items())
     load = machine.get("load_average_at_start")
     load_text = f", load average at start {load[0]:.2f}" if load else ""
+    flags = machine.get("cpu_flags")
+    flags_text = "" if flags is None else f" ({', '.join(flags) or 'no AVX2'})"
     return (
-        f"{machine['cpu']}, {machine['cpu_cores']} cores, torch threads "
+        f"{machine['cpu']}{flags_text}, {machine['cpu_cores']} cores, torch threads "
         f"{machine['torch_threads']}, device {machine['device']}"
         + (f" ({machine['gpu']})" if machine.get("gpu") else "")
         + f"; {versions or 'torch ' + machine['torch']}{load_text}"
@@ -573,7 +579,86 @@ def streaming_table(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+# -- budgets ---------------------------------------------------------------------------------
+def budgets_table(result: dict[str, Any], source: Path) -> str:
+    """Per model and budget: fit's defaults against the tutorial loop, means over the seeds."""
+    summary = result["summary"]
+    holding = sum(line["holds"] for line in summary)
+    worst = min(summary, key=lambda line: line["difference"])
+    tutorial = result["tutorial"]
+    lines = [
+        f"{holding} of {len(summary)} cells hold (the defaults' mean test accuracy at least the "
+        f"tutorial's); the worst: `{worst['model']}` on {worst['train_images']:,} images x "
+        f"{worst['epochs']} epoch(s), {worst['defaults']:.3f} against {worst['tutorial']:.3f}. "
+        f"Tutorial loop: {tutorial['optimizer']} {tutorial['lr']:g}, batch "
+        f"{tutorial['batch_size']}, {tutorial['schedule']} rate. Mean test accuracy on "
+        f"{result['test_images']:,} test images over seeds "
+        f"{', '.join(map(str, result['seeds']))}; from `{relative(source)}`; "
+        f"{machine_text(result)}; {result['seconds_as_seen'] / 60:.0f} minutes as seen (the "
+        "seconds below are wall time on a shared machine)."
+        + ("" if result.get("complete", True) else " **A partial run**: it was stopped early."),
+        "",
+        "| model | images x epochs | fit's batch, steps, lr | fit's defaults | tutorial loop "
+        "| difference | holds | seconds (fit / tutorial) |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    rows = result["rows"]
+    for line in summary:
+
+        def side(name: str, line: dict[str, Any] = line) -> list[dict[str, Any]]:
+            return [
+                row
+                for row in rows
+                if row["side"] == name
+                and (row["model"], row["train_images"], row["epochs"])
+                == (line["model"], line["train_images"], line["epochs"])
+            ]
+
+        fitted, tutored = side("defaults"), side("tutorial")
+        first = fitted[0]
+        seconds = (
+            f"{statistics.median(r['seconds_as_seen'] for r in fitted):.0f} / "
+            f"{statistics.median(r['seconds_as_seen'] for r in tutored):.0f}"
+        )
+        warned = sum(bool(r["warned"]) for r in fitted)
+        note = f" ({warned} warned)" if warned else ""
+        lines.append(
+            f"| `{line['model']}` | {line['train_images']:,} x {line['epochs']} | "
+            f"{first['batch_size']}, {first['steps']}, {first['lr']:g} | "
+            f"{line['defaults']:.3f}{note} | {line['tutorial']:.3f} | "
+            f"{line['difference']:+.3f} | {'yes' if line['holds'] else '**no**'} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
+# -- the README's two commands ---------------------------------------------------------------
+def newcomer_times(result: dict[str, Any], source: Path) -> str:
+    """What the main job and the test suite cost, in CPU-seconds and wall time, and where."""
+    cores = result["machine"]["cpu_cores"]
+    flags = result["machine"].get("cpu_flags") or []
+    vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else ""
+
+    def cost(part: dict[str, Any], what: str) -> str:
+        cpu, wall = part["cpu_seconds"], part["wall_seconds"]
+        runs = part["rounds"]
+        ranged = f" [{cpu['min']:,.0f}–{cpu['max']:,.0f}]" if runs > 1 else ""
+        return (
+            f"{what} **{cpu['median']:,.0f} CPU-seconds**{ranged} (at least "
+            f"{cpu['median'] / cores / 60:.0f} min on {cores} cores; {wall['median'] / 60:.0f} "
+            f"min of wall time measured, median of {runs})"
+        )
+
+    return (
+        f"{cost(result['main_job'], 'the main job takes')}, "
+        f"{cost(result['test_suite'], 'the tests')}, on {result['machine']['cpu']}"
+        + (f" ({vector})" if vector else "")
+        + "; machines of one kind differ 3–5×, and other processes on the cores lengthen the "
+        f"wall time ({relative(source)})"
+    )
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
+    "budgets-table": ("budgets", budgets_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
     "tta-headline": ("time_to_accuracy", tta_headline),
@@ -585,9 +670,10 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "zoo-runs": ("zoo_defaults", zoo_runs),
     "zoo-alerts": ("zoo_defaults", zoo_alerts),
     "streaming-table": ("streaming", streaming_table),
+    "newcomer-times": ("newcomer_times", newcomer_times),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
-INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts"}
+INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts", "newcomer-times"}
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
@@ -650,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         "compare": newest("compare"),
         "compare_overhead": newest("compare_overhead"),
         "streaming": newest("streaming"),
+        "budgets": newest("budgets"),
+        "newcomer_times": newest("newcomer_times"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

@@ -18,6 +18,8 @@ repository sit beside the read they guard. The model card is the part to move ou
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import numbers
 import os
@@ -456,6 +458,7 @@ def push_to_hub(
 
     Raises:
         ValueError: An invalid repo id, or a model not built by ``cnnzoo.models.get``.
+        ConnectionError: The Hub cannot be reached (no network, ``HF_HUB_OFFLINE=1``).
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HFValidationError
@@ -468,13 +471,34 @@ def push_to_hub(
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="cnnzoo-push-") as folder:
         save_pretrained(model, folder, metrics=metrics, repo_id=repo_id)  # fail before the Hub
-        api.create_repo(repo_id, private=private, exist_ok=True, token=token)
-        name = model_config(model)["name"]  # type: ignore[index]
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            commit_message=commit_message or f"Upload {name} with cnnzoo",
-            revision=revision,
-            create_pr=create_pr,
-            token=token,
-        )
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+            name = model_config(model)["name"]  # type: ignore[index]
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message or f"Upload {name} with cnnzoo",
+                revision=revision,
+                create_pr=create_pr,
+                token=token,
+            )
+        except _network_errors() as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConnectionError(
+                f"cannot reach the Hugging Face Hub to push {repo_id!r} ({first}); nothing "
+                "was uploaded. Check the network connection (and a proxy, HTTPS_PROXY), unset "
+                "HF_HUB_OFFLINE if it is set, and push again"
+            ) from err
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of a Hub that cannot be reached: offline mode, and the HTTP client's.
+
+    huggingface_hub raises its HTTP client's own transport errors (httpx's, or the copy it
+    ships as ``httpx2``), which are not ``OSError``: named here so they become one error.
+    """
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError, AttributeError):  # not installed, or renamed
+            errors.append(importlib.import_module(module).TransportError)
+    return tuple(errors)

@@ -25,7 +25,7 @@ from cnnzoo.comparison.plot import pareto_front
 from cnnzoo.comparison.selection import DataShape, select
 from cnnzoo.models import registry
 from cnnzoo.training import TrainingCollapseWarning
-from cnnzoo.training.recipes import FALLBACK_LR
+from cnnzoo.training.recipes import SHORT_RUN_FALLBACK_LR
 
 TINY = (
     "cmp_tiny",
@@ -209,12 +209,13 @@ def test_a_run_fit_warned_about_keeps_the_warning_and_its_rate_in_its_row(task, 
     with pytest.warns(TrainingCollapseWarning):
         board = run(train, test, tmp_path / "cmp", models=["cmp_blowup"])
     (row,) = board.rows
-    assert row.lr == FALLBACK_LR and row.alert is not None  # no recipe: fit's fallback rate
+    # no recipe, and 18 steps in all: fit's fallback rate for a short run
+    assert row.lr == SHORT_RUN_FALLBACK_LR and row.alert is not None
     assert row.alert["kind"] == "blow-up" and row.alert["epoch"] == 2
     assert "lr=" in row.alert["message"]
     assert "fit warned: blow-up at epoch 2" in board.to_markdown()
     again = Leaderboard.from_json(tmp_path / "cmp" / "leaderboard.json")
-    assert again.rows[0].alert == row.alert and again.rows[0].lr == FALLBACK_LR
+    assert again.rows[0].alert == row.alert and again.rows[0].lr == SHORT_RUN_FALLBACK_LR
     assert '""kind"": ""blow-up""' in (tmp_path / "cmp" / "leaderboard.csv").read_text()
 
 
@@ -439,6 +440,7 @@ def test_a_time_budget_is_sized_from_the_measured_step_cost(task, monkeypatch):
     # 27 training steps and 3 validation batches at a third of a step: 0.5 * 28 = 14 s an epoch.
     assert plan.seconds_per_epoch == pytest.approx(14.0)
     assert plan.epochs == 7
+    assert plan.batch_size == 10  # the size it was timed at, which the run then trains with
     tight = budget_module.plan_epochs(build, train_part, None, time_budget=1, fit_options=options)
     assert tight.epochs == 1  # never untrained
 
@@ -536,8 +538,10 @@ def test_cli_round_trip(squares, tmp_path, capsys):
         test = cnnzoo.data.load_dataset(squares, "test")
         assert cnnzoo.evaluate(model, test, precision="fp32")["accuracy"] == row.accuracy
 
-    assert main(argv) == 0  # again: both rows are kept
-    assert printed.count("cmp_tiny") <= capsys.readouterr().out.count("cmp_tiny")
+    assert main(argv) == 0  # again: both rows are kept, untrained (no epoch's line)
+    again = capsys.readouterr().out
+    assert "[1/2] cmp_tiny  epoch 1/1  " in printed and "  epoch " not in again
+    assert printed.count("cmp_tiny") - printed.count("cmp_tiny  epoch") <= again.count("cmp_tiny")
     code = main([*argv[:6], "2", *argv[7:]])  # other epochs: refused
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("cnnzoo: error:") and "another --out" in err
@@ -742,7 +746,7 @@ def test_a_second_comparison_into_the_same_out_is_refused_while_the_first_runs(t
         run(train, test, out, models=["cmp_tiny"])
     assert "cmp_tiny" not in CALLS  # refused before any training
     board = run(train, test, out, models=["cmp_tiny"])  # released: the folder is usable
-    assert board["cmp_tiny"].status == "ok" and not (out / ".cnnzoo.lock").read_text()
+    assert board["cmp_tiny"].status == "ok" and not (out / ".cnnzoo.lock").exists()
 
 
 def test_recorded_sample_counts_are_the_images_of_a_pair_not_its_length(task, tmp_path):

@@ -177,6 +177,38 @@ def test_push_to_hub_fails_before_contacting_the_hub(model, monkeypatch):
         cnnzoo.push_to_hub(nn.Linear(2, 2), "someone/linear")
 
 
+def test_push_to_hub_without_a_network_is_one_cnnzoo_error(model, monkeypatch):
+    import importlib
+
+    transport = None
+    for name in ("httpx2", "httpx"):  # the HTTP client huggingface_hub raises from
+        try:
+            transport = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
+
+    def unreachable(self, *args, **kwargs):
+        raise transport.ConnectError("[Errno -2] Name or service not known")
+
+    if transport is not None:
+        monkeypatch.setattr(HfApi, "create_repo", unreachable)
+        with pytest.raises(ConnectionError, match=r"cannot reach the Hugging Face Hub") as err:
+            cnnzoo.push_to_hub(model, "someone/lenet5", token="hf_x")
+        assert "Name or service not known" in str(err.value) and "nothing was uploaded" in str(
+            err.value
+        )
+    monkeypatch.undo()
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    def offline(self, *args, **kwargs):
+        raise OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    with pytest.raises(ConnectionError, match=r"cannot reach the Hugging Face Hub.*HF_HUB_OFFLINE"):
+        cnnzoo.push_to_hub(model, "someone/lenet5", token="hf_x")
+
+
 def test_load_and_from_pretrained_rebuild_through_the_one_factory(model, tmp_path, monkeypatch):
     from cnnzoo.models import factory
 

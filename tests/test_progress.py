@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import cnnzoo
+from cnnzoo import _progress
 from cnnzoo.training import progress
 from cnnzoo.training.progress import ProgressBar
 
@@ -54,12 +55,12 @@ def test_without_a_terminal_long_epochs_print_timed_lines(capsys, monkeypatch):
 
 
 def test_without_a_terminal_short_epochs_print_their_line_only(capsys):
-    run_fit(verbose=1)  # 30 seconds never pass here
+    run_fit(verbose=1)  # 10 seconds never pass here
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
 def test_on_a_terminal_a_bar_runs_then_the_line_replaces_it(capsys, monkeypatch):
-    monkeypatch.setattr(progress, "_is_terminal", lambda: True)
+    monkeypatch.setattr(_progress, "_is_terminal", lambda: True)
     run_fit(verbose=1)
     captured = capsys.readouterr()
     assert "epoch 1/2" in captured.err and "step" in captured.err  # tqdm's bar, on stderr
@@ -70,7 +71,7 @@ def test_a_jupyter_kernel_gets_the_bar_though_its_output_is_no_terminal(monkeypa
     shell = types.SimpleNamespace(config={"IPKernelApp": {}})
     fake = types.SimpleNamespace(get_ipython=lambda: shell)
     monkeypatch.setitem(sys.modules, "IPython", fake)
-    monkeypatch.setattr(progress, "_is_terminal", lambda: False)
+    monkeypatch.setattr(_progress, "_is_terminal", lambda: False)
     assert ProgressBar(verbose=1, epochs=3).use_bar
     plain_shell = types.SimpleNamespace(config={})  # IPython in a terminal, not a kernel
     monkeypatch.setitem(
@@ -81,5 +82,5 @@ def test_a_jupyter_kernel_gets_the_bar_though_its_output_is_no_terminal(monkeypa
 
 @pytest.mark.parametrize("verbose", [0, 2])
 def test_no_bar_when_silent_or_asked_for_lines(monkeypatch, verbose):
-    monkeypatch.setattr(progress, "_is_terminal", lambda: True)
+    monkeypatch.setattr(_progress, "_is_terminal", lambda: True)
     assert not ProgressBar(verbose=verbose, epochs=3).use_bar

@@ -94,9 +94,12 @@ def test_the_recipe_follows_a_saved_and_loaded_model(recipe_model, tmp_path):
 
 def test_unknown_models_get_the_fallback_rate():
     for model in (tiny_net(batch_norm=True, dropout=0.0), tiny_net(batch_norm=False, dropout=0.0)):
-        params = fit_params(model)
-        assert params["lr"] == pytest.approx(recipes.FALLBACK_LR)
-        assert "no registered recipe" in params["lr_source"]
+        params = fit_params(model)  # 48 images for one epoch: a short run
+        assert params["lr"] == pytest.approx(recipes.SHORT_RUN_FALLBACK_LR)
+        assert "no registered recipe, on a short run" in params["lr_source"]
+        long_run = recipes.default_rate(model, "adamw", short_run=False)
+        assert long_run.lr == pytest.approx(recipes.FALLBACK_LR)
+        assert long_run.source == "fit's rate for a model with no registered recipe"
 
 
 def test_a_recipe_must_be_valid():

@@ -163,7 +163,9 @@ def _cnnzoo_imports(path: Path) -> set[str]:
 
 
 def test_registry_is_a_leaf_and_the_lower_layers_do_not_import_the_models():
-    assert _cnnzoo_imports(ROOT / "cnnzoo" / "models" / "registry.py") == set()
+    # the one import: the leaf that words errors for the command line too
+    assert _cnnzoo_imports(ROOT / "cnnzoo" / "models" / "registry.py") == {"cnnzoo._advice"}
+    assert _cnnzoo_imports(ROOT / "cnnzoo" / "_advice.py") == set()
     above = ("cnnzoo.models", "cnnzoo.training", "cnnzoo.hub", "cnnzoo.cli")
     lower = [ROOT / "cnnzoo" / "pretrained.py", ROOT / "cnnzoo" / "transfer.py"]
     for path in [*lower, *sorted((ROOT / "cnnzoo" / "checkpoint").glob("*.py"))]:

@@ -10,6 +10,10 @@ the lock file is closed as it starts, so workers that outlive a killed run by a 
 never block the resume.
 Where ``flock`` is not available (Windows, some network file systems), the lock file's
 process id is checked instead: a lock whose process is no longer running is taken over.
+
+The holder removes the lock file when it lets go, so a finished run leaves no lock file behind.
+A writer that opened the file just before it was removed could lock the removed file; so the
+lock counts only when the name still leads to the file locked, and is taken again otherwise.
 """
 
 from __future__ import annotations
@@ -71,6 +75,44 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
     target = Path(target)
     path = lock_path_for(target, folder=folder)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        fd = _open_lock(path, target)
+        held = False
+        try:
+            state = _flock(fd)
+            if state != "held":
+                holder = _read_holder(fd)
+                # flock says taken: the holder is alive by definition. Without flock, the
+                # process id decides, so the lock of a process that died is taken over.
+                if state == "taken" or (holder is not None and _alive(holder[0])):
+                    raise _busy(target, what, holder)
+            if not _still_named(fd, path):
+                continue  # its holder removed it as we opened it: take the new one
+            held = True
+            _HELD_FDS.add(fd)
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, _describe_self().encode("utf-8"))
+            yield
+            return
+        finally:
+            if held:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)  # released: an empty lock file names nobody
+                if _still_named(fd, path):
+                    with contextlib.suppress(OSError):
+                        path.unlink()  # removed before the lock drops: no stray lock file
+            _HELD_FDS.discard(fd)
+            os.close(fd)  # closing drops the flock
+    raise _busy(target, what, None)
+
+
+# Tries at a lock file removed and created again under our feet before giving up.
+_ATTEMPTS = 5
+
+
+def _open_lock(path: Path, target: Path) -> int:
+    """Open (or create) the lock file, never through a link, refusing anything but a file."""
     # Never through a symbolic link: a planted ".cnnzoo.lock" -> ~/.bashrc would be truncated.
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -84,27 +126,16 @@ def exclusive_lock(target: str | os.PathLike, what: str, *, folder: bool) -> Ite
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise _not_a_lock(path, target, f"it is {kind_of(path)}")
-    held = False
+    return fd
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """``path`` still leads to the open file ``fd`` (not removed, nor replaced)."""
     try:
-        state = _flock(fd)
-        if state != "held":
-            holder = _read_holder(fd)
-            # flock says taken: the holder is alive by definition. Without flock, the process
-            # id decides, so the lock of a process that died is taken over.
-            if state == "taken" or (holder is not None and _alive(holder[0])):
-                raise _busy(target, what, holder)
-        held = True
-        _HELD_FDS.add(fd)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, _describe_self().encode("utf-8"))
-        yield
-    finally:
-        if held:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # released: an empty lock file names nobody
-        _HELD_FDS.discard(fd)
-        os.close(fd)  # closing drops the flock
+        named, opened = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _flock(fd: int) -> str:

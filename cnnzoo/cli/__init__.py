@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
+from .._advice import cli_message
 from .._version import __version__
 from ..training.collapse import TrainingCollapseWarning
 from .browse import add_browse_commands
@@ -91,7 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def describe(error: BaseException) -> str:
-    """The whole message of ``error``, with what to do for the machine's own failures."""
+    """The whole message of ``error`` in the command's words.
+
+    An error worded for the command line too (:func:`cnnzoo._advice.for_cli`) gives that
+    wording: flags and commands instead of Python arguments and functions. The machine's own
+    failures (a full disk) get what to do.
+    """
+    worded = cli_message(error)
+    if worded is not None:
+        return worded
     if isinstance(error, OSError) and error.errno in _MACHINE_FAILURES and error.strerror:
         where = f": {error.filename}" if error.filename else ""
         return f"{error.strerror.lower()}{where}; {_MACHINE_FAILURES[error.errno]}"

@@ -37,11 +37,11 @@ def add_browse_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("info", help="describe one model")
-    p.add_argument("name")
+    p.add_argument("name", help="registered model name, e.g. resnet18 (see cnnzoo list)")
     p.set_defaults(run=_cmd_info)
 
     p = sub.add_parser("summary", help="layer-by-layer table of one model")
-    p.add_argument("name")
+    p.add_argument("name", help="registered model name, e.g. lenet5 (see cnnzoo list)")
     p.add_argument(
         "--input-size",
         type=positive_int,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..training.arguments import DEFAULT_EPOCHS
 from .browse import positive_int
-from .inference import DATA_HELP
+from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP
 from .options import add_in_memory_option, in_memory_choice, report_placement
-from .train import PRECISIONS, _share
+from .train import BATCH_SIZE_HELP, PRECISIONS, _share
 
 __all__ = ["add_compare_command"]
 
@@ -40,13 +41,16 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
         help="model names and patterns ('resnet1*'), or 'auto': every model that takes the data",
     )
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     p.add_argument("--image-size", type=positive_int, default=None, help="ImageFolder: resize")
     add_in_memory_option(p)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--epochs", type=positive_int, default=None, help="epochs per model (None: fit's default)"
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help=f"epochs per model (default: fit's, {DEFAULT_EPOCHS})",
     )
     budget.add_argument(
         "--time-budget",
@@ -62,10 +66,10 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=positive_int,
         default=None,
-        help="samples per step (None: fit's default)",
+        help=BATCH_SIZE_HELP,
     )
     p.add_argument("--max-params", type=positive_int, default=None, help="leave out larger models")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.set_defaults(run=_cmd_compare)
 

@@ -12,9 +12,9 @@ EXAMPLES = {
 examples:
   cnnzoo list 'resnet*'
   cnnzoo train lenet5 --data fashion-mnist --epochs 5 --out runs/lenet5
-  cnnzoo compare lenet5 mini_resnet 'resnet1*' --data fashion-mnist --epochs 3 --out runs/cmp
+  cnnzoo compare lenet5 'mini_*' --data fashion-mnist --epochs 3 --out runs/cmp
   cnnzoo eval runs/lenet5/model.safetensors --data fashion-mnist
-  cnnzoo predict runs/lenet5/model.safetensors shoe.png""",
+  cnnzoo predict runs/lenet5/model.safetensors examples/boot.png""",
     "list": """\
 examples:
   cnnzoo list
@@ -36,15 +36,15 @@ examples:
       --batch-size 32 --accumulate 4 --out runs/folder""",
     "compare": """\
 examples:
-  cnnzoo compare lenet5 mini_resnet 'resnet1*' --data fashion-mnist --epochs 3 --out runs/cmp
-  cnnzoo compare auto --max-params 1000000 --data path/to/folder --image-size 64 \\
-      --time-budget 120 --out runs/folder-cmp""",
+  cnnzoo compare lenet5 'mini_*' --data fashion-mnist --epochs 3 --out runs/cmp
+  cnnzoo compare auto --max-params 8000000 --data path/to/folder --image-size 32 \\
+      --time-budget 60 --out runs/folder-cmp""",
     "eval": """\
 examples:
   cnnzoo eval runs/lenet5/model.safetensors --data fashion-mnist""",
     "predict": """\
 examples:
-  cnnzoo predict runs/lenet5/model.safetensors boot.png shirt.png --top 3""",
+  cnnzoo predict runs/lenet5/model.safetensors examples/boot.png examples/trouser.png --top 3""",
 }
 
 

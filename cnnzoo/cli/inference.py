@@ -19,6 +19,8 @@ from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = [
     "DATA_HELP",
+    "DATA_ROOT_HELP",
+    "DEVICE_HELP",
     "METADATA_KEY",
     "add_inference_commands",
     "load_checkpoint",
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 DATA_HELP = "fashion-mnist, mnist, cifar10, or an ImageFolder directory (train/ and test/)"
+DATA_ROOT_HELP = "directory to look for (or download) data"
+DEVICE_HELP = "auto (cuda, mps, cpu), or a torch device"
 CHECKPOINT_HELP = "a .safetensors file (model or best) or a save_pretrained folder"
 # The safetensors metadata key under which `cnnzoo train` records the dataset it trained on
 # (earlier versions also stored the class names, mean, std and image size there).
@@ -34,21 +38,27 @@ METADATA_KEY = "cnnzoo_data"
 
 def add_inference_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``eval`` and ``predict`` to the ``cnnzoo`` parser."""
-    p = sub.add_parser("eval", help="evaluate a checkpoint on a dataset's test split")
+    p = sub.add_parser(
+        "eval", aliases=["evaluate"], help="evaluate a checkpoint on a dataset's test split"
+    )
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
+    p.add_argument(
+        "--split", default="test", choices=["train", "test"], help="the split to evaluate on"
+    )
     p.add_argument(
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
     add_in_memory_option(p)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("predict", help="classify image files with a checkpoint")
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument(
+        "images", nargs="+", type=Path, help="image files (PNG, JPEG, ...), resized as in training"
+    )
     p.add_argument("--top", type=positive_int, default=3, help="how many classes to show per image")
     p.set_defaults(run=_cmd_predict)
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from ..training.arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+from ..training.arguments import DEFAULT_EPOCHS
+from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
 from .browse import add_model_options, positive_int
 from .errors import CommandError
-from .inference import DATA_HELP, METADATA_KEY, print_metrics
+from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP, METADATA_KEY, print_metrics
 from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = ["add_training_commands"]
@@ -27,6 +28,11 @@ __all__ = ["add_training_commands"]
 LOG_FILE = "log.csv"
 # cnnzoo.training.precision.PRECISIONS, written out: the CLI imports training only to train.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# fit's default batch size, as --batch-size of train and compare says it.
+BATCH_SIZE_HELP = (
+    f"samples per step (default: {DEFAULT_BATCH_SIZE} while that leaves at least {MIN_STEPS} "
+    f"optimizer steps, else smaller, down to {SMALLEST_BATCH_SIZE})"
+)
 WEIGHTS_HELP = "start from these weights: 'imagenet' (torchvision's) or a .safetensors / .pth file"
 
 
@@ -41,14 +47,17 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model and write checkpoint, curves and metrics")
     p.add_argument("name", help="registered model name, e.g. mini_resnet")
     p.add_argument("--data", required=True, help=DATA_HELP)
-    p.add_argument("--data-root", default=None, help="directory to look for (or download) data")
+    p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     p.add_argument(
         "--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="passes over the training data"
     )
     p.add_argument(
-        "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="samples per step"
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help=BATCH_SIZE_HELP,
     )
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
@@ -97,7 +106,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
     )
     add_in_memory_option(p)
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), or a torch device")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (None: auto)")
     p.add_argument(
@@ -226,6 +235,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         **_jsonable(metrics),
         "lr": history.params["lr"],
         "lr_source": history.params["lr_source"],
+        "batch_size": history.params["batch_size"],
+        "batch_size_source": history.params["batch_size_source"],
     }
     report["alerts"] = history.alerts  # a blow-up, collapse or stall fit saw (none: [])
     write_json_atomic(args.out / "metrics.json", report)

@@ -16,13 +16,24 @@ import torch
 
 from .._version import __version__
 from ..devices import resolve_device
+from ..models import get as get_model
 from ..training import fit
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.precision import resolve_precision
+from ..training.progress import stage
 from .data import prepare
 from .leaderboard import Leaderboard, Row
+from .measure import count_macs
+from .progress import WholeClock
 from .runner import Plan, run_model
-from .selection import checked_max_params, model_names, select
+from .selection import (
+    Candidate,
+    DataShape,
+    checked_max_params,
+    left_out_lines,
+    model_names,
+    select,
+)
 from .store import Store, check_out
 
 __all__ = ["compare"]
@@ -100,7 +111,10 @@ def compare(
             ``classes``); default from the data.
         data_name: What to call the data in the tables and the picture (default: the dataset
             name or folder, when ``train_data`` is one).
-        verbose: 1 prints a line per model as it finishes; 0 prints nothing.
+        verbose: 1 shows which models were left out and why, then fit's progress while each
+            model trains (its bar on a terminal, else a line every few seconds; each line also
+            gives the comparison's elapsed time and an estimate of the rest), and a line per
+            model as it finishes; 0 prints nothing.
         **fit_options: Other options of :func:`cnnzoo.fit`, the same for every model
             (``batch_size``, ``augment``, ``lr``, ...); the options compare sets itself are
             refused.
@@ -161,8 +175,13 @@ def _compare(
         device=target,
         num_classes=num_classes,
         name=data_name,
+        verbose=verbose,
     )
     candidates, left_out = select(models, data.shape, max_params=max_params)
+    if verbose and left_out:
+        print(f"left out {len(left_out)} of {len(left_out) + len(candidates)} models:")
+        for line in left_out_lines(left_out, data.shape):
+            print(f"  {line}", flush=True)
     budget_epochs = None if time_budget is not None else (epochs or DEFAULT_EPOCHS)
     settings = {
         "cnnzoo": __version__,
@@ -175,7 +194,7 @@ def _compare(
         "fit_options": {k: _describe(v) for k, v in sorted(fit_options.items())},
     }
     evaluated_on = "test" if data.test is not None else "validation"
-    plan = Plan(budget_epochs, time_budget, seed, target, precision, dict(fit_options))
+    plan = Plan(budget_epochs, time_budget, seed, target, precision, dict(fit_options), verbose)
     scratch = None if out is not None else tempfile.mkdtemp(prefix="cnnzoo-compare-")
     store = Store(out if out is not None else str(scratch), settings)
     rows: list[Row] = []
@@ -186,15 +205,21 @@ def _compare(
             rows, settings, evaluated_on=evaluated_on, left_out=left_out, machine=machine
         )
 
+    clock = WholeClock(_costs(candidates, data.shape, time_budget, verbose))
     try:
         for number, candidate in enumerate(candidates, 1):
             row = store.finished(candidate.name)
             reused = row is not None
             if row is None:
-                row = run_model(candidate, data, plan, store.checkpoint(candidate.name))
+                label = f"[{number}/{len(candidates)}] {candidate.name}"
+                with stage(label, clock.describe(candidate.name)):
+                    row = run_model(candidate, data, plan, store.checkpoint(candidate.name))
+                clock.finished(candidate.name)
                 if out is None:
                     row.checkpoint = None  # the temporary folder goes at the end
                 store.record(row)
+            else:
+                clock.kept(candidate.name)
             rows.append(row)
             if out is not None:
                 store.write_tables(board(), picture=number == len(candidates))
@@ -204,6 +229,27 @@ def _compare(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return board()
+
+
+def _costs(
+    candidates: list[Candidate], shape: DataShape, time_budget: float | None, verbose: int
+) -> dict[str, float]:
+    """Each model's share of the work, for the estimate shown while it runs (none: silent).
+
+    Under a time budget every model trains as long; else a model's training costs in
+    proportion to its multiply-accumulates per image, counted on the meta device (no memory).
+    """
+    if not verbose or time_budget is not None:
+        return {c.name: 1.0 for c in candidates}
+    costs = {}
+    for candidate in candidates:
+        try:
+            with torch.device("meta"):
+                model = get_model(candidate.name, **candidate.options)
+            costs[candidate.name] = float(count_macs(model, shape))
+        except (ValueError, TypeError, RuntimeError):  # a model that cannot run: its row says
+            costs[candidate.name] = 0.0
+    return costs
 
 
 def _check_options(

@@ -18,7 +18,6 @@ from typing import Any
 from torch import nn
 
 from ..training import fit
-from ..training.arguments import DEFAULT_BATCH_SIZE
 from .measure import StepTimer
 
 __all__ = ["VALIDATION_SHARE", "EpochPlan", "plan_epochs"]
@@ -34,10 +33,14 @@ class EpochPlan:
     Attributes:
         epochs: Epochs to train.
         seconds_per_epoch: The estimate the plan was made from (None for a fixed budget).
+        batch_size: The batch size the estimate was measured at, which the run must use (fit
+            sizes its default batch by the epochs: a run of more epochs than the one-epoch
+            probe could otherwise train at another, with another cost per epoch).
     """
 
     epochs: int
     seconds_per_epoch: float | None = None
+    batch_size: int | None = None
 
 
 def plan_epochs(
@@ -64,7 +67,7 @@ def plan_epochs(
     options = {**fit_options, "epochs": 1, "verbose": 0}
     options["callbacks"] = [*options.get("callbacks", ()), timer]
     history = fit(build(), train, None, **options)
-    batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
+    batch_size = history.params["batch_size"]
     train_steps = math.ceil(_length(train) / batch_size)
     val_steps = 0 if val is None else math.ceil(_length(val) / batch_size)
     if timer.times:
@@ -72,7 +75,7 @@ def plan_epochs(
     else:  # the whole epoch ran before the warm-up was over: its own time is the measure
         per_train_step = history.history["epoch_seconds"][0] / max(train_steps, 1)
     seconds = per_train_step * (train_steps + VALIDATION_SHARE * val_steps)
-    return EpochPlan(max(1, math.floor(time_budget / seconds)), seconds)
+    return EpochPlan(max(1, math.floor(time_budget / seconds)), seconds, batch_size)
 
 
 def _length(data: Any) -> int:

@@ -60,6 +60,7 @@ def prepare(
     device: torch.device,
     num_classes: int | None = None,
     name: str | None = None,
+    verbose: int = 1,
 ) -> Prepared:
     """Read, split and place the data of a comparison.
 
@@ -76,6 +77,8 @@ def prepare(
         num_classes: The number of classes, for data that does not say (a plain ``Dataset``
             without ``classes``).
         name: What to call the data in the tables (default: the dataset name or folder).
+        verbose: Show the decoding of an image folder that takes more than a few seconds
+            (0: nothing).
 
     Returns:
         The :class:`Prepared` data.
@@ -86,10 +89,10 @@ def prepare(
     if isinstance(train_data, str | os.PathLike):
         name = name or str(train_data)
         if test_data is None:
-            test_data = _test_split(train_data)
-        train_data = load_dataset(train_data, "train")
+            test_data = _test_split(train_data, verbose)
+        train_data = load_dataset(train_data, "train", verbose=verbose)
     elif isinstance(test_data, str | os.PathLike):
-        test_data = load_dataset(test_data, "test")
+        test_data = load_dataset(test_data, "test", verbose=verbose)
     if isinstance(val_data, str | os.PathLike):
         raise ValueError("val_data is a share of the training data (0.1) or data, not a name")
     if isinstance(train_data, DataLoader):
@@ -124,10 +127,10 @@ def prepare(
     return Prepared(train, val, test, shape, description, _classes(train))
 
 
-def _test_split(name: str | os.PathLike) -> Any:
+def _test_split(name: str | os.PathLike, verbose: int) -> Any:
     """The test split of a named dataset or folder; None for a folder without one."""
     try:
-        return load_dataset(name, "test")
+        return load_dataset(name, "test", verbose=verbose)
     except FileNotFoundError:
         if os.path.isdir(name):  # a tree of class folders: one set of images, no test split
             return None

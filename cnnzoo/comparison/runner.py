@@ -44,6 +44,7 @@ class Plan:
         precision: ``fit``'s and ``evaluate``'s precision option.
         fit_options: Other ``fit`` options, the same for every model (the recipe's defaults
             otherwise: no learning rate is chosen here).
+        verbose: ``fit``'s progress display while each model trains (0: none).
     """
 
     epochs: int | None
@@ -52,6 +53,7 @@ class Plan:
     device: torch.device
     precision: str = "auto"
     fit_options: dict[str, Any] = field(default_factory=dict)
+    verbose: int = 0
 
 
 def run_model(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path) -> Row:
@@ -112,13 +114,15 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
         "verbose": 0,
     }
     if plan.time_budget is not None:
-        epochs = plan_epochs(
+        planned = plan_epochs(
             lambda: _build(candidate, plan.seed),
             data.train,
             data.val,
             time_budget=plan.time_budget,
-            fit_options=options,
-        ).epochs
+            fit_options=options,  # the timing runs stay quiet
+        )
+        epochs = planned.epochs
+        options.setdefault("batch_size", planned.batch_size)  # the size its time was measured at
         _release(plan.device)
     else:
         assert plan.epochs is not None  # a plan has epochs or a time budget
@@ -133,7 +137,7 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
         epochs=epochs,
         monitor="val_accuracy" if has_val else "loss",
         restore_best=has_val,  # the epoch the validation split picks is the one scored
-        **options,
+        **{**options, "verbose": plan.verbose},
     )
     _sync(plan.device)
     row.train_seconds = time.perf_counter() - started

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .._advice import for_cli
 from ..models import get, list_models
 from ..models.registry import lookup
 from ..summarize import count_parameters
@@ -29,6 +30,7 @@ __all__ = [
     "DataShape",
     "build_options",
     "checked_max_params",
+    "left_out_lines",
     "model_names",
     "probe",
     "select",
@@ -123,16 +125,67 @@ def select(
         if auto and candidate.problem is not None:
             left_out[name] = candidate.problem
         elif max_params is not None and (candidate.params or 0) > max_params:
-            left_out[name] = f"{candidate.params:,} parameters, more than max_params={max_params:,}"
+            left_out[name] = f"{candidate.params:,} {_MORE_THAN}{max_params:,}"
         else:
             candidates.append(candidate)
     if not candidates:
-        raise ValueError(
-            "no model to compare: "
-            + "; ".join(f"{name}: {why}" for name, why in left_out.items())
-            + (". Raise max_params, or name models explicitly" if max_params is not None else "")
-        )
+        raise _nothing_left(left_out, shape, max_params)
     return candidates, left_out
+
+
+# How select words a model left out for its size (left_out_lines counts them by it).
+_MORE_THAN = "parameters, more than max_params="
+
+
+def left_out_lines(left_out: dict[str, str], shape: DataShape) -> list[str]:
+    """What left the models out, a line per constraint: how many, and an example.
+
+    Args:
+        left_out: :func:`select`'s models left out, with the reason.
+        shape: The data's images and classes.
+
+    Returns:
+        Up to two lines: the models that cannot take the images (with the first one's reason,
+        cut short), and those larger than the parameter limit (with the smallest of them).
+    """
+    too_large = {name: why for name, why in left_out.items() if _MORE_THAN in why}
+    cannot = {name: why for name, why in left_out.items() if name not in too_large}
+    lines = []
+    if cannot:
+        name, why = next(iter(cannot.items()))
+        first = (why.splitlines() or [""])[0].rstrip(".")
+        if not first.startswith(name):  # most models' own messages start with their name
+            first = f"{name}: {first}"
+        first = first if len(first) <= 100 else first[:97] + "..."
+        lines.append(
+            f"{len(cannot)} cannot take {shape.channels}x{shape.height}x{shape.width} images "
+            f"(e.g. {first})"
+        )
+    if too_large:
+        smallest = min(too_large, key=lambda n: _params(too_large[n]))
+        limit = too_large[smallest].split(_MORE_THAN)[1]
+        lines.append(
+            f"{len(too_large)} have more than {limit} parameters (the smallest: {smallest}, "
+            f"{_params(too_large[smallest]):,})"
+        )
+    return lines
+
+
+def _params(reason: str) -> int:
+    """The parameter count at the start of a "too large" reason."""
+    return int(reason.split(" ", 1)[0].replace(",", ""))
+
+
+def _nothing_left(left_out: dict[str, str], shape: DataShape, max_params: int | None) -> ValueError:
+    """The error of a selection that left out every model: a line per constraint and the fix."""
+    lines = "\n".join(f"  {line}" for line in left_out_lines(left_out, shape))
+    found = f"no model to compare: of {len(left_out)} models,\n{lines}"
+    if max_params is None:
+        return ValueError(f"{found}\nName models that take the data, or resize the images")
+    return for_cli(
+        ValueError(f"{found}\nRaise max_params, or name models explicitly"),
+        f"{found}\nRaise --max-params, resize the images (--image-size), or name models",
+    )
 
 
 def model_names(models: Any) -> tuple[list[str], bool]:
@@ -172,9 +225,9 @@ def checked_max_params(max_params: Any) -> int | None:
         and max_params == int(max_params)
     )
     if not whole or max_params < 1:
-        raise ValueError(
-            "max_params must be a positive whole number of parameters (e.g. 1_000_000), got "
-            f"{_shown(max_params)}"
+        problem = f"must be a positive whole number of parameters, got {_shown(max_params)}"
+        raise for_cli(
+            ValueError(f"max_params {problem} (e.g. 1_000_000)"), f"--max-params {problem}"
         )
     return int(max_params)
 
@@ -191,6 +244,8 @@ def _expand(models: str | Sequence[str]) -> list[str]:
         raise ValueError("models is empty: name at least one model, a pattern, or 'auto'")
     names: list[str] = []
     for item in asked:
+        if not isinstance(item, str):
+            raise TypeError(f"models holds names and patterns (str), got {item!r}")
         if not item.strip():
             raise ValueError(
                 "models holds an empty name: name a model, a pattern such as 'resnet*', or 'auto'"
@@ -198,8 +253,10 @@ def _expand(models: str | Sequence[str]) -> list[str]:
         if any(ch in item for ch in "*?["):
             matched = list_models(item)
             if not matched:
-                raise ValueError(
-                    f"the pattern {item!r} matches no registered model; see cnnzoo.list_models()"
+                no_match = f"the pattern {item!r} matches no registered model"
+                raise for_cli(
+                    ValueError(f"{no_match}; see cnnzoo.list_models()"),
+                    f"{no_match}; see 'cnnzoo list'",
                 )
         else:
             matched = [lookup(item)[0]]  # unknown names: the registry's "did you mean"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._advice import for_cli
 from .budget import InMemoryChoice
 from .streamed import StreamedImageFolder
 from .tensors import ImageTensorDataset
@@ -115,6 +116,7 @@ def load_dataset(
     image_size: int | tuple[int, int] | None = None,
     in_memory: InMemoryChoice = "auto",
     memory_budget: int | float | str | None = None,
+    verbose: int = 1,
 ) -> ImageTensorDataset | StreamedImageFolder:
     """Load a dataset split: into memory, or (a large image folder) streamed from disk.
 
@@ -145,6 +147,8 @@ def load_dataset(
             Named datasets are small and always in memory (False is refused).
         memory_budget: ImageFolder only: the budget of "auto", in bytes or as "2GB";
             None: ``$CNNZOO_MEMORY_BUDGET``, else the share of free memory above.
+        verbose: ImageFolder only: 1 shows the decoding when it takes more than a few seconds
+            (a bar on a terminal or in a notebook, else a line every few seconds); 0 nothing.
 
     Returns:
         The split: an :class:`ImageTensorDataset` in memory, or a :class:`StreamedImageFolder`.
@@ -175,6 +179,7 @@ def load_dataset(
             image_size=image_size,
             in_memory=in_memory,
             memory_budget=memory_budget,
+            verbose=verbose,
         )
     if not isinstance(name, str):
         raise TypeError(
@@ -189,12 +194,14 @@ def load_dataset(
             image_size=image_size,
             in_memory=in_memory,
             memory_budget=memory_budget,
+            verbose=verbose,
         )
     spec = _spec(name)
     if in_memory is False:
-        raise ValueError(
-            f"{spec.name} is held in memory (its decoded images take a few hundred MB at most); "
-            "in_memory=False (--in-memory no) streams image folders only: leave it at 'auto'"
+        held = f"{spec.name} is held in memory (its decoded images take a few hundred MB at most); "
+        raise for_cli(
+            ValueError(f"{held}in_memory=False streams image folders only: leave it at 'auto'"),
+            f"{held}--in-memory no streams image folders only: leave it at auto",
         )
     places = search_paths(spec.name, root)
     for place in places:

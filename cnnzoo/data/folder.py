@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
+from .._progress import counted
 from .budget import InMemoryChoice, Placement, log, place
 from .config import channel_stats
 from .images import image_size_of
 from .scan import class_folders, scan_images
-from .streamed import StreamedImageFolder, decode_chunks
+from .streamed import SizesDifferError, StreamedImageFolder, decode_chunks
 from .tensors import ImageTensorDataset
 
 __all__ = ["allocate_images", "load_image_folder", "split_folder"]
@@ -49,6 +50,7 @@ def load_image_folder(
     in_memory: InMemoryChoice = "auto",
     memory_budget: int | float | str | None = None,
     device: str | torch.device | None = None,
+    verbose: int = 1,
 ) -> ImageTensorDataset | StreamedImageFolder:
     """Load an ImageFolder split: as ``uint8`` tensors in memory, or streamed from disk.
 
@@ -65,6 +67,8 @@ def load_image_folder(
             else half the memory free to the process (and to the CUDA device).
         device: Where ``fit`` will put in-memory images, for the budget; None: CUDA when
             available.
+        verbose: 0 silent; 1 shows the decoding of a folder that takes more than a few seconds
+            (a bar on a terminal or in a notebook, else a line every few seconds).
 
     Returns:
         The images (RGB, 3 channels) with the class names of the ``train`` folder, and mean and
@@ -95,7 +99,14 @@ def load_image_folder(
     images = None
     if placement.in_memory:  # allocated before decoding: a refusal costs no work
         images, placement = allocate_images(len(paths), (height, width), placement, in_memory)
-    chunks = decode_chunks(paths, size, str(folder))
+    chunks = counted(
+        decode_chunks(paths, size, str(folder)),
+        f"decoding the images in {folder}",
+        len(paths),
+        unit="image",
+        verbose=verbose,
+        size=len,
+    )
     if images is not None:
         images = _stack(chunks, images, paths, folder)
         if is_train:
@@ -207,10 +218,10 @@ def _stack(
     start = 0
     for chunk in chunks:
         if tuple(chunk.shape[2:]) != shape:
-            raise ValueError(
+            raise SizesDifferError(
                 f"the images under {folder} have different sizes ({paths[0]} is "
                 f"{shape[0]}x{shape[1]}, {paths[start]} {chunk.shape[2]}x{chunk.shape[3]}); "
-                "pass image_size=(H, W) (--image-size) to resize them all"
+                f"{SizesDifferError.FIX}"
             )
         images[start : start + len(chunk)] = chunk
         start += len(chunk)

@@ -18,11 +18,19 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._advice import for_cli
 from .budget import Placement
 from .config import STATS_CHUNK
 from .images import read_image, resize_pixels
 
-__all__ = ["FolderImageError", "PixelItems", "StreamedImageFolder", "decode_chunks", "read_pixels"]
+__all__ = [
+    "FolderImageError",
+    "PixelItems",
+    "SizesDifferError",
+    "StreamedImageFolder",
+    "decode_chunks",
+    "read_pixels",
+]
 
 # Below this many images the pass decodes in this process: starting workers costs more.
 _PARALLEL_FROM = 256
@@ -41,6 +49,21 @@ class FolderImageError(ValueError):
         if message.startswith("Caught ") and marker in message:
             message = message.rsplit(marker, 1)[1].strip()
         super().__init__(message)
+
+
+class SizesDifferError(FolderImageError):
+    """The images of a folder differ in size and no size was given: the fix, in both words.
+
+    Its command-line wording is made from its message wherever it is built, so it survives
+    the re-raise in the training process of an error raised in a ``DataLoader`` worker.
+    """
+
+    FIX = "pass image_size=(H, W) to resize them all"
+    CLI_FIX = "pass --image-size N to resize them all (to N x N)"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        for_cli(self, str(self).replace(self.FIX, self.CLI_FIX))
 
 
 def read_pixels(path: str, size: Sequence[int] | None) -> torch.Tensor:
@@ -253,10 +276,10 @@ class PixelItems(Dataset):
 def _sizes_differ(
     folder: str, first: str, first_shape: Sequence[int], other: str, other_shape: Sequence[int]
 ) -> FolderImageError:
-    return FolderImageError(
+    return SizesDifferError(
         f"the images under {folder} have different sizes ({first} is "
         f"{first_shape[-2]}x{first_shape[-1]}, {other} {other_shape[-2]}x{other_shape[-1]}); "
-        "pass image_size=(H, W) (--image-size) to resize them all"
+        f"{SizesDifferError.FIX}"
     )
 
 

@@ -4,7 +4,8 @@ A registered builder is any callable ``builder(num_classes=..., in_channels=...,
 returns an ``nn.Module``; its own keyword defaults are the model's defaults, so every argument
 has one. ``register`` checks that contract when it is given the builder. Building a model by
 name is the factory's job (``cnnzoo.models.get``); this module only keeps the table, so it
-imports nothing else of cnnzoo and every other module can depend on it.
+imports nothing else of cnnzoo (but the leaf that words its errors for the command line) and
+every other module can depend on it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import TypeVar, overload
 
 import torch
 from torch import nn
+
+from .._advice import for_cli
 
 __all__ = [
     "Builder",
@@ -271,9 +274,12 @@ def lookup(name: str) -> tuple[str, RegistryEntry]:
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY), n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ValueError(
-            f"unknown model {name!r}.{hint} See cnnzoo.models.list_models() for all "
-            f"{len(_REGISTRY)} models."
+        unknown = f"unknown model {name!r}.{hint}"
+        raise for_cli(
+            ValueError(
+                f"{unknown} See cnnzoo.models.list_models() for all {len(_REGISTRY)} models."
+            ),
+            f"{unknown} See 'cnnzoo list' for all {len(_REGISTRY)} models.",
         )
     return key, _REGISTRY[key]
 

@@ -12,9 +12,8 @@ from .ema import DEFAULT_EMA_DECAY
 from .optimizers import OptimizerArg
 from .outputs import check_outputs
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "FitConfig", "auto"]
+__all__ = ["DEFAULT_EPOCHS", "FitConfig", "auto"]
 
-DEFAULT_BATCH_SIZE = 128
 # With AdamW at 2e-2 under one-cycle, LeNet-5 reaches 0.87 and mini_resnet 0.90 Fashion-MNIST
 # test accuracy in 4 epochs (benchmarks/sweep_defaults.py; docs/benchmarks.md).
 DEFAULT_EPOCHS = 4
@@ -33,7 +32,7 @@ class FitConfig:
     """
 
     epochs: int = DEFAULT_EPOCHS
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
     optimizer: OptimizerArg = "adamw"
     lr: float | None = None
     weight_decay: float | None = None
@@ -70,8 +69,10 @@ class FitConfig:
         epochs, batch_size = self.epochs, self.batch_size
         if not _is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+            raise ValueError(
+                f"batch_size must be None (fit chooses) or an integer >= 1, got {batch_size!r}"
+            )
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         for name in ("lr", "weight_decay"):

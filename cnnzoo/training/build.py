@@ -7,9 +7,12 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from ..checkpoint import peek_training_state
 from ..data import make_augment
 from .arguments import FitConfig, auto
+from .budget import DEFAULT_BATCH_SIZE, BatchChoice, choose, is_short
 from .callbacks import in_call_order
 from .collapse import CollapseWatch, label_entropy, majority_share
 from .contract import check_classifier, fit_rule, image_reading, model_data_config, record
@@ -17,7 +20,16 @@ from .data_start import initialise_from_data
 from .distributed import Distributed
 from .ema import ExponentialMovingAverage
 from .evaluation import check_label_range, infer_num_classes, input_dtype
-from .feed import Batches, LoaderBatches, ModelInput, Source, make_batches, resolve, split
+from .feed import (
+    Batches,
+    LoaderBatches,
+    ModelInput,
+    Source,
+    Streamed,
+    make_batches,
+    resolve,
+    split,
+)
 from .history import History
 from .hooks import CallbackList
 from .losses import CrossEntropy, training_forward
@@ -79,14 +91,14 @@ def build_run(
     # The model's normalisation, else the training data's: recorded on the model below.
     normalisation = fit_rule(data_config, train_source.facts)
     built_callbacks = shortcut_callbacks(config, has_validation=val_source is not None)
+    resumed = _resumed(config)
+    batch = _batch_size(config, train_source, dist, resumed)
 
     # channels_last measured 1.4-1.6x faster training steps on CPU (lenet5, mini_resnet,
     # cifar_cnn; resnet18 even) and is the fast layout for CUDA convolutions too.
     fast_layout = device.type in ("cpu", "cuda")
     channels_last = auto(config.channels_last, fast_layout, "channels_last")
     model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
 
     def batches(source: Any, train: bool) -> Batches:
         what = "train_data" if train else "val_data"
@@ -99,7 +111,7 @@ def build_run(
             augment=make_augment(config.augment) if train else None,
             shard=dist.shard,
             device=device,
-            batch_size=config.batch_size,
+            batch_size=batch.size,
             seed=seed,
             channels_last=channels_last,
             num_workers=config.num_workers,
@@ -112,15 +124,21 @@ def build_run(
 
     # One probe forward: the model's own error for wrong images, before any training.
     num_classes = infer_num_classes(model, train_batches, dtype)
+    # After the probe: it also gives lazy layers (nn.LazyLinear) their shapes, which the
+    # channels-last conversion needs.
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     for what, fed in (("train_data", train_batches), ("val_data", val_batches)):
         _install_label_check(fed, num_classes, what)
     record(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    rate = _peak_rate(model, config)
+    short_run = is_short(_samples(train_source, dist), config.epochs, config.accumulate)
+    rate = _peak_rate(model, config, short_run, resumed)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
+    settings["batch_size"] = batch.size
     # The schedule counts optimizer steps: one per `accumulate` batches (and one for the rest).
     total_steps = config.epochs * math.ceil(len(train_batches) / config.accumulate)
     scheduler = make_scheduler(
@@ -153,7 +171,8 @@ def build_run(
     history = History(
         {
             "epochs": config.epochs,
-            "batch_size": config.batch_size,
+            "batch_size": batch.size,
+            "batch_size_source": batch.source,
             "steps": len(train_batches),
             "optimizer": type(optimizer).__name__,
             "lr": settings["lr"],  # the peak: read before the schedule lowered it to start
@@ -179,6 +198,7 @@ def build_run(
         default_loss=config.loss_fn is None,
         lr_source=rate.source,
         label_entropy=label_entropy(train_batches.labels, num_classes),
+        val_images=None if val_batches is None else val_batches.num_samples,
     )
     return Run(
         config=config,
@@ -205,13 +225,62 @@ def build_run(
     )
 
 
-def _peak_rate(model: nn.Module, config: FitConfig) -> DefaultRate:
+def _samples(train: Source, dist: Distributed) -> int | None:
+    """Training samples per process, or None for data of no known length (an iterable)."""
+    try:
+        return len(train) // dist.world_size
+    except TypeError:
+        return None
+
+
+def _resumed(config: FitConfig) -> dict[str, Any]:
+    """The settings of the run ``resume=True`` continues ({} when there is none to read).
+
+    A resumed run keeps the batch size and rate fit chose for it at its start, even when more
+    epochs would now choose others. A state that cannot be read is refused with its own message
+    when the run begins.
+    """
+    if not (config.resume and config.checkpoint_dir is not None):
+        return {}
+    try:
+        found = peek_training_state(config.checkpoint_dir)
+    except (OSError, ValueError):
+        return {}
+    return {} if found is None else dict(found.settings)
+
+
+def _batch_size(
+    config: FitConfig, train: Source, dist: Distributed, resumed: dict[str, Any]
+) -> BatchChoice:
+    """The batch size asked for; else a resumed run's own, else one sized by the budget.
+
+    A user's ``DataLoader`` keeps its own (``batch_size`` is ignored for it).
+    """
+    if isinstance(train, Streamed) and isinstance(train.data, DataLoader):
+        own = train.data.batch_size
+        if isinstance(own, int):
+            return BatchChoice(own, "the DataLoader's own")
+        return BatchChoice(config.batch_size or DEFAULT_BATCH_SIZE, "the DataLoader's sampler")
+    if config.batch_size is not None:
+        return BatchChoice(config.batch_size, "given by batch_size=")
+    saved = resumed.get("batch_size")
+    if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
+        return BatchChoice(saved, "the resumed run's own")
+    return choose(_samples(train, dist), config.epochs, config.accumulate)
+
+
+def _peak_rate(
+    model: nn.Module, config: FitConfig, short_run: bool, resumed: dict[str, Any]
+) -> DefaultRate:
     """The peak learning rate asked for, else the model's default (see :mod:`.recipes`)."""
     if config.lr is not None:
         return DefaultRate(float(config.lr), "given by lr=")
-    if isinstance(config.optimizer, str) and config.optimizer.lower() in DEFAULT_LR:
-        return default_rate(model, config.optimizer.lower())
-    return DefaultRate(None, "the optimizer's own")
+    if not (isinstance(config.optimizer, str) and config.optimizer.lower() in DEFAULT_LR):
+        return DefaultRate(None, "the optimizer's own")
+    saved = resumed.get("lr")
+    if isinstance(saved, float) and math.isfinite(saved) and saved > 0:
+        return DefaultRate(saved, "the resumed run's own")
+    return default_rate(model, config.optimizer.lower(), short_run)
 
 
 def _val_chance(batches: Batches, num_classes: int) -> float | None:

@@ -272,7 +272,7 @@ class BackupAndRestore(_UsesRun):
         if found is None:
             return
         if not self.resume:
-            raise ValueError(refuse_overwrite(self.backup_dir, found.epoch))
+            raise refuse_overwrite(self.backup_dir, found.epoch)
         check_resumable(found, run.settings, self.backup_dir)
         scheduler = run.scheduler
         fresh = None if scheduler is None else scheduler.state_dict()

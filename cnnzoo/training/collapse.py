@@ -14,8 +14,12 @@ the run started and with the chance level of the data:
 * **stall**: the default loss is no better than a guess from the class frequencies alone (the
   labels' entropy; ``ln(num_classes)`` when they are balanced or unknown) with chance
   accuracy, after at least :data:`STALL_MIN_STEPS` optimizer steps, or at the run's last epoch
-  after :data:`STALL_MIN_STEPS_AT_END` (a run that ends there learned
-  nothing; a smoke test of a few steps is not judged).
+  after :data:`STALL_MIN_STEPS_AT_END`; and, however short the run, when the weights it ends
+  with score no better than chance: on the validation data, or without it on a sample of the
+  training images (an epoch's training accuracy is a mean over weights that changed during it,
+  so a one-epoch run is judged by where it ended), when at least :data:`MIN_JUDGED_IMAGES`
+  images were scored (fewer cannot tell 5 points above chance from chance). Labels of a single
+  class are never a stall: there is nothing to learn from them.
 
 Chance is the accuracy of always answering the most frequent class of the labels scored. The
 first alert of a run is warned (:class:`TrainingCollapseWarning`, with the figures, the rate in
@@ -36,6 +40,7 @@ __all__ = [
     "ALERT_KINDS",
     "BLOWUP_FACTOR",
     "CHANCE_MARGIN",
+    "MIN_JUDGED_IMAGES",
     "RISEN_MARGIN",
     "STALL_MIN_STEPS",
     "STALL_MIN_STEPS_AT_END",
@@ -51,6 +56,10 @@ CHANCE_MARGIN = 0.05
 RISEN_MARGIN = 0.10
 STALL_MIN_STEPS = 100
 STALL_MIN_STEPS_AT_END = 20
+# Images the end of a run is judged on, at the least: the standard error of an accuracy near
+# 25% on 100 images is 4 points, so a run that learned 15 points above chance is not called a
+# stall by the luck of the draw.
+MIN_JUDGED_IMAGES = 100
 # A stalled loss is no more than this share below ln(num_classes).
 _STALL_LOSS_SHARE = 0.02
 ALERT_KINDS = ("blow-up", "collapse", "stall")
@@ -109,6 +118,7 @@ class CollapseWatch:
         lr_source: Where the peak rate came from, named in the message.
         label_entropy: Entropy of the training labels (the loss of a guess that knows only the
             class frequencies), or None when they are not known up front (then ln(classes)).
+        val_images: Validation images, or None without validation data.
     """
 
     num_classes: int
@@ -117,6 +127,7 @@ class CollapseWatch:
     default_loss: bool
     lr_source: str
     label_entropy: float | None = None
+    val_images: int | None = None
     start_loss: float | None = None
     best_accuracy: float | None = None
     warned: bool = False
@@ -181,6 +192,7 @@ class CollapseWatch:
         peak_lr: float | None,
         steps_done: int,
         last: bool = False,
+        end_accuracy: float | None = None,
     ) -> dict[str, Any] | None:
         """Look at one finished epoch; return the alert the first time one fires (once a run).
 
@@ -190,13 +202,16 @@ class CollapseWatch:
             peak_lr: The run's peak learning rate (None: an optimizer the user built).
             steps_done: Optimizer steps taken so far in this run.
             last: True at the run's last epoch.
+            end_accuracy: At the last epoch of a run without validation data, the accuracy of
+                the final weights on a sample of at least :data:`MIN_JUDGED_IMAGES` training
+                images (see :meth:`wants_end_accuracy`).
 
         Returns:
             The alert recorded in ``History.alerts``, or None.
         """
         if self.warned:
             return None
-        kind, what = self._diagnose(logs, steps_done, last)
+        kind, what = self._diagnose(logs, steps_done, last, end_accuracy)
         accuracy = self._accuracy(logs)
         if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
             self.best_accuracy = accuracy
@@ -213,11 +228,32 @@ class CollapseWatch:
             "message": message,
             "loss": logs.get("loss"),
             "start_loss": self.reference_loss(),
-            "accuracy": accuracy,
+            # the figure judged: where the weights ended, when it was measured
+            "accuracy": accuracy if end_accuracy is None else end_accuracy,
             "best_accuracy": self.best_accuracy,
             "chance": self._chance(logs),
             "lr": peak_lr,
         }
+
+    def wants_end_accuracy(self, logs: dict[str, float]) -> bool:
+        """Whether the last epoch of a run without validation data needs the end measurement.
+
+        Only when an alert could still follow from it: the run was not warned, its labels hold
+        more than one class, and the epoch's training accuracy is near chance.
+        """
+        accuracy = self._accuracy(logs)
+        return (
+            not self.warned
+            and self.val_chance is None
+            and not self._one_class
+            and accuracy is not None
+            and accuracy <= self.train_chance + RISEN_MARGIN
+        )
+
+    @property
+    def _one_class(self) -> bool:
+        """The training labels hold a single class: nothing to learn, so never a stall."""
+        return self.label_entropy == 0.0 or self.train_chance >= 1.0
 
     def _accuracy(self, logs: dict[str, float]) -> float | None:
         value = logs.get("val_accuracy") if self.val_chance is not None else logs.get("accuracy")
@@ -227,7 +263,7 @@ class CollapseWatch:
         return self.val_chance if self.val_chance is not None else self.train_chance
 
     def _diagnose(
-        self, logs: dict[str, float], steps_done: int, last: bool
+        self, logs: dict[str, float], steps_done: int, last: bool, end_accuracy: float | None
     ) -> tuple[str | None, str]:
         loss = logs.get("loss")
         reference = self.reference_loss()
@@ -255,6 +291,8 @@ class CollapseWatch:
                 f"{_KIND_WORDS['collapse'][0]}: {which} accuracy fell to {accuracy:.4f}, back to "
                 f"the chance level {chance:.4f}, after reaching {best:.4f}"
             )
+        if self._one_class:
+            return None, ""
         uniform = math.log(max(2, self.num_classes))
         # A guess that knows only the class frequencies: the labels' entropy (ln C if balanced).
         prior = self.label_entropy if self.label_entropy is not None else uniform
@@ -271,6 +309,15 @@ class CollapseWatch:
                 f"the training loss is {loss:.4g}, no better than a guess from the class "
                 f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is at the "
                 f"chance level {chance:.4f}"
+            )
+        enough = (self.val_images or 0) >= MIN_JUDGED_IMAGES
+        final = (accuracy if enough else None) if self.val_chance is not None else end_accuracy
+        if last and steps_done >= 1 and final is not None and final <= chance + CHANCE_MARGIN:
+            images = "validation images" if self.val_chance is not None else "training images"
+            return "stall", (
+                f"{_KIND_WORDS['stall'][0]}: after {steps_done} steps the weights it ends with "
+                f"score {final:.4f} on the {images}, no better than always answering their most "
+                f"frequent class ({chance:.4f})"
             )
         return None, ""
 

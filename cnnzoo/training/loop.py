@@ -21,11 +21,11 @@ from torch import nn
 
 from ..devices import resolve_device
 from . import distributed
-from .arguments import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, FitConfig
+from .arguments import DEFAULT_EPOCHS, FitConfig
 from .build import build_run
-from .collapse import TrainingCollapseWarning
+from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning
 from .evaluation import accumulate as accumulate_metrics
-from .evaluation import summarize
+from .evaluation import sample_accuracy, summarize
 from .history import History
 from .losses import LossFn, as_float, check_loss, main_logits
 from .norm_stats import recalibrate_batch_norm
@@ -45,7 +45,7 @@ def fit(
     val_data: Any = None,
     *,
     epochs: int = DEFAULT_EPOCHS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     optimizer: OptimizerArg = "adamw",
     lr: float | None = None,
     weight_decay: float | None = None,
@@ -93,7 +93,11 @@ def fit(
         epochs: Passes over the training data (the one-cycle schedule spans them all). The
             default 4 with the default peak rate reached 0.87 (LeNet-5) and 0.90 (mini_resnet)
             Fashion-MNIST test accuracy on every seed tried; longer runs end more accurate.
-        batch_size: Samples per step (ignored for a ``DataLoader``).
+        batch_size: Samples per step (ignored for a ``DataLoader``). None (the default): 128
+            while that leaves the run at least 80 optimizer steps, else the largest of 64
+            and 32 that does (32 at the least): 2,000 images for one epoch train at 32.
+            ``History.params["batch_size_source"]`` says which and why; a resumed run keeps
+            its first batch size.
         optimizer: "adamw" (default), "adam", "sgd" (Nesterov, momentum 0.9), a
             ``torch.optim.Optimizer``, or a callable ``params -> optimizer``.
         lr: Peak learning rate. The default depends on the model: its registered training
@@ -127,7 +131,7 @@ def fit(
             epoch's end is agreed by all ranks (rank 0 decides); a stop in the middle of an
             epoch must be requested on every rank.
         verbose: 0 silent; 1 a bar during each epoch on a terminal or in a notebook (without
-            either, a line every 30 seconds of a long epoch), then the epoch's line with every
+            either, a line every 10 seconds of a long epoch), then the epoch's line with every
             metric; 2 the epoch's lines only.
         checkpoint: Path of a ``.safetensors`` file that receives the best weights so far
             (by ``monitor``), written atomically with :func:`cnnzoo.save`: a shortcut for
@@ -373,7 +377,12 @@ def _watch(run: Run, epoch: int, logs: dict[str, float]) -> None:
     peak = run.history.params.get("lr")
     last = epoch + 1 == run.config.epochs
     lr = peak if isinstance(peak, float) else None
-    alert = run.watch.check(epoch, logs, lr, run.steps_done, last)
+    end = None
+    if last and run.watch.wants_end_accuracy(logs):  # see CollapseWatch: judged where it ended
+        end = sample_accuracy(
+            run.model, run.train_batches, run.num_classes, run.dtype, min_samples=MIN_JUDGED_IMAGES
+        )
+    alert = run.watch.check(epoch, logs, lr, run.steps_done, last, end)
     if alert is not None:
         run.history.alerts.append(alert)
         # stacklevel 5: the warning points at the user's fit() call

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import Counter
 from ..devices import resolve_device
-from .arguments import DEFAULT_BATCH_SIZE
+from .budget import DEFAULT_BATCH_SIZE
 from .data_start import initialise_from_data
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
@@ -117,6 +118,7 @@ def lr_find(
     precision: str = "auto",
     seed: int = 0,
     num_workers: int | None = None,
+    verbose: int = 1,
 ) -> LRFinderResult:
     """Run the learning-rate range test on a copy of ``model`` and suggest a peak rate.
 
@@ -138,6 +140,8 @@ def lr_find(
         precision: As in :func:`cnnzoo.fit`.
         seed: Seeds the data order and dropout (the global random state is restored after).
         num_workers: DataLoader workers for datasets not held in memory.
+        verbose: 0 silent; 1 a bar of the steps on a terminal or in a notebook (once the test
+            has run two seconds), else a line every few seconds with the rate and the loss.
 
     Returns:
         The :class:`LRFinderResult`: the curve, ``suggestion`` and ``plot(path)``.
@@ -183,9 +187,10 @@ def lr_find(
         if isinstance(loss_fn, nn.Module):
             loss_fn = copy.deepcopy(loss_fn).to(target)
         built = make_optimizer(optimizer, trial, start_lr, weight_decay)
-        lrs, raw, diverged = _range_test(
-            trial, batches, built, loss_fn, target, dtype, start_lr, end_lr, num_steps
-        )
+        with Counter("lr_find", num_steps, verbose=verbose) as counter:
+            lrs, raw, diverged = _range_test(
+                trial, batches, built, loss_fn, target, dtype, start_lr, end_lr, num_steps, counter
+            )
     return _result(lrs, raw, diverged)
 
 
@@ -213,6 +218,7 @@ def _range_test(
     start_lr: float,
     end_lr: float,
     num_steps: int,
+    counter: Counter,
 ) -> tuple[list[float], list[float], bool]:
     """Train with the exponential ramp; the rates and raw losses, and whether it diverged."""
     forward = training_forward(model)
@@ -248,6 +254,7 @@ def _range_test(
             average = _SMOOTHING * average + (1 - _SMOOTHING) * value
             smoothed = average / (1 - _SMOOTHING ** (step + 1))
             best = min(best, smoothed)
+            counter.update(1, f"lr={lr:.2e}  loss={smoothed:.4f}")
             if smoothed > _DIVERGENCE * best:
                 return lrs, raw, True
             if len(lrs) == num_steps:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._advice import for_cli
 from ..checkpoint import peek_training_state
 
 __all__ = ["check_outputs", "check_writable", "refuse_overwrite"]
@@ -58,7 +59,7 @@ def check_outputs(
         check_writable(directory, "checkpoint_dir")
         found = peek_training_state(directory)  # also refuses tensors without a manifest
         if found is not None and not resume:
-            raise ValueError(refuse_overwrite(directory, found.epoch))
+            raise refuse_overwrite(directory, found.epoch)
 
 
 def check_writable(directory: Path, what: str) -> None:
@@ -85,12 +86,19 @@ def check_writable(directory: Path, what: str) -> None:
         )
 
 
-def refuse_overwrite(directory: str | os.PathLike, epoch: int) -> str:
-    """The message refusing to start afresh over the state of another run in ``directory``."""
+def refuse_overwrite(directory: str | os.PathLike, epoch: int) -> ValueError:
+    """The error refusing to start afresh over the state of another run in ``directory``."""
     where = str(Path(directory))
-    return (
+    found = (
         f"{where!r} already holds the training state of a run (finished up to epoch "
-        f"{epoch + 1}); starting afresh would overwrite it. Pass resume=True (cnnzoo train "
-        f"--resume) to continue that run, or delete {where!r} or choose another checkpoint "
-        "directory (cnnzoo train: another --out) to start a new one"
+        f"{epoch + 1}); starting afresh would overwrite it."
+    )
+    error = ValueError(
+        f"{found} Pass resume=True to continue that run, or delete {where!r} or choose another "
+        "checkpoint_dir to start a new one"
+    )
+    return for_cli(
+        error,
+        f"{found} Pass --resume to continue that run, or delete {where!r} or choose another "
+        "--out to start a new one",
     )

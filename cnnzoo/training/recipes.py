@@ -12,7 +12,12 @@ best rates lie between 3e-4 and 3e-3, as the tutorials and papers behind them tr
    79% to 100% of the best rate's accuracy on every reference net with and without
    normalisation layers (LeNet-5 aside, which learns at no rate in those 21 steps) and was never
    warned about; 2e-2 ended at chance for AlexNet, VGG-11 and mini_inception and below 85% of
-   the best for five more.
+   the best for five more;
+3. for any other model on a short run (fewer than :data:`~cnnzoo.training.budget.MIN_STEPS`
+   optimizer steps at batch 128, where fit also trains at a smaller batch),
+   :data:`SHORT_RUN_FALLBACK_LR`, 3e-3: in a few dozen steps 1e-3 moves the weights too little
+   (the budgets benchmark: a user's plain two-convolution net on 500 images for 5 epochs
+   reached 0.67 at 1e-3, 0.73 at 3e-3, against the tutorial loop's 0.73).
 
 Named optimizers other than AdamW get their own default rate scaled by the same factor.
 """
@@ -27,9 +32,16 @@ from ..checkpoint import model_config
 from ..models.registry import TrainingRecipe, lookup
 from .optimizers import DEFAULT_LR
 
-__all__ = ["FALLBACK_LR", "DefaultRate", "default_rate", "model_recipe"]
+__all__ = [
+    "FALLBACK_LR",
+    "SHORT_RUN_FALLBACK_LR",
+    "DefaultRate",
+    "default_rate",
+    "model_recipe",
+]
 
 FALLBACK_LR = 1e-3
+SHORT_RUN_FALLBACK_LR = 3e-3
 
 
 @dataclass(frozen=True)
@@ -58,12 +70,14 @@ def model_recipe(model: nn.Module) -> tuple[str, TrainingRecipe] | None:
     return None if entry.recipe is None else (key, entry.recipe)
 
 
-def default_rate(model: nn.Module, optimizer: str) -> DefaultRate:
+def default_rate(model: nn.Module, optimizer: str, short_run: bool = False) -> DefaultRate:
     """The peak rate for ``model`` under the named ``optimizer`` ("adamw", "adam" or "sgd").
 
     Args:
         model: The model about to be trained.
         optimizer: A named optimizer of :data:`~cnnzoo.training.optimizers.DEFAULT_LR`.
+        short_run: The run is short (see :func:`cnnzoo.training.budget.is_short`): a model
+            with no recipe gets :data:`SHORT_RUN_FALLBACK_LR`.
 
     Returns:
         The rate and its source.
@@ -72,6 +86,9 @@ def default_rate(model: nn.Module, optimizer: str) -> DefaultRate:
     if found is not None:
         name, recipe = found
         adamw_lr, source = recipe.lr, f"{name}'s training recipe ({recipe.source})"
+    elif short_run:
+        adamw_lr = SHORT_RUN_FALLBACK_LR
+        source = "fit's rate for a model with no registered recipe, on a short run"
     else:
         adamw_lr = FALLBACK_LR
         source = "fit's rate for a model with no registered recipe"

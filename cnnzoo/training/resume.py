@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .._advice import for_cli
 from ..checkpoint import TrainingState
 from .arguments import FitConfig
 from .feed import Batches
@@ -114,16 +115,21 @@ def check_resumable(
         ValueError: The message lists every difference and how to go on.
     """
     where = str(Path(directory))
-    start_over = (
-        f"start a new run: delete {where!r} or choose another checkpoint directory "
-        "(cnnzoo train: another --out)"
-    )
+    start_over = f"start a new run: delete {where!r} or choose another checkpoint_dir"
+    cli_start_over = f"start a new run: delete {where!r} or choose another --out"
     done = saved.epoch + 1
     if settings["epochs"] < done:
-        raise ValueError(
+        cannot = (
             f"cannot resume from the training state in {where!r}: it has finished {done} "
-            f"epoch(s), more than epochs={settings['epochs']}. Pass epochs >= {done} to "
-            f"continue it (epochs={done} returns the finished run), or {start_over}"
+            "epoch(s), more than "
+        )
+        raise for_cli(
+            ValueError(
+                f"{cannot}epochs={settings['epochs']}. Pass epochs >= {done} to continue it "
+                f"(epochs={done} returns the finished run), or {start_over}"
+            ),
+            f"{cannot}--epochs {settings['epochs']}. Pass --epochs {done} or more to continue "
+            f"it (--epochs {done} returns the finished run), or {cli_start_over}",
         )
     differences = [
         f"  - {key}: {_show(saved.settings[key])} when saved, {_show(settings[key])} now"
@@ -131,14 +137,15 @@ def check_resumable(
         if key in saved.settings and saved.settings[key] != settings[key]
     ]
     if differences:
-        raise ValueError(
+        differ = (
             f"cannot resume from the training state in {where!r}: this run's settings differ "
             "from the ones it was saved with:\n"
             + "\n".join(differences)
             + "\nA resumed run goes on with the same training; only epochs may change (more "
             "epochs stretch the schedule over the new total). Resume with the saved settings, "
-            f"or {start_over}."
+            "or "
         )
+        raise for_cli(ValueError(f"{differ}{start_over}."), f"{differ}{cli_start_over}.")
 
 
 def continue_schedule(

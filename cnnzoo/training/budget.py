@@ -1,0 +1,91 @@
+"""The batch size ``fit`` trains with when none is given: enough optimizer steps for the budget.
+
+A run's budget is its training images times its epochs. At batch 128, 4 epochs of 60,000 images
+are 1,872 optimizer steps, but one epoch of 2,000 images is 15: too few for any rate to train a
+network from scratch, and a quarter of them go to the one-cycle warm-up. The ten-line tutorial
+loop (Adam 1e-3, batch 32, as Keras's ``fit`` defaults to) takes 62 steps there and won by 15 to
+30 points (the budgets benchmark in docs/benchmarks.md). So ``fit`` keeps batch 128, fast per
+image, while the run has at least :data:`MIN_STEPS` optimizer steps at it, and otherwise halves
+the batch until it has them or reaches :data:`SMALLEST_BATCH_SIZE` (the tutorials' 32).
+
+:data:`MIN_STEPS` is 80 because every model's training recipe was measured, and holds, at 84
+steps of batch 128 (the zoo benchmark): a run at least that long stays where the recipes were
+measured; a shorter one is a *short run*, where a model with no recipe also gets a higher rate
+(:mod:`cnnzoo.training.recipes`).
+
+The choice depends on the run's images and epochs only, never on timing, so a seed repeats
+it; a resumed run keeps the batch size it was started with (adding epochs does not change it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "MIN_STEPS",
+    "SMALLEST_BATCH_SIZE",
+    "BatchChoice",
+    "choose",
+    "is_short",
+    "run_steps",
+]
+
+DEFAULT_BATCH_SIZE = 128
+SMALLEST_BATCH_SIZE = 32
+MIN_STEPS = 80
+
+
+@dataclass(frozen=True)
+class BatchChoice:
+    """The batch size of a run and why (recorded in ``History.params``).
+
+    Attributes:
+        size: Samples per batch.
+        source: Where it comes from, in words.
+    """
+
+    size: int
+    source: str
+
+
+def run_steps(samples: int, batch_size: int, epochs: int, accumulate: int = 1) -> int:
+    """Optimizer steps of a run: ``fit`` drops a last partial batch of an epoch (but never all)."""
+    batches = max(1, samples // batch_size) if samples > batch_size else 1
+    return epochs * -(-batches // accumulate)
+
+
+def is_short(samples: int | None, epochs: int, accumulate: int = 1) -> bool:
+    """A short run: fewer than :data:`MIN_STEPS` optimizer steps at :data:`DEFAULT_BATCH_SIZE`."""
+    return samples is not None and run_steps(samples, DEFAULT_BATCH_SIZE, epochs, accumulate) < (
+        MIN_STEPS
+    )
+
+
+def choose(samples: int | None, epochs: int, accumulate: int = 1) -> BatchChoice:
+    """The batch size for ``samples`` training images (on this process) over ``epochs``.
+
+    Args:
+        samples: Training samples per process, or None when not known up front.
+        epochs: The run's epochs.
+        accumulate: Batches per optimizer step.
+
+    Returns:
+        :data:`DEFAULT_BATCH_SIZE` when it leaves at least :data:`MIN_STEPS` optimizer steps
+        (or the data size is unknown), else the largest halving of it that does, and at least
+        :data:`SMALLEST_BATCH_SIZE`.
+    """
+    if samples is None:
+        return BatchChoice(DEFAULT_BATCH_SIZE, "fit's default (the data's size is not known)")
+    size = DEFAULT_BATCH_SIZE
+    while size > SMALLEST_BATCH_SIZE and run_steps(samples, size, epochs, accumulate) < MIN_STEPS:
+        size //= 2
+    steps = run_steps(samples, size, epochs, accumulate)
+    if size == DEFAULT_BATCH_SIZE:
+        return BatchChoice(size, f"fit's default ({steps} optimizer steps)")
+    return BatchChoice(
+        size,
+        f"fit's choice for a small budget: {samples} images x {epochs} epoch(s) give "
+        f"{run_steps(samples, DEFAULT_BATCH_SIZE, epochs, accumulate)} steps at batch "
+        f"{DEFAULT_BATCH_SIZE} and {steps} at {size} (fit wants {MIN_STEPS})",
+    )

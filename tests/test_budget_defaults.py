@@ -1,0 +1,205 @@
+"""fit's defaults follow the run's budget: the batch size a small or short run gets, the rate a
+model with no recipe gets, and the warning a short run that learned nothing gives.
+
+The choices are pure functions of the data's size, the epochs and the model, so every test
+asserts them on constructed cases; the warnings are built from situations no training can
+escape (images that carry no information), never from how a run happens to go on one CPU."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from _synthetic import stripes, tiny_net
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import cnnzoo
+from cnnzoo.training.budget import (
+    DEFAULT_BATCH_SIZE,
+    MIN_STEPS,
+    SMALLEST_BATCH_SIZE,
+    choose,
+    is_short,
+    run_steps,
+)
+from cnnzoo.training.collapse import CollapseWatch, TrainingCollapseWarning
+from cnnzoo.training.recipes import SHORT_RUN_FALLBACK_LR
+
+
+@pytest.mark.parametrize(
+    ("samples", "epochs", "expected"),
+    [
+        (60_000, 4, 128),  # the full Fashion-MNIST: 1,872 steps
+        (54_000, 1, 128),  # one epoch of a large set: 421 steps
+        (10_000, 1, 64),  # 78 steps at 128, 156 at 64
+        (2_000, 1, 32),  # the monkeypox tutorial's size, one epoch: 62 steps at 32
+        (500, 5, 32),  # fewer images over more epochs
+        (5_120, 2, 128),  # exactly 80 steps at 128
+        (5_119, 2, 64),  # one image short of it
+        (2_700, 4, 128),  # the zoo benchmark's task, where the recipes were measured: 84 steps
+        (10, 3, 32),  # fewer images than a batch: one batch an epoch
+    ],
+)
+def test_the_batch_size_leaves_the_run_enough_steps(samples, epochs, expected):
+    choice = choose(samples, epochs)
+    assert choice.size == expected
+    steps = run_steps(samples, choice.size, epochs)
+    assert steps >= MIN_STEPS or choice.size == SMALLEST_BATCH_SIZE
+    if choice.size < DEFAULT_BATCH_SIZE:  # the reason names the budget and both step counts
+        assert f"{samples} images x {epochs} epoch(s)" in choice.source
+        assert f"{steps} at {choice.size}" in choice.source
+
+
+def test_steps_count_as_fit_counts_them():
+    assert run_steps(2_000, 32, 1) == 62  # the last partial batch is dropped
+    assert run_steps(20, 32, 3) == 3  # but never the only one
+    assert run_steps(2_000, 32, 2, accumulate=4) == 2 * 16  # 62 batches, 16 optimizer steps
+
+
+def test_accumulation_counts_optimizer_steps():
+    assert choose(6_000, 2).size == 128  # 92 steps
+    assert choose(6_000, 2, accumulate=4).size == 32  # 24 steps at 128, 94 at 32
+
+
+def test_an_unknown_size_keeps_the_default():
+    assert choose(None, 1).size == DEFAULT_BATCH_SIZE
+
+
+def _fit(model: nn.Module, data, **options) -> cnnzoo.History:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingCollapseWarning)
+        return cnnzoo.fit(model, data, verbose=0, precision="fp32", **options)
+
+
+def test_fit_records_the_batch_size_it_chose_and_why():
+    history = _fit(tiny_net(), stripes(240), epochs=1)
+    assert history.params["batch_size"] == 32
+    assert history.params["steps"] == 240 // 32
+    assert "small budget" in history.params["batch_size_source"]
+
+
+def test_an_explicit_batch_size_wins():
+    history = _fit(tiny_net(), stripes(240), epochs=1, batch_size=120)
+    assert history.params["batch_size"] == 120 and history.params["steps"] == 2
+    assert history.params["batch_size_source"] == "given by batch_size="
+
+
+def test_a_dataloader_keeps_its_own_batch_size():
+    images, labels = stripes(240)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=40, shuffle=True)
+    history = _fit(tiny_net(), loader, epochs=1, batch_size=7)
+    assert history.params["batch_size"] == 40
+    assert history.params["batch_size_source"] == "the DataLoader's own"
+
+
+def test_a_validation_split_is_not_counted_as_training_images():
+    # 240 images, a quarter held out: 180 train, 5 steps an epoch at 32 (not 7)
+    history = _fit(tiny_net(), stripes(240), val_data=0.25, epochs=1)
+    assert history.params["batch_size"] == 32 and history.params["steps"] == 180 // 32
+
+
+def test_a_resumed_run_keeps_its_first_batch_size(tmp_path):
+    data = stripes(240)
+    first = _fit(tiny_net(), data, epochs=1, checkpoint_dir=tmp_path / "state")
+    # more epochs would choose anew; the resumed run keeps the saved one instead of refusing
+    more = _fit(tiny_net(), data, epochs=2, checkpoint_dir=tmp_path / "state", resume=True)
+    assert more.params["batch_size"] == first.params["batch_size"]
+    assert more.params["batch_size_source"] == "the resumed run's own"
+    assert len(more.history["loss"]) == 2
+
+
+def test_a_model_with_lazy_layers_trains():
+    # LazyLinear has no shape until the first forward: fit's probe gives it one before the
+    # channels-last conversion, which would otherwise fail deep inside torch.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3))
+    history = _fit(model, stripes(96), epochs=1, channels_last=True)
+    assert len(history.history["loss"]) == 1
+    assert not any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+# -- the short run that learned nothing ------------------------------------------------------
+def _blank(n: int, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Identical images with balanced labels: no model can tell the classes apart."""
+    return torch.full((n, 1, 8, 8), 0.5), torch.arange(n) % classes
+
+
+def _warned(model: nn.Module, data, **options) -> tuple[cnnzoo.History, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = cnnzoo.fit(model, data, verbose=0, precision="fp32", **options)
+    return history, [str(w.message) for w in caught if w.category is TrainingCollapseWarning]
+
+
+@pytest.mark.parametrize("val_data", [None, 0.25])
+def test_a_one_epoch_run_on_images_without_information_is_warned(val_data):
+    # Whatever the weights, every image gets the same answer: one class of two, chance.
+    history, messages = _warned(
+        tiny_net(2, dropout=0.0), _blank(512, 2), epochs=1, val_data=val_data
+    )
+    assert [a["kind"] for a in history.alerts] == ["stall"]
+    (message,) = messages
+    which = "validation" if val_data else "training"
+    assert f"on the {which} images, no better than always answering" in message
+    assert "learned nothing" in message and "train longer" in message
+    alert = history.alerts[0]
+    assert 0.5 <= alert["chance"] < 1 and alert["accuracy"] <= alert["chance"] + 0.05
+
+
+def test_a_short_run_that_learned_is_not_warned():
+    history, messages = _warned(_oracle(), stripes(96), epochs=1, lr=0.0)
+    assert messages == [] and history.alerts == []
+
+
+def test_labels_of_a_single_class_are_never_a_stall():
+    # loss 0 and accuracy 1 from the first step: there was nothing to learn, nothing wrong
+    images, _ = stripes(96)
+    history, messages = _warned(tiny_net(3), (images, torch.zeros(96, dtype=torch.long)), epochs=2)
+    assert messages == [] and history.alerts == []
+
+
+def test_the_watch_judges_a_short_run_by_where_it_ended():
+    watch = CollapseWatch(2, 0.5, None, True, "a test", label_entropy=0.6931)
+    logs = {"loss": 0.69, "accuracy": 0.5}
+    assert watch.wants_end_accuracy(logs)
+    assert watch.check(0, logs, 1e-3, 3, last=True, end_accuracy=0.9) is None  # it learned
+    alert = watch.check(0, logs, 1e-3, 3, last=True, end_accuracy=0.52)
+    assert alert is not None and alert["kind"] == "stall"
+    one_class = CollapseWatch(2, 1.0, None, True, "a test", label_entropy=0.0)
+    assert not one_class.wants_end_accuracy(logs)
+
+
+def _oracle() -> nn.Module:
+    """A linear model that classifies the stripes exactly (as tests/test_collapse.py's)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        for k in range(3):
+            band = torch.zeros(8, 8)
+            band[2 * k : 2 * k + 3, :] = 1.0
+            model[1].weight[k] = 4.0 * band.flatten() / band.sum()
+        model[1].bias.zero_()
+    return model
+
+
+def test_a_model_without_a_recipe_trains_faster_on_a_short_run():
+    short = _fit(tiny_net(dropout=0.0), stripes(240), epochs=1, schedule=None)
+    assert short.params["lr"] == pytest.approx(SHORT_RUN_FALLBACK_LR)
+    assert "short run" in short.params["lr_source"]
+    assert not is_short(5_120, 2) and is_short(5_119, 2)  # 80 and 78 steps at batch 128
+
+
+def test_a_resumed_run_keeps_its_rate(tmp_path):
+    data = stripes(240)
+    _fit(tiny_net(), data, epochs=1, checkpoint_dir=tmp_path / "state", lr=0.05)
+    more = _fit(tiny_net(), data, epochs=2, checkpoint_dir=tmp_path / "state", resume=True)
+    assert more.params["lr"] == pytest.approx(0.05)
+    assert more.params["lr_source"] == "the resumed run's own"
+
+
+def test_too_few_images_to_judge_are_not_judged():
+    # 16 validation images cannot tell chance from a little learning: no verdict on them
+    history, messages = _warned(tiny_net(2, dropout=0.0), _blank(64, 2), epochs=1, val_data=0.25)
+    assert messages == [] and history.alerts == []

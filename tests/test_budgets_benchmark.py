@@ -1,0 +1,117 @@
+"""The budgets benchmark: the rule a cell is held to, its summary, its table, a smoke run."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the scripts live in benchmarks/, outside the package
+    sys.path.insert(0, str(ROOT))
+budgets = importlib.import_module("benchmarks.budgets")
+render_docs = importlib.import_module("benchmarks.render_docs")
+
+
+@pytest.mark.parametrize(
+    ("defaults", "tutorial", "holds"),
+    [
+        (0.75, 0.74, True),
+        (0.74, 0.74, True),
+        (0.73, 0.74, False),  # below the tutorial: does not hold
+        (0.985, 0.995, True),  # both within 2 points of 100%: 0.98x of it is enough
+        (0.97, 0.99, False),
+    ],
+)
+def test_a_cell_holds_when_the_defaults_reach_the_tutorial(defaults, tutorial, holds):
+    assert budgets.holds(defaults, tutorial) is holds
+
+
+def _row(model, side, seed, accuracy, images=500, epochs=5):
+    row = {
+        "model": model,
+        "side": side,
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "train_images": images,
+        "epochs": epochs,
+        "seconds_as_seen": 1.0 + seed,
+        "steps": 75,
+    }
+    if side == "defaults":
+        row.update(batch_size=32, lr=3e-3, lr_source="x", warned=["learned nothing"] * (seed == 2))
+    return row
+
+
+def test_the_summary_averages_the_seeds_of_each_side():
+    rows = [
+        *(_row("a", "defaults", s, acc) for s, acc in enumerate((0.70, 0.80, 0.90))),
+        *(_row("a", "tutorial", s, acc) for s, acc in enumerate((0.60, 0.70, 0.80))),
+        _row("b", "defaults", 0, 0.5),  # no tutorial side yet: not summarised
+    ]
+    (line,) = budgets.summarise(rows)
+    assert line["model"] == "a" and line["defaults"] == pytest.approx(0.8)
+    assert line["tutorial"] == pytest.approx(0.7) and line["holds"]
+    assert line["difference"] == pytest.approx(0.1)
+
+
+def test_the_table_names_the_worst_cell_the_machine_and_each_cell(tmp_path):
+    rows = [
+        *(
+            _row("a", side, s, acc)
+            for side, acc in (("defaults", 0.7), ("tutorial", 0.6))
+            for s in range(3)
+        ),
+        *(
+            _row("b", side, s, acc, 2000, 1)
+            for side, acc in (("defaults", 0.5), ("tutorial", 0.6))
+            for s in range(3)
+        ),
+    ]
+    result = {
+        "machine": {
+            "cpu": "A CPU",
+            "cpu_flags": ["avx2"],
+            "cpu_cores": 2,
+            "torch_threads": 2,
+            "device": "cpu",
+            "torch": "2.x",
+        },
+        "seconds_as_seen": 600.0,
+        "tutorial": budgets.TUTORIAL,
+        "seeds": [0, 1, 2],
+        "test_images": 2000,
+        "rows": rows,
+        "summary": budgets.summarise(rows),
+    }
+    table = render_docs.budgets_table(result, tmp_path / "budgets-1.json")
+    assert table.startswith("1 of 2 cells hold")
+    assert "the worst: `b` on 2,000 images x 1 epoch(s), 0.500 against 0.600" in table
+    assert "A CPU (avx2)" in table
+    assert (
+        "| `a` | 500 x 5 | 32, 75, 0.003 | 0.700 (1 warned) | 0.600 | +0.100 | yes | 2 / 2 |"
+        in table
+    )
+    assert "| **no** |" in table
+
+
+def test_a_user_net_is_built_as_a_user_writes_it():
+    torch.manual_seed(0)
+    for name in budgets.USER_NETS:
+        model = budgets.make_model(name, 10)
+        side = 32 if budgets.kind_of(name) == "rgb32" else 28
+        channels = 3 if side == 32 else 1
+        assert model(torch.zeros(2, channels, side, side)).shape == (2, 10)
+        assert not hasattr(model, "pretrained_cfg")  # not a cnnzoo model: fit's fallbacks apply
+
+
+def test_the_costly_nets_train_only_in_the_smallest_cell():
+    assert budgets.cells_of("network_bn", budgets.CELLS) == [(500, 5)]
+    assert budgets.cells_of("user_plain", budgets.CELLS) == list(budgets.CELLS)
+
+
+def test_smoke_run(capsys):
+    result = budgets.main(["--quick"])
+    assert {row["side"] for row in result["rows"]} == {"defaults", "tutorial"}
+    assert len(result["summary"]) == 2 and "cells hold" in capsys.readouterr().out
