@@ -63,29 +63,32 @@ def test_a_csv_log_is_never_written_through_a_link(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
-def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
-    """A DataLoader worker outliving a killed run by seconds must not block the resume."""
-    read, write = os.pipe()
-    with exclusive_lock(tmp_path, "the training state", folder=True):
-        pid = os.fork()
-        if pid == 0:  # the child: alive until the parent has tried the lock again
-            os.close(write)
-            os.read(read, 1)
+def test_a_dead_runs_forked_worker_does_not_keep_its_lock(tmp_path):
+    """A run killed with its lock held (no release: as kill -9) while a worker it forked lives
+    on for a while: the next run gets the lock at once."""
+    go_r, go_w = os.pipe()  # the worker lives until the test writes here
+    told_r, told_w = os.pipe()
+    run = os.fork()
+    if run == 0:  # the run: takes the lock, forks its worker, dies without letting go
+        try:
+            held = exclusive_lock(tmp_path, "the training state", folder=True)
+            held.__enter__()  # kept referenced: never closed, as by kill -9
+            if os.fork() == 0:  # the worker, outliving the run
+                os.read(go_r, 1)
+                os._exit(0)
+            os.write(told_w, b"ready")
+        finally:
             os._exit(0)
-        # The parent still holds it: a second writer is refused.
-        with (
-            pytest.raises(FolderInUseError, match="in use"),
-            exclusive_lock(tmp_path, "x", folder=True),
-        ):
-            pass
-    try:  # released by the parent while its child lives on: the next writer gets it
+    try:
+        assert os.read(told_r, 5) == b"ready"
+        os.waitpid(run, 0)  # the run is dead; its worker is alive
+        assert (tmp_path / ".cnnzoo.lock").read_text().startswith(f"{run} ")  # never released
         with exclusive_lock(tmp_path, "the training state", folder=True):
             pass
     finally:
-        os.close(read)
-        os.write(write, b"x")
-        os.close(write)
-        os.waitpid(pid, 0)
+        os.write(go_w, b"x")  # the worker ends
+        for fd in (go_r, go_w, told_r, told_w):
+            os.close(fd)
 
 
 def test_the_state_of_a_forked_dataloader_worker_is_not_the_lock(tmp_path):
