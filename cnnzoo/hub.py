@@ -18,10 +18,10 @@ repository sit beside the read they guard. The model card is the part to move ou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 import os
-import hashlib
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..data import make_augment
+from ..augmentation import BatchMix, check_drop_path, make_augment
 from .arguments import FitConfig, auto
 from .callbacks import in_call_order
 from .collapse import CollapseWatch, label_entropy, majority_share
@@ -63,6 +63,7 @@ def build_run(
             model cannot take (from one probe forward pass).
     """
     check_classifier(model, "fit")
+    check_drop_path(model, config.drop_path_rate)
     _check_optimizer_trains(config.optimizer, model)
     seed = config.seed
     dtype = resolve_precision(config.precision, device)
@@ -96,7 +97,7 @@ def build_run(
             what=what,
             input_dtype=input_dtype(model),
             train=train,
-            augment=make_augment(config.augment) if train else None,
+            augment=make_augment(config.augment, normalisation) if train else None,
             shard=dist.shard,
             device=device,
             batch_size=config.batch_size,
@@ -202,7 +203,14 @@ def build_run(
         watch=watch,
         # Streamed and DataLoader data too: the same answers as in memory (16 batches read again).
         recalibrate_norms=ema is None and has_batch_norm(model),
+        mix=_batch_mix(config, num_classes),
     )
+
+
+def _batch_mix(config: FitConfig, num_classes: int) -> BatchMix | None:
+    if config.mixup == 0 and config.cutmix == 0:
+        return None
+    return BatchMix(config.mixup, config.cutmix, num_classes, config.seed)
 
 
 def _peak_rate(model: nn.Module, config: FitConfig) -> DefaultRate:
