@@ -16,6 +16,8 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
   (``benchmarks/compare_docs.py``), as ``Leaderboard.to_markdown`` prints it;
 * ``compare-overhead``: compare against the same models trained one by one, from
   ``compare_overhead-*.json``;
+* ``augmentation-table``: each augmentation and regularisation option of ``fit`` against none
+  on a small-data task, from ``augmentation-*.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
   and their peak memory, from ``streaming-*.json``.
 
@@ -573,7 +575,16 @@ def streaming_table(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+def augmentation_table(result: dict[str, Any], source: Path) -> str:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._augmentation_table import augmentation_table as table
+
+    header = f"`benchmarks/augmentation.py` → `{relative(source)}`; {machine_text(result)}."
+    return table(result, header)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
+    "augmentation-table": ("augmentation", augmentation_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
     "tta-headline": ("time_to_accuracy", tta_headline),
@@ -650,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": newest("compare"),
         "compare_overhead": newest("compare_overhead"),
         "streaming": newest("streaming"),
+        "augmentation": newest("augmentation"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")
