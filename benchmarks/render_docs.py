@@ -18,6 +18,7 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
   ``compare_overhead-*.json``;
 * ``augmentation-table``: each augmentation and regularisation option of ``fit`` against none
   on a small-data task, from ``augmentation-*.json``;
+* ``weights-table``: the weights shipped in the package, from ``cnnzoo/weights/index.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
   and their peak memory, from ``streaming-*.json``.
 
@@ -44,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+WEIGHTS_INDEX = ROOT / "cnnzoo" / "weights" / "index.json"
 DOCS = [
     ROOT / "README.md",
     ROOT / "benchmarks" / "README.md",
@@ -583,8 +585,29 @@ def augmentation_table(result: dict[str, Any], source: Path) -> str:
     return table(result, header)
 
 
+def weights_table(result: list[dict[str, Any]], source: Path) -> str:
+    lines = [
+        f"From `cnnzoo/weights/{source.name}`, written by `benchmarks/train_weights.py`.",
+        "",
+        "| model | `weights=` | test accuracy | recipe (`fit` arguments) | epochs | training "
+        "time | parameters | MACs | sha256 |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for w in result:
+        recipe = ", ".join(f"`{k}={v!r}`" for k, v in w["recipe"].items())
+        lines.append(
+            f"| `{w['model']}` | `{w['tag']}` | {w['test_accuracy']:.4f} | {recipe} | "
+            f"{w['epochs']} | {w['train_seconds']:.0f} s | {w['num_params']:,} | "
+            f"{w['macs']:,} | `{w['sha256'][:16]}…` |"
+        )
+    machines = sorted({w["machine"] for w in result})
+    lines += ["", f"Trained on: {'; '.join(machines)} (a machine shared with other jobs)."]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "augmentation-table": ("augmentation", augmentation_table),
+    "weights-table": ("weights_index", weights_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
     "tta-headline": ("time_to_accuracy", tta_headline),
@@ -662,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare_overhead": newest("compare_overhead"),
         "streaming": newest("streaming"),
         "augmentation": newest("augmentation"),
+        "weights_index": WEIGHTS_INDEX if WEIGHTS_INDEX.is_file() else None,
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")
