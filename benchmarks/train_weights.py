@@ -6,8 +6,8 @@ included), tested on the 10,000 test images, and saved with ``cnnzoo.save`` into
 ``cnnzoo/weights/<model>-fashion-mnist.safetensors``; ``cnnzoo/weights/index.json`` records
 its test accuracy, recipe, epochs, wall time, machine, parameters, MACs and sha256 (see
 :mod:`cnnzoo.weights`). The same seed, thread count and torch build on the same CPU give the
-same bytes (safetensors files are written in one fixed layout); another CPU's float path gives
-weights of the same accuracy within a few thousandths, not the same bytes.
+same bytes (safetensors files are written in one fixed layout); another CPU computes floats
+along another path, so its weights differ in the last bits.
 
 Usage::
 
