@@ -41,6 +41,7 @@ TAG = "fashion-mnist"
 # The fit arguments of each model's weights (everything else at fit's defaults).
 RECIPES: dict[str, dict[str, Any]] = {
     "lenet5": {"epochs": 20, "seed": 0},
+    "mini_resnet": {"epochs": 8, "seed": 0},
 }
 
 
