@@ -16,6 +16,9 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
   (``benchmarks/compare_docs.py``), as ``Leaderboard.to_markdown`` prints it;
 * ``compare-overhead``: compare against the same models trained one by one, from
   ``compare_overhead-*.json``;
+* ``augmentation-table``: each augmentation and regularisation option of ``fit`` against none
+  on a small-data task, from ``augmentation-*.json``;
+* ``weights-table``: the weights shipped in the package, from ``cnnzoo/weights/index.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
   and their peak memory, from ``streaming-*.json``;
 * ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
@@ -46,6 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+WEIGHTS_INDEX = ROOT / "cnnzoo" / "weights" / "index.json"
 DOCS = [
     ROOT / "README.md",
     ROOT / "benchmarks" / "README.md",
@@ -657,8 +661,38 @@ def newcomer_times(result: dict[str, Any], source: Path) -> str:
     )
 
 
+def augmentation_table(result: dict[str, Any], source: Path) -> str:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._augmentation_table import augmentation_table as table
+
+    header = f"`benchmarks/augmentation.py` → `{relative(source)}`; {machine_text(result)}."
+    return table(result, header)
+
+
+def weights_table(result: list[dict[str, Any]], source: Path) -> str:
+    lines = [
+        f"From `cnnzoo/weights/{source.name}`, written by `benchmarks/train_weights.py`.",
+        "",
+        "| model | `weights=` | test accuracy | recipe (`fit` arguments) | epochs | training "
+        "time | parameters | MACs | sha256 |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for w in result:
+        recipe = ", ".join(f"`{k}={v!r}`" for k, v in w["recipe"].items())
+        lines.append(
+            f"| `{w['model']}` | `{w['tag']}` | {w['test_accuracy']:.4f} | {recipe} | "
+            f"{w['epochs']} | {w['train_seconds']:.0f} s | {w['num_params']:,} | "
+            f"{w['macs']:,} | `{w['sha256'][:16]}…` |"
+        )
+    machines = sorted({w["machine"] for w in result})
+    lines += ["", f"Trained on: {'; '.join(machines)} (a machine shared with other jobs)."]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "budgets-table": ("budgets", budgets_table),
+    "augmentation-table": ("augmentation", augmentation_table),
+    "weights-table": ("weights_index", weights_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
     "tta-headline": ("time_to_accuracy", tta_headline),
@@ -738,6 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         "streaming": newest("streaming"),
         "budgets": newest("budgets"),
         "newcomer_times": newest("newcomer_times"),
+        "augmentation": newest("augmentation"),
+        "weights_index": WEIGHTS_INDEX if WEIGHTS_INDEX.is_file() else None,
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

@@ -262,6 +262,9 @@ class ResidualBlock(nn.Module):
             with a bias).
     """
 
+    # Where the residual branch ends, for stochastic depth (cnnzoo.augmentation.depth).
+    drop_path_site = "conv2"
+
     def __init__(
         self,
         in_channels: int,
@@ -342,6 +345,7 @@ class BasicBlock(nn.Module):
     """
 
     expansion: int = 1
+    drop_path_site = "bn2"  # the residual branch ends here (stochastic depth)
 
     def __init__(
         self,
@@ -409,6 +413,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion: int = 4
+    drop_path_site = "bn3"  # the residual branch ends here (stochastic depth)
 
     def __init__(
         self,

@@ -19,11 +19,11 @@ repository sit beside the read they guard. The model card is the part to move ou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import numbers
 import os
-import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,9 +92,11 @@ def save_pretrained(
     metrics = _checked_metrics(metrics)
     directory = Path(directory)
     summary = _summary(model, config)
-    save_id = secrets.token_hex(8)
-    tensors, header = weights_payload(model, metadata={SAVE_ID_KEY: save_id})
-    hub_config = _hub_config(model, config, summary, metrics) | {"cnnzoo_save_id": save_id}
+    tensors, header = weights_payload(model)
+    hub_config = _hub_config(model, config, summary, metrics)
+    save_id = _content_id(tensors, header, hub_config)
+    header[SAVE_ID_KEY] = save_id
+    hub_config["cnnzoo_save_id"] = save_id
     card = _model_card(config, summary, metrics, repo_id or str(directory), hub_config)
     names = (CARD_NAME, CONFIG_NAME, WEIGHTS_NAME)  # renamed in reverse: the weights first
     # All three are written in full before any replaces its old file; and should a crash
@@ -105,6 +107,23 @@ def save_pretrained(
         config_tmp.write_text(json.dumps(hub_config, indent=2) + "\n", encoding="utf-8")
         card_tmp.write_text(str(card), encoding="utf-8")
     return directory
+
+
+def _content_id(
+    tensors: Mapping[str, torch.Tensor], header: Mapping[str, str], hub_config: dict[str, Any]
+) -> str:
+    """The save id: a digest of what is saved, so the same model saved twice gives equal bytes.
+
+    Two saves of different content get different ids (what the id is for: files of two saves
+    are never taken for one); two saves of the same content may share their files.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([sorted(header.items()), hub_config], sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _checked_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Pretrained weights: find them, build the model they were trained for, load them strictly.
 
 ``cnnzoo.models.get(name, ..., weights=...)`` lands here through the factory. ``weights`` is
+``"fashion-mnist"`` (cnnzoo's own weights, shipped inside the package: :mod:`cnnzoo.weights`),
 ``"imagenet"`` (torchvision's weights, through torchvision's own download code), a torchvision
 weights name such as ``"IMAGENET1K_V2"`` or enum member, or a local ``.safetensors`` / ``.pth``
 file. The model is built at the shape the weights were trained for (1000 classes and 3 channels
@@ -28,6 +29,7 @@ from .checkpoint._io import read_state_dict
 from .checkpoint._tensors import load_checked
 from .checkpoint._weights import CONFIG_KEY, describe_config, read_config, read_data_config
 from .data import DataConfig
+from .weights import find, shipped, verified_path
 
 __all__ = ["Pretrained", "load_pretrained"]
 
@@ -105,6 +107,10 @@ def _resolve_weights(
         ``(state, description, saved cnnzoo config, (classes, channels) when known, data
         configuration when known)``.
     """
+    own = find(key, weights) if isinstance(weights, str) else None
+    if own is not None:  # shipped inside the package: read like a file, after its sha256
+        state, _, config, _, data_config = _read_file(verified_path(own))
+        return state, f"cnnzoo's {key} {own.tag} weights", config, None, data_config
     if _is_torchvision_weights(weights) or (
         isinstance(weights, str) and not _looks_like_path(weights)
     ):
@@ -123,6 +129,14 @@ def _resolve_weights(
             f"weights file {str(path)!r} does not exist (weights= takes 'imagenet' or the path "
             "of a .safetensors or .pth file)"
         )
+    return _read_file(path)
+
+
+def _read_file(
+    path: Path,
+) -> tuple[
+    dict[str, torch.Tensor], str, dict[str, Any] | None, tuple[int, int] | None, DataConfig | None
+]:
     state, metadata = read_state_dict(path)
     config = read_config(path, metadata) if CONFIG_KEY in metadata else None
     recorded = read_data_config(path, metadata)
@@ -178,10 +192,12 @@ def _torchvision_member(key: str, weights: Any) -> Any:
             if key == "googlenet"
             else ""
         )
+        tags = [w.tag for w in shipped(key)]
+        own = f"{key} has cnnzoo's own weights {', '.join(map(repr, tags))}; " if tags else ""
         raise ValueError(
-            f"{key} has no pretrained weights{extra}. torchvision's ImageNet weights exist for "
-            "alexnet, vgg11/13/16/19 (and _bn), resnet18/34/50/101/152 and densenet121; "
-            "weights= also takes the path of a .safetensors or .pth file"
+            f"{key} has no weights named {weights!r}{extra}. {own}torchvision's ImageNet weights "
+            "exist for alexnet, vgg11/13/16/19 (and _bn), resnet18/34/50/101/152 and "
+            "densenet121; weights= also takes the path of a .safetensors or .pth file"
         )
     from torchvision.models import get_model_weights  # lazy: torchvision is heavy to import
 

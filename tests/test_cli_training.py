@@ -177,3 +177,25 @@ def test_label_smoothing_options_that_contradict_are_refused(capsys, tmp_path, s
         ["train", "lenet5", "--data", "d", "--out", "o", "--loss", "label-smoothing"]
     )
     assert train_command._label_smoothing(args) == 0.1
+
+
+def test_train_with_augmentation_and_regularisation_flags(capsys, tmp_path, squares):
+    code, _, err = train(
+        capsys,
+        squares,
+        tmp_path / "run",
+        "--augment",
+        "trivialaugment",
+        "erasing",
+        "--mixup",
+        "0.2",
+    )
+    assert code == 0, err
+    state = json.loads((tmp_path / "run" / "state" / "training_state.json").read_text())
+    assert (
+        state["settings"]["mixup"] == 0.2
+        and state["settings"]["augment"] == "trivialaugment+erasing"
+    )
+    # lenet5 has no residual branch: a clean refusal, no traceback
+    code, _, err = train(capsys, squares, tmp_path / "other", "--drop-path-rate", "0.1")
+    assert code != 0 and "lenet5 has none" in err and "Traceback" not in err

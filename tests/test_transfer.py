@@ -123,7 +123,7 @@ def test_failed_download_explains_how_to_work_offline(tmp_path, monkeypatch):
 
 def test_clear_errors_for_weights_that_cannot_be(resnet18_file, tmp_path):
     _, path = resnet18_file
-    with pytest.raises(ValueError, match=r"googlenet has no pretrained weights.*5x5"):
+    with pytest.raises(ValueError, match=r"googlenet has no weights named .imagenet..*5x5"):
         cnnzoo.get_model("googlenet", weights="imagenet")
     with pytest.raises(ValueError, match=r"unknown weights 'imagenet22k'.*IMAGENET1K_V1"):
         cnnzoo.get_model("resnet18", weights="imagenet22k")

@@ -30,6 +30,7 @@ from typing import IO, Any
 import torch
 
 from .._files import kind_of
+from ._layout import canonicalise_header
 
 __all__ = [
     "atomic_files",
@@ -266,6 +267,7 @@ def write_safetensors(
         found = re.search(r"os error (\d+)", str(error))
         code = int(found.group(1)) if found else errno.EIO
         raise OSError(code, os.strerror(code), str(shown or path)) from None
+    canonicalise_header(path)
 
 
 def write_json_atomic(path: PathLike, obj: Any) -> None:

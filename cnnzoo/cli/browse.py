@@ -34,6 +34,11 @@ def add_browse_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``list``, ``info`` and ``summary`` to the ``cnnzoo`` parser."""
     p = sub.add_parser("list", help="list the registered models")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    p.add_argument(
+        "--weights",
+        action="store_true",
+        help="list cnnzoo's own shipped weights (get_model(name, weights=TAG)) instead",
+    )
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("info", help="describe one model")
@@ -59,12 +64,33 @@ def _cmd_list(args: argparse.Namespace) -> None:
     names = list_models(args.pattern)
     if not names:
         raise CommandError(f"no model matches {args.pattern!r}; try 'cnnzoo list' for all")
+    if args.weights:
+        _list_weights([w for name in names for w in info(name).weights])
+        return
     width = max(len(n) for n in names) + 2
     print(f"{'name':<{width}}{'params':>14}  {'input':<12}family")
     for name in names:
         meta = info(name)
         size = _size(meta.input_size)
         print(f"{name:<{width}}{_count(meta.num_params):>14}  {size:<12}{meta.family}")
+
+
+def _list_weights(found: list) -> None:
+    """One line per shipped set of weights: what it scores, how it was made, its digest."""
+    if not found:
+        print("no shipped weights match; 'cnnzoo list --weights' lists them all")
+        return
+    print(
+        f"{'name':<14}{'weights':<15}{'test acc':>9}{'epochs':>7}{'train':>9}"
+        f"{'params':>10}{'MACs':>12}  sha256        recipe (fit arguments)"
+    )
+    for w in found:
+        recipe = ", ".join(f"{k}={v!r}" for k, v in w.recipe.items())
+        print(
+            f"{w.model:<14}{w.tag:<15}{w.test_accuracy:>9.4f}{w.epochs:>7}"
+            f"{w.train_seconds:>8.0f}s{w.num_params:>10,}{w.macs:>12,}  {w.sha256[:12]}  {recipe}"
+        )
+    print("accuracy on the whole test split; trained on:", found[0].machine)
 
 
 def _size(size: tuple[int, ...] | None) -> str:
@@ -94,6 +120,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
         ("source", meta.source),
         ("paper", meta.paper),
         ("training", _recipe(meta.recipe)),
+        ("weights", _weights(meta.weights)),
     ]
     for key, value in rows:
         print(f"{key + ':':<15}{value}")
@@ -105,6 +132,15 @@ def _recipe(recipe: object) -> str:
     if lr is None:
         return "no registered recipe: fit's default peak lr 1e-3 (AdamW, one-cycle)"
     return f"fit's default peak lr {lr:g} (AdamW, one-cycle): {source}"
+
+
+def _weights(weights: tuple) -> str:
+    """The shipped weights, with their accuracy, or how to get weights without them."""
+    if not weights:
+        return "none shipped (weights= takes 'imagenet' where torchvision has them, or a file)"
+    return "; ".join(
+        f"{w.tag!r}: test accuracy {w.test_accuracy:.4f} ({w.epochs} epochs)" for w in weights
+    )
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..augmentation import AUGMENT_NAMES
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
 from .browse import add_model_options, positive_int
@@ -99,7 +100,23 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         metavar="DECAY",
         help=f"validate and keep a moving average of the weights (--ema alone: {DEFAULT_EMA})",
     )
-    p.add_argument("--augment", nargs="*", default=None, help="batch augmentations: flip crop")
+    p.add_argument(
+        "--augment",
+        nargs="*",
+        default=None,
+        choices=AUGMENT_NAMES,
+        metavar="NAME",
+        help=f"batch augmentations, in order: {', '.join(AUGMENT_NAMES)}",
+    )
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup's alpha")
+    p.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA", help="CutMix's alpha")
+    p.add_argument(
+        "--drop-path-rate",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="stochastic depth: drop rate of the deepest residual block",
+    )
     p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
     p.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience")
     p.add_argument(
@@ -182,6 +199,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         "schedule": None if args.schedule == "none" else args.schedule,
         "label_smoothing": _label_smoothing(args),
         "augment": args.augment or None,
+        "mixup": args.mixup,
+        "cutmix": args.cutmix,
+        "drop_path_rate": args.drop_path_rate,
         "precision": args.precision,
         "num_workers": args.workers,
         "grad_clip": args.grad_clip,

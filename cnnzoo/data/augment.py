@@ -67,6 +67,8 @@ AUGMENTATIONS: dict[str, BatchAugment] = {
 
 def make_augment(
     augment: str | Sequence[str] | Callable[..., torch.Tensor] | None,
+    more: Callable[[str], BatchAugment | None] | None = None,
+    more_names: Sequence[str] = (),
 ) -> BatchAugment | None:
     """Turn fit's ``augment`` argument into one batch augmentation.
 
@@ -74,6 +76,9 @@ def make_augment(
         augment: ``None``; a name ("flip", "crop") or several (``["crop", "flip"]`` or
             ``"crop+flip"``), applied in order; or a callable taking a batch (or a batch and a
             generator) and returning the augmented batch.
+        more: Looks up the names this module does not know (``cnnzoo.augmentation`` passes
+            its policies), returning ``None`` for an unknown one.
+        more_names: The names ``more`` knows, for the error message.
 
     Returns:
         ``augment(batch, generator) -> batch``, or ``None`` for no augmentation.
@@ -85,16 +90,22 @@ def make_augment(
         return None
     if callable(augment):
         return _wrap_callable(augment)
+    if not isinstance(augment, (str, Sequence)) or not all(isinstance(n, str) for n in augment):
+        raise ValueError(
+            f"augment must be None, a name, a list of names or a callable, got {augment!r}"
+        )
     names = augment.split("+") if isinstance(augment, str) else list(augment)
     steps = []
     for name in names:
         key = name.strip().lower()
-        if key not in AUGMENTATIONS:
+        step = AUGMENTATIONS.get(key) or (more(key) if more is not None else None)
+        if step is None:
+            known = sorted({*AUGMENTATIONS, *more_names})
             raise ValueError(
-                f"unknown augmentation {name!r}; choose from {sorted(AUGMENTATIONS)}, a list of "
-                "them, or pass a callable that takes a batch and returns it augmented"
+                f"unknown augmentation {name!r}; choose from {known}, a list of them, or pass "
+                "a callable that takes a batch and returns it augmented"
             )
-        steps.append(AUGMENTATIONS[key])
+        steps.append(step)
 
     def composed(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         for step in steps:

@@ -34,6 +34,9 @@ _LEGACY_KEY = re.compile(
 class _DenseLayer(nn.Module):
     """BN-ReLU-Conv1x1 (to ``bn_size * growth_rate``), BN-ReLU-Conv3x3 (to ``growth_rate``)."""
 
+    # Stochastic depth drops the layer's new features (cnnzoo.augmentation.depth).
+    drop_path_site = ""
+
     def __init__(
         self,
         in_channels: int,

@@ -18,7 +18,7 @@ import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import nn
@@ -104,6 +104,10 @@ class ModelInfo:
         paper: The paper that introduced the architecture.
         recipe: The :class:`TrainingRecipe` ``fit`` trains it with by default, or ``None``
             when none is registered (fit then uses its rate for models without one).
+        weights: cnnzoo's own weights for it, shipped inside the package
+            (``get_model(name, weights=w.tag)``), each with its test accuracy, recipe, epochs,
+            wall time, parameters, MACs and sha256 (:class:`cnnzoo.weights.ShippedWeights`;
+            filled in by ``cnnzoo.models.info``, this leaf module knowing nothing of files).
     """
 
     name: str
@@ -118,6 +122,7 @@ class ModelInfo:
     source: str
     paper: str
     recipe: TrainingRecipe | None = None
+    weights: tuple[Any, ...] = ()
 
 
 @overload

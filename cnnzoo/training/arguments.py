@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..augmentation import check_regularisation
 from .ema import DEFAULT_EMA_DECAY
 from .optimizers import OptimizerArg
 from .outputs import check_outputs
@@ -57,6 +58,9 @@ class FitConfig:
     accumulate: int = 1
     ema: bool | float | None = None
     warmup: float | int | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    drop_path_rate: float = 0.0
 
     @property
     def ema_decay(self) -> float | None:
@@ -95,6 +99,7 @@ class FitConfig:
         if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir=<directory of the interrupted run>")
         self._check_step_options()
+        check_regularisation(self.mixup, self.cutmix, self.drop_path_rate)
         _check_monitor(self.monitor)
         check_outputs(self.checkpoint, self.checkpoint_dir, self.resume)
 

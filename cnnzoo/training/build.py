@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..augmentation import BatchMix, check_drop_path, make_augment
 from ..checkpoint import peek_training_state
-from ..data import make_augment
 from .arguments import FitConfig, auto
 from .budget import DEFAULT_BATCH_SIZE, BatchChoice, choose, is_short
 from .callbacks import in_call_order
@@ -75,6 +75,7 @@ def build_run(
             model cannot take (from one probe forward pass).
     """
     check_classifier(model, "fit")
+    check_drop_path(model, config.drop_path_rate)
     _check_optimizer_trains(config.optimizer, model)
     seed = config.seed
     dtype = resolve_precision(config.precision, device)
@@ -108,7 +109,7 @@ def build_run(
             what=what,
             input_dtype=input_dtype(model),
             train=train,
-            augment=make_augment(config.augment) if train else None,
+            augment=make_augment(config.augment, normalisation) if train else None,
             shard=dist.shard,
             device=device,
             batch_size=batch.size,
@@ -222,7 +223,14 @@ def build_run(
         watch=watch,
         # Streamed and DataLoader data too: the same answers as in memory (16 batches read again).
         recalibrate_norms=ema is None and has_batch_norm(model),
+        mix=_batch_mix(config, num_classes),
     )
+
+
+def _batch_mix(config: FitConfig, num_classes: int) -> BatchMix | None:
+    if config.mixup == 0 and config.cutmix == 0:
+        return None
+    return BatchMix(config.mixup, config.cutmix, num_classes, config.seed)
 
 
 def _samples(train: Source, dist: Distributed) -> int | None:

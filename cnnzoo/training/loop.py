@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..augmentation import stochastic_depth
 from ..devices import resolve_device
 from . import distributed
 from .arguments import DEFAULT_EPOCHS, FitConfig
@@ -71,6 +72,9 @@ def fit(
     accumulate: int = 1,
     ema: bool | float | None = None,
     warmup: float | int | None = None,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    drop_path_rate: float = 0.0,
 ) -> History:
     """Train a classifier.
 
@@ -112,9 +116,11 @@ def fit(
             ``callable(optimizer, total_steps) -> LRScheduler``. Schedules count optimizer
             steps (see ``accumulate``).
         label_smoothing: Label smoothing in [0, 1) of the default loss.
-        augment: None; batch augmentations on the device by name ("flip", "crop", or a list
-            such as ``["crop", "flip"]``); or a callable taking the normalised batch (and
-            optionally a ``torch.Generator``) and returning it augmented.
+        augment: None; batch augmentations on the device by name, applied in order: "crop",
+            "flip", "trivialaugment" (TrivialAugmentWide), "randaugment", "erasing" (random
+            erasing), or several such as ``["crop", "flip", "trivialaugment"]``; or a callable
+            taking the normalised batch (and optionally a ``torch.Generator``) and returning
+            it augmented. See :mod:`cnnzoo.augmentation`.
         device: "auto" (cuda, then mps, then cpu) or any torch device.
         precision: "auto" (bf16 autocast on CUDA and on CPUs with native bf16, AVX-512 BF16
             or AMX; fp32 elsewhere), "fp32", "bf16" or "fp16".
@@ -171,6 +177,15 @@ def fit(
         warmup: Linear warm-up of the learning rate for "cosine", None (then constant) or
             "onecycle" (replacing its 25%): a fraction of the optimizer steps in [0, 1) or a
             number of steps.
+        mixup: Mixup's alpha (Zhang et al., 2018; 0.2 is the paper's ImageNet value), 0 off.
+            The loss sees soft targets (class probabilities); ``accuracy`` is still measured
+            on the images' own labels. A ``loss_fn`` must accept ``(N, C)`` probabilities.
+        cutmix: CutMix's alpha (Yun et al., 2019; 1.0 in the paper), 0 off. With both, each
+            batch gets one of the two at random.
+        drop_path_rate: Stochastic depth (Huang et al., 2016): while training, the residual
+            branch of each block is dropped at random, at a rate growing linearly with depth
+            to this value at the last block; 0 (default) off. For models with residual or
+            dense blocks (ResNet, DenseNet, mini_resnet); nothing is added to the model.
 
     A run that goes wrong without a NaN (the loss blowing up far above where it started, the
     accuracy falling back to chance, or no learning at all) is warned once, at the epoch it
@@ -224,6 +239,9 @@ def fit(
         accumulate=accumulate,
         ema=ema,
         warmup=warmup,
+        mixup=mixup,
+        cutmix=cutmix,
+        drop_path_rate=drop_path_rate,
     )
     torch.manual_seed(seed)
     target = resolve_device(device)
@@ -244,6 +262,7 @@ def _train(run: Run) -> History:
         # a flag left set by an earlier run must not stop this one
         model.stop_training = False  # type: ignore[assignment]  # torch's stub: a Module takes any attribute
     with run.held:  # the locks callbacks take are dropped however the run ends
+        run.held.enter_context(stochastic_depth(model, run.config.drop_path_rate))
         return _train_held(run)
 
 
@@ -302,6 +321,7 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     seen = last_synced = 0
     stop = False
+    mix = None if run.mix is None else run.mix.for_epoch(epoch)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     progress.start_epoch(epoch, steps)
@@ -310,12 +330,14 @@ def _train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], bool]:
         if want_batch_begin:
             stop |= callbacks.call("on_batch_begin", step, {})
         steps_optimizer = k == 1 or (step + 1) % k == 0 or step + 1 == steps
+        # Mixup/CutMix: soft targets for the loss; the accuracy below stays on the labels.
+        x, targets = (x, y) if mix is None else mix(x, y)
         # DDP: gradients are all-reduced on the last batch of a group only.
         with contextlib.nullcontext() if no_sync is None or steps_optimizer else no_sync():
             with autocast(device, dtype):
                 outputs = model(x)
             outputs = as_float(outputs)
-            loss = loss_fn(outputs, y)
+            loss = loss_fn(outputs, targets)
             if custom_loss:
                 check_loss(loss)
             scaled = loss if k == 1 else loss / (k if step < in_full_groups else steps % k)

@@ -58,6 +58,9 @@ CHECKED_SETTINGS = (
     "accumulate",
     "grad_clip",
     "ema",
+    "mixup",
+    "cutmix",
+    "drop_path_rate",
 )
 
 
@@ -97,6 +100,9 @@ def run_settings(
         "accumulate": config.accumulate,
         "grad_clip": _describe(config.grad_clip),
         "ema": _describe(config.ema),
+        "mixup": float(config.mixup),
+        "cutmix": float(config.cutmix),
+        "drop_path_rate": float(config.drop_path_rate),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..augmentation import BatchMix
 from .arguments import FitConfig
 from .collapse import CollapseWatch
 from .distributed import Distributed
@@ -59,6 +60,7 @@ class Run:
             resume too, as the uninterrupted run would).
         recalibrate_norms: Re-measure the BatchNorm statistics at each epoch's end
             (:mod:`cnnzoo.training.norm_stats`; off with an EMA, which averages them).
+        mix: Mixup and/or CutMix of the training batches (``fit(mixup=, cutmix=)``), or None.
         held: What the run holds until it ends, however it ends (the locks of the folders and
             files it writes): callbacks enter their context managers here.
     """
@@ -85,6 +87,7 @@ class Run:
     watch: CollapseWatch | None = None
     steps_done: int = 0
     recalibrate_norms: bool = False
+    mix: BatchMix | None = None
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property

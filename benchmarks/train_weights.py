@@ -1,0 +1,102 @@
+"""Train the Fashion-MNIST weights that ship inside cnnzoo, from a seed, and list them.
+
+Each model in ``RECIPES`` is built after ``torch.manual_seed(seed)`` and trained with ``fit`` on
+all 60,000 Fashion-MNIST training images (its recipe: the ``fit`` arguments below, seed
+included), tested on the 10,000 test images, and saved with ``cnnzoo.save`` into
+``cnnzoo/weights/<model>-fashion-mnist.safetensors``; ``cnnzoo/weights/index.json`` records
+its test accuracy, recipe, epochs, wall time, machine, parameters, MACs and sha256 (see
+:mod:`cnnzoo.weights`). The same seed, thread count and torch build on the same CPU give the
+same bytes (safetensors files are written in one fixed layout); another CPU computes floats
+along another path, so its weights differ in the last bits.
+
+Usage::
+
+    python benchmarks/train_weights.py                # every model in RECIPES
+    python benchmarks/train_weights.py lenet5         # one
+    python benchmarks/train_weights.py lenet5 --epochs 1 --no-save   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cnnzoo
+from benchmarks._machine import machine_info
+from cnnzoo.comparison.measure import count_macs
+from cnnzoo.comparison.shape import DataShape
+from cnnzoo.data import load_dataset
+from cnnzoo.weights import FOLDER, INDEX
+
+TAG = "fashion-mnist"
+# The fit arguments of each model's weights (everything else at fit's defaults).
+RECIPES: dict[str, dict[str, Any]] = {
+    "lenet5": {"epochs": 20, "seed": 0},
+    "mini_resnet": {"epochs": 8, "seed": 0},
+}
+
+
+def train(name: str, recipe: dict[str, Any], save: bool) -> dict[str, Any]:
+    """Train one model from its recipe; save it and return its index entry."""
+    train_data = load_dataset(TAG)
+    test_data = load_dataset(TAG, "test")
+    torch.manual_seed(recipe["seed"])
+    model = cnnzoo.get_model(name)
+    started = time.perf_counter()
+    cnnzoo.fit(model, train_data, verbose=2, **recipe)
+    seconds = time.perf_counter() - started
+    accuracy = float(cnnzoo.evaluate(model, test_data)["accuracy"])
+    channels, height, width = model.input_size
+    machine = machine_info()
+    entry = {
+        "model": name,
+        "tag": TAG,
+        "file": f"{name}-{TAG}.safetensors",
+        "sha256": "",
+        "dataset": f"{TAG} (60,000 training images; accuracy on the 10,000 test images)",
+        "test_accuracy": round(accuracy, 4),
+        "recipe": recipe,
+        "epochs": recipe["epochs"],
+        "train_seconds": round(seconds, 1),
+        "machine": f"{machine['cpu']}, torch threads {machine['torch_threads']}, "
+        f"torch {machine['torch']}",
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "macs": count_macs(model, DataShape(channels, height, width, model.num_classes)),
+    }
+    print(f"{name}: test accuracy {accuracy:.4f} after {seconds:.0f} s")
+    if save:
+        path = cnnzoo.save(model, FOLDER / entry["file"])
+        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=list(RECIPES))
+    parser.add_argument("--epochs", type=int, help="override the recipe's (smoke runs)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    index = json.loads(INDEX.read_text()) if INDEX.is_file() else []
+    for name in args.models:
+        recipe = dict(RECIPES[name])
+        if args.epochs is not None:
+            recipe["epochs"] = args.epochs
+        entry = train(name, recipe, save=not args.no_save)
+        index = [e for e in index if (e["model"], e["tag"]) != (name, TAG)] + [entry]
+    if not args.no_save:
+        INDEX.write_text(json.dumps(sorted(index, key=lambda e: e["model"]), indent=2) + "\n")
+        print(INDEX)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
