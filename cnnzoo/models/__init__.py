@@ -12,7 +12,8 @@ Example:
 
 from . import alexnet, densenet, googlenet, lenet, resnet, tutorial, vgg  # noqa: F401 (register)
 from .base import ZooModel
-from .factory import get, get_model, info, load
+from .describe import info
+from .factory import get, get_model, load
 from .registry import ModelInfo, TrainingRecipe, list_models, register
 
 __all__ = [

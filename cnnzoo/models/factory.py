@@ -17,7 +17,6 @@ allocated for a file that does not match.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 from collections.abc import Mapping
@@ -34,13 +33,11 @@ from ..data import DataConfig
 from ..devices import resolve_device
 from ..pretrained import load_pretrained
 from ..transfer import adapt_first_conv
-from ..weights import shipped
 from .checks import check_size_argument
 from .features import FeatureListNet
-from .registry import Builder, ModelInfo, lookup
-from .registry import info as _registry_info
+from .registry import Builder, lookup
 
-__all__ = ["build_from_config", "get", "get_model", "info", "load", "rebuild"]
+__all__ = ["build_from_config", "get", "get_model", "load", "rebuild"]
 
 _SIZE_ARGUMENTS = ("num_classes", "in_channels")
 # Upper bounds on sizes read from a file: far above any real classifier, far below what would
@@ -122,22 +119,6 @@ def get(
 
 
 get_model = get
-
-
-def info(name: str) -> ModelInfo:
-    """Describe a registered model at its default configuration, and list its shipped weights.
-
-    The model is built on the ``meta`` device, so this is fast even for VGG-19 and allocates no
-    weights. ``ModelInfo.weights`` lists cnnzoo's own weights for it (:mod:`cnnzoo.weights`).
-
-    Args:
-        name: Registry name (case-insensitive).
-
-    Returns:
-        A ``ModelInfo``.
-    """
-    described = _registry_info(name)
-    return dataclasses.replace(described, weights=tuple(shipped(described.name)))
 
 
 def _build_pretrained(

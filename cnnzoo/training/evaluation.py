@@ -13,7 +13,7 @@ from .._advice import for_cli
 from ..devices import resolve_device
 from .contract import check_classifier, image_reading, inference_rule, model_data_config
 from .feed import Batches, InMemory, ModelInput, Source, make_batches, resolve
-from .losses import LossFn, main_logits
+from .losses import LossFn
 from .precision import autocast, resolve_precision
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "input_dtype",
     "model_device",
     "predict",
-    "sample_accuracy",
 ]
 
 EVAL_BATCH_SIZE = 1024
@@ -269,34 +268,6 @@ def accumulate(
                 found = (logits.topk(widest, dim=1).indices == y[:, None]).cumsum(1)
                 hits += found.index_select(1, ranks).sum(0)
     return loss_sum, confusion.view(num_classes, num_classes), hits
-
-
-def sample_accuracy(
-    model: nn.Module,
-    batches: Batches,
-    num_classes: int,
-    dtype: torch.dtype | None,
-    max_batches: int = 8,
-    min_samples: int = 1,
-) -> float | None:
-    """Accuracy of ``model`` (in eval mode) on the first ``max_batches`` of ``batches``.
-
-    fit's collapse watch judges a run without validation data by where its weights ended with
-    it; 8 batches (1,024 images at batch 128) tell chance from learning at a small cost.
-
-    Returns:
-        The share of correct answers, or None when fewer than ``min_samples`` were scored.
-    """
-    correct = seen = 0
-    with _eval_mode(model), torch.inference_mode():
-        for step, (x, y) in enumerate(batches.epoch(0)):
-            if y is None or step == max_batches:
-                break
-            with autocast(x.device, dtype):
-                logits = main_logits(model(x))
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    return correct / seen if seen >= max(1, min_samples) else None
 
 
 def summarize(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,15 +23,15 @@ from ..devices import resolve_device
 from . import distributed
 from .arguments import DEFAULT_EPOCHS, FitConfig
 from .build import build_run
-from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning
 from .evaluation import accumulate as accumulate_metrics
-from .evaluation import sample_accuracy, summarize
+from .evaluation import summarize
 from .history import History
 from .losses import LossFn, as_float, check_loss, main_logits
 from .norm_stats import recalibrate_batch_norm
 from .optimizers import OptimizerArg, steps_per_epoch_end
 from .precision import autocast
 from .run import Run
+from .watching import watch_epoch
 
 __all__ = ["fit"]
 
@@ -291,7 +290,7 @@ def _train_held(run: Run) -> History:
             logs["epoch_seconds"] = time.perf_counter() - started
             run.history.append(epoch, logs)
             run.progress.end_epoch(epoch, logs)
-            _watch(run, epoch, logs)
+            watch_epoch(run, epoch, logs)
             stop |= callbacks.call("on_epoch_end", epoch, logs)
             stop |= keras_flag and bool(getattr(model, "stop_training", False))
             stop = dist.broadcast_flag(stop, run.device)
@@ -390,26 +389,6 @@ def _optimizer_step(run: Run) -> None:
         run.scheduler.step()
     if run.ema is not None:
         run.ema.update()
-
-
-def _watch(run: Run, epoch: int, logs: dict[str, float]) -> None:
-    """Warn once, and record in the History, when the epoch shows the run going wrong."""
-    if run.watch is None or not run.dist.is_main:
-        return
-    peak = run.history.params.get("lr")
-    last = epoch + 1 == run.config.epochs
-    lr = peak if isinstance(peak, float) else None
-    end = None
-    if last and run.watch.wants_end_accuracy(logs):  # see CollapseWatch: judged where it ended
-        end = sample_accuracy(
-            run.model, run.train_batches, run.num_classes, run.dtype, min_samples=MIN_JUDGED_IMAGES
-        )
-    alert = run.watch.check(epoch, logs, lr, run.steps_done, last, end)
-    if alert is not None:
-        run.history.alerts.append(alert)
-        # stacklevel 5: the warning points at the user's fit() call
-        # (fit -> _train -> _train_held -> _watch; tests/test_collapse.py checks it).
-        warnings.warn(alert["message"], TrainingCollapseWarning, stacklevel=5)
 
 
 def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
