@@ -8,9 +8,10 @@ loop (Adam 1e-3, batch 32, as Keras's ``fit`` defaults to) takes 62 steps there 
 image, while the run has at least :data:`MIN_STEPS` optimizer steps at it, and otherwise halves
 the batch until it has them or reaches :data:`SMALLEST_BATCH_SIZE` (the tutorials' 32).
 
-:data:`MIN_STEPS` is 80 because every model's training recipe was measured, and holds, at 84
-steps of batch 128 (the zoo benchmark): a run at least that long stays where the recipes were
-measured; a shorter one is a *short run*, where a model with no recipe also gets a higher rate
+:data:`MIN_STEPS` is 80 because the models' training recipes were measured, and hold, at 84
+steps of batch 128 (the zoo benchmark; its three 224-pixel nets train on fewer images, and
+now at batch 32): a run at least that long stays where the recipes were measured; a shorter
+one is a *short run*, where a model with no recipe also gets a higher rate
 (:mod:`cnnzoo.training.recipes`).
 
 The choice depends on the run's images and epochs only, never on timing, so a seed repeats
