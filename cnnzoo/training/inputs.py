@@ -37,12 +37,12 @@ def sample_inputs(
         ``predict`` normalises them, and their labels (``None`` for data without labels).
     """
     source, rule = _source_and_rule(model, data, need_labels=False)
-    if isinstance(source, InMemory) or not isinstance(source.data, DataLoader):
-        order = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[:limit]
-        if isinstance(source, InMemory):
-            source = source.subset(order)
-        else:
-            source = dataclasses.replace(source, data=Subset(source.data, order.tolist()))
+    # A DataLoader cannot be subsampled: it gives its first ``limit`` samples, in its order.
+    order = torch.randperm(len(source), generator=torch.Generator().manual_seed(seed))[:limit]
+    if isinstance(source, InMemory):
+        source = source.subset(order)
+    elif not isinstance(source.data, DataLoader):
+        source = dataclasses.replace(source, data=Subset(source.data, order.tolist()))
     batches = _eval_batches(model, source, rule, torch.device("cpu"), batch_size, 0)
     inputs: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []

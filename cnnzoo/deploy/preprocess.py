@@ -3,8 +3,8 @@
 The steps are the ones ``predict`` and ``classify`` apply, in the same code: an image file or a
 PIL image is read to ``uint8`` pixels with the model's channels (cnnzoo's reader: 16-bit and
 palette images included), resized as the model's data configuration says, scaled to [0, 1]
-(``x / 255``) and normalised with its mean and std. So ``transforms(model)(image)`` is bit for bit the
-tensor ``predict`` feeds the model for that image.
+(``x / 255``) and normalised with its mean and std. So ``transforms(model)(image)`` is bit for
+bit the tensor ``predict`` feeds the model for that image.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def quantize(fp32: Any, calibration: np.ndarray, what: str) -> Any:
         )
     name = fp32.graph.input[0].name
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime is untyped
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.batches = iter(range(0, len(calibration), _BATCH))
 

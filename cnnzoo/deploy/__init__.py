@@ -14,7 +14,7 @@ from .api import ExportReport, export
 from .contract import read_metadata
 from .errors import ExportError, MissingExtraError
 from .formats import FORMATS
-from .transforms import transforms
+from .preprocess import transforms
 
 __all__ = [
     "FORMATS",

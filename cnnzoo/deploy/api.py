@@ -26,7 +26,7 @@ from .formats import check_format, load, serialize, trace
 from .quantize import MIN_CALIBRATION, quantize
 from .verify import accuracy, compare, run_batched
 
-__all__ = ["ExportReport", "export"]
+__all__ = ["ExportReport", "check_destination", "export"]
 
 SAMPLE = 16  # random images the logits are compared on
 HELD_OUT = 1000  # at most this many held-out images measure the int8 accuracy
@@ -132,7 +132,7 @@ def export(
             raise ExportError(
                 "int8 needs calibration images: pass calibration= (--calibration DATA)"
             )
-    path = _destination(path, overwrite)
+    path = check_destination(path, overwrite)
     check_classifier(model, "export")
     config = model_data_config(model)
     if config is None or config.input_size is None or config.mean is None or config.std is None:
@@ -212,14 +212,16 @@ def export(
     return report
 
 
-def _destination(path: str | os.PathLike, overwrite: bool) -> Path:
+def check_destination(path: str | os.PathLike, overwrite: bool) -> Path:
+    """``path`` as a ``Path``; refused when something stands there (a file: unless overwrite)."""
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not path.is_file():
             raise ExportError(f"{path} is {kind_of(path)}; give a file name to write the model to")
         if not overwrite:
             raise ExportError(
-                f"{path} exists; choose another path, or pass overwrite=True (--overwrite) to replace it"
+                f"{path} exists; choose another path, or pass overwrite=True (--overwrite) to "
+                "replace it"
             )
     return path
 
