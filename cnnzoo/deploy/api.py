@@ -153,7 +153,11 @@ def export(
     normalized = pixels.float().div(255).sub(_stat(config.mean)).div(_stat(config.std))
     example = torch.from_numpy(_feed(normalized[:2], config, bake_normalization))
 
-    data = _int8_data(eager, calibration, test, calibration_images) if int8 else None
+    data = (
+        _int8_data(eager, config.input_size, calibration, test, calibration_images)
+        if int8
+        else None
+    )
     captured = trace(format, module, example)
     what = format
     if data is not None:
@@ -246,18 +250,18 @@ def _feed(inputs: torch.Tensor, config: DataConfig, baked: bool) -> np.ndarray:
     return pixels.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def _int8_data(model: nn.Module, calibration: Any, test: Any, images: int) -> dict[str, Any]:
+def _int8_data(
+    model: nn.Module, size: tuple[int, ...], calibration: Any, test: Any, images: int
+) -> dict[str, Any]:
     """The calibration images, and the labelled held-out (or test) images with their labels."""
-    from ..training.inputs import sample_inputs
-
     if not isinstance(images, int) or images < MIN_CALIBRATION:
         raise ExportError(
             f"calibration_images must be an integer >= {MIN_CALIBRATION}, got {images!r}"
         )
     need = images if test is not None else images + HELD_OUT
-    inputs, labels = _read(sample_inputs, model, calibration, need, "calibration data")
+    inputs, labels = _read(model, size, calibration, need, "calibration data")
     if test is not None:
-        held, held_labels = _read(sample_inputs, model, test, HELD_OUT, "test data")
+        held, held_labels = _read(model, size, test, HELD_OUT, "test data")
         on = "test"
         if held_labels is None:
             raise ExportError(
@@ -276,8 +280,8 @@ def _int8_data(model: nn.Module, calibration: Any, test: Any, images: int) -> di
             count = len(held) + len(inputs)
             raise ExportError(
                 f"the calibration data has {count} images: too few to calibrate on at least "
-                f"{MIN_CALIBRATION} and measure the accuracy on the rest; pass more images, or "
-                "labelled test data (test=, --test)"
+                f"{MIN_CALIBRATION} and measure the accuracy on at least {MIN_CALIBRATION} others "
+                "(a fifth is held out); pass more images, or labelled test data (test=, --test)"
             )
     if len(inputs) < MIN_CALIBRATION:
         raise ExportError(
@@ -288,10 +292,21 @@ def _int8_data(model: nn.Module, calibration: Any, test: Any, images: int) -> di
 
 
 def _read(
-    sample: Any, model: nn.Module, data: Any, limit: int, what: str
+    model: nn.Module, size: tuple[int, ...], data: Any, limit: int, what: str
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``data`` as the model's inputs (``predict``'s reading), refused when it does not fit."""
+    from ..training.inputs import sample_inputs
+
     try:
-        return sample(model, data, limit)
+        inputs, labels = sample_inputs(model, data, limit)
     except (ValueError, TypeError) as error:
         message = str(error).removeprefix("data: ").removeprefix("data ")
         raise ExportError(f"{what}: {message}") from None
+    expected = tuple(size)
+    if tuple(inputs.shape[1:]) != expected:
+        raise ExportError(
+            f"{what}: the images are {'x'.join(map(str, inputs.shape[1:]))} (channels x height "
+            f"x width) but the model takes {'x'.join(map(str, expected))}; give images with "
+            f"{expected[0]} channel(s) at {expected[1]}x{expected[2]}"
+        )
+    return inputs, labels
