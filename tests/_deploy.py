@@ -15,7 +15,10 @@ def lenet(**options) -> nn.Module:
     torch.manual_seed(0)
     model = cnnzoo.get_model("lenet5", **options).eval()
     names = tuple(f"class {i}" for i in range(10))
-    model.pretrained_cfg = model.pretrained_cfg.replace(mean=MEAN, std=STD, label_names=names)
+    channels = options.get("in_channels", 1)
+    model.pretrained_cfg = model.pretrained_cfg.replace(
+        mean=MEAN * channels, std=STD * channels, label_names=names
+    )
     return model
 
 

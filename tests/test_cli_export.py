@@ -78,7 +78,7 @@ def test_missing_onnx_extra_says_which_pip_install(capsys, tmp_path, checkpoint,
 
 
 def _folder(root, count):
-    """A Fashion-MNIST-like ImageFolder (grey 28x28) of ``count`` images per class and split."""
+    """An ImageFolder of ``count`` 28x28 images per class and split (folders read as RGB)."""
     for split in ("train", "test"):
         for label in range(10):
             folder = root / split / f"class {label}"
@@ -88,8 +88,10 @@ def _folder(root, count):
     return root
 
 
-def test_too_few_calibration_images_in_a_folder(capsys, tmp_path, checkpoint):
+def test_too_few_calibration_images_in_a_folder(capsys, tmp_path):
     data = _folder(tmp_path / "few", count=2)
+    checkpoint = tmp_path / "colour.safetensors"
+    cnnzoo.save(lenet(in_channels=3), checkpoint)
     code, _, err = run(
         capsys, "export", str(checkpoint), "--out", str(tmp_path / "q.onnx"), "--int8",
         "--calibration", str(data), "--test", str(data),
@@ -99,15 +101,15 @@ def test_too_few_calibration_images_in_a_folder(capsys, tmp_path, checkpoint):
 
 
 def test_int8_from_the_command_line(capsys, tmp_path):
-    model = lenet()
-    images = pixels(160, seed=7)
+    model = lenet(in_channels=3)
+    images = pixels(160, size=(3, 28, 28), seed=7)
     labels = own_labels(model, images)
     root = tmp_path / "data"
     for split in ("train", "test"):
         for i, (image, label) in enumerate(zip(images, labels, strict=True)):
             folder = root / split / f"class {int(label)}"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
     model.pretrained_cfg = model.pretrained_cfg.replace(label_names=None)  # folder names differ
     checkpoint = tmp_path / "m.safetensors"
     cnnzoo.save(model, checkpoint)
