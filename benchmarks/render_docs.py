@@ -17,7 +17,9 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``compare-overhead``: compare against the same models trained one by one, from
   ``compare_overhead-*.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
-  and their peak memory, from ``streaming-*.json``.
+  and their peak memory, from ``streaming-*.json``;
+* ``deploy-table`` and ``deploy-headline`` (inline): inference speed and accuracy of eager,
+  ``torch.compile``, ONNX Runtime float32 and int8, from ``deploy-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -573,6 +575,99 @@ def streaming_table(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+# -- deployment ---------------------------------------------------------------------------
+DEPLOY_NAMES = {
+    "eager": "eager fp32",
+    "compile": "`torch.compile`",
+    "ort_fp32": "ONNX Runtime fp32",
+    "ort_int8": "ONNX Runtime int8",
+}
+DEPLOY_MODELS = {
+    "mini_resnet": "mini_resnet, 28x28",
+    "resnet18_small": "resnet18 (`small_input`), 28x28",
+    "resnet18_224": "resnet18, 224x224",
+}
+
+
+def cpu_flags_text(result: dict[str, Any]) -> str:
+    flags = result["machine"].get("cpu_flags", {})
+    have = [name for name, present in flags.items() if present]
+    lacks = [name for name, present in flags.items() if not present]
+    return f"CPU flags: {', '.join(have) or 'none'}; without {', '.join(lacks) or 'none'}"
+
+
+def deploy_table(result: dict[str, Any], source: Path) -> str:
+    settings = result["settings"]
+    end = result.get("load_average_at_end")
+    end_text = f", load average at the end {end[0]:.2f}" if end else ""
+    lines = [
+        f"`benchmarks/deploy.py` → `{relative(source)}`; {machine_text(result)}{end_text}. "
+        f"{cpu_flags_text(result)}.",
+        "",
+        f"Images per second, median of {settings['rounds']} alternating rounds, and in brackets "
+        "the speed against eager fp32 in the same round (median [range]):",
+        "",
+        "| model | batch | " + " | ".join(DEPLOY_NAMES.values()) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " |",
+    ]
+    for key, label in DEPLOY_MODELS.items():
+        row = result["models"].get(key)
+        if row is None:
+            continue
+        for batch, speed in row["speed"].items():
+            cells = []
+            for name in DEPLOY_NAMES:
+                rate = speed["images_per_second"][name]["median"]
+                ratio = speed["against_eager"][name]
+                cells.append(
+                    f"{rate:,.0f}"
+                    if name == "eager"
+                    else f"{rate:,.0f} ({spread_text(ratio, '×', 2)})"
+                )
+            lines.append(f"| {label} | {batch} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Fashion-MNIST test accuracy on the first {settings['test_images']} test images (the "
+        "models trained briefly inside the script: one epoch on the training images shown), and "
+        "int8's change against eager fp32:",
+        "",
+        "| model | trained on | " + " | ".join(DEPLOY_NAMES.values()) + " | int8 − fp32 |",
+        "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " | ---: |",
+    ]
+    for key, label in DEPLOY_MODELS.items():
+        row = result["models"].get(key)
+        if row is None:
+            continue
+        if row["accuracy"] is None:
+            agreement = row["agreement_with_eager"]["ort_int8"]
+            lines.append(
+                f"| {label} | untrained | "
+                + " | ".join("—" for _ in DEPLOY_NAMES)
+                + f" | top-1 agreement with fp32 {agreement:.1%} |"
+            )
+            continue
+        accuracy = row["accuracy"]
+        drop = (accuracy["ort_int8"] - accuracy["eager"]) * 100
+        lines.append(
+            f"| {label} | {row['train_images']:,} images | "
+            + " | ".join(f"{accuracy[name]:.3f}" for name in DEPLOY_NAMES)
+            + f" | {drop:+.1f} points |"
+        )
+    return "\n".join(lines)
+
+
+def deploy_headline(result: dict[str, Any], source: Path) -> str:
+    row = result["models"].get("resnet18_224") or result["models"].get("resnet18_small")
+    if row is None:
+        return "(not measured yet)"
+    batch = str(result["settings"]["batch"])
+    ratio = row["speed"][batch]["against_eager"]["ort_int8"]
+    label = DEPLOY_MODELS[
+        "resnet18_224" if "resnet18_224" in result["models"] else "resnet18_small"
+    ]
+    return f"{spread_text(ratio, '×', 2)} eager fp32's speed for {label} at batch {batch}"
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
@@ -585,9 +680,11 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "zoo-runs": ("zoo_defaults", zoo_runs),
     "zoo-alerts": ("zoo_defaults", zoo_alerts),
     "streaming-table": ("streaming", streaming_table),
+    "deploy-table": ("deploy", deploy_table),
+    "deploy-headline": ("deploy", deploy_headline),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
-INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts"}
+INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts", "deploy-headline"}
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
@@ -650,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": newest("compare"),
         "compare_overhead": newest("compare_overhead"),
         "streaming": newest("streaming"),
+        "deploy": newest("deploy"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")
