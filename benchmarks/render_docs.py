@@ -596,6 +596,12 @@ def cpu_flags_text(result: dict[str, Any]) -> str:
     return f"CPU flags: {', '.join(have) or 'none'}; without {', '.join(lacks) or 'none'}"
 
 
+def _deploy_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, row)`` of each measured model, in the table's order."""
+    models = result["models"]
+    return [(label, models[key]) for key, label in DEPLOY_MODELS.items() if key in models]
+
+
 def deploy_table(result: dict[str, Any], source: Path) -> str:
     settings = result["settings"]
     end = result.get("load_average_at_end")
@@ -610,10 +616,7 @@ def deploy_table(result: dict[str, Any], source: Path) -> str:
         "| model | batch | " + " | ".join(DEPLOY_NAMES.values()) + " |",
         "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " |",
     ]
-    for key, label in DEPLOY_MODELS.items():
-        row = result["models"].get(key)
-        if row is None:
-            continue
+    for label, row in _deploy_rows(result):
         for batch, speed in row["speed"].items():
             cells = []
             for name in DEPLOY_NAMES:
@@ -634,10 +637,7 @@ def deploy_table(result: dict[str, Any], source: Path) -> str:
         "| model | trained on | " + " | ".join(DEPLOY_NAMES.values()) + " | int8 − fp32 |",
         "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " | ---: |",
     ]
-    for key, label in DEPLOY_MODELS.items():
-        row = result["models"].get(key)
-        if row is None:
-            continue
+    for label, row in _deploy_rows(result):
         if row["accuracy"] is None:
             agreement = row["agreement_with_eager"]["ort_int8"]
             lines.append(

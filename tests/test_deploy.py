@@ -112,7 +112,7 @@ def test_bad_options_are_refused_before_any_work(tmp_path, options, message):
 
 
 def test_a_model_without_data_contract_or_classes_is_refused(tmp_path):
-    with pytest.raises(ExportError, match=r"no complete data contract.*cnnzoo.fit"):
+    with pytest.raises(ExportError, match=r"no complete data contract .* to export it.*cnnzoo.fit"):
         export(cnnzoo.get_model("lenet5"), tmp_path / "m.pt", "torchscript")
     backbone = cnnzoo.get_model("resnet18", features_only=True)
     with pytest.raises(ValueError, match="features_only backbone"):

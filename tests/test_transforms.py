@@ -93,5 +93,5 @@ def test_bad_input_and_models_without_contract_are_named():
         preprocess(torch.zeros(1, 32, 32, dtype=torch.uint8))
     with pytest.raises(TypeError, match="got int"):
         preprocess(3)
-    with pytest.raises(ValueError, match="no complete data configuration"):
+    with pytest.raises(ValueError, match="no complete data contract"):
         cnnzoo.transforms(cnnzoo.get_model("lenet5"))

@@ -20,7 +20,7 @@ from torch import nn
 
 from .._files import kind_of
 from ..data import DataConfig
-from .contract import PixelInput, contract
+from .contract import PixelInput, complete_config, contract
 from .errors import ExportError, require_onnx
 from .formats import check_format, load, serialize, trace
 from .quantize import MIN_CALIBRATION, quantize
@@ -119,7 +119,7 @@ def export(
         >>> report = cnnzoo.export(model, "model.onnx", bake_normalization=True)  # doctest: +SKIP
         >>> print(report)  # doctest: +SKIP
     """
-    from ..training.contract import check_classifier, model_data_config
+    from ..training.contract import check_classifier
 
     check_format(format)
     if int8:
@@ -134,13 +134,8 @@ def export(
             )
     path = check_destination(path, overwrite)
     check_classifier(model, "export")
-    config = model_data_config(model)
-    if config is None or config.input_size is None or config.mean is None or config.std is None:
-        raise ExportError(
-            "the model has no complete data contract (model.pretrained_cfg with input_size, mean "
-            "and std), so the artifact could not say what it takes: train it with cnnzoo.fit, "
-            "load it from a cnnzoo checkpoint, or set model.pretrained_cfg"
-        )
+    config = complete_config(model, "export it")
+    assert config.input_size is not None and config.mean is not None and config.std is not None
     eager = copy.deepcopy(model).cpu().eval()
     module = PixelInput(eager, config.mean, config.std).eval() if bake_normalization else eager
     pixels = torch.randint(

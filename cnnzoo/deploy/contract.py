@@ -26,7 +26,7 @@ from .._version import __version__
 from ..data import DataConfig
 from .errors import ExportError, require_onnx
 
-__all__ = ["EXTRA_FILE", "KEY", "PixelInput", "contract", "read_metadata"]
+__all__ = ["EXTRA_FILE", "KEY", "PixelInput", "complete_config", "contract", "read_metadata"]
 
 KEY = "cnnzoo"
 EXTRA_FILE = "cnnzoo.json"  # TorchScript's and torch.export's extra_files entry
@@ -57,6 +57,29 @@ class PixelInput(nn.Module):
         """Logits for ``uint8`` pixels."""
         x = pixels.to(torch.float32).div(255.0)
         return self.model(x.sub(self.mean).div(self.std))
+
+
+def complete_config(model: nn.Module, what: str) -> DataConfig:
+    """The model's data configuration, refused unless it knows its input size, mean and std.
+
+    Args:
+        model: The model.
+        what: What needs it, for the message ("export it", "build its transforms").
+
+    Raises:
+        ExportError: No configuration, or one without input size or normalisation.
+        ValueError: An invalid configuration (:func:`model_data_config` names the problem).
+    """
+    from ..training.contract import model_data_config
+
+    config = model_data_config(model)
+    if config is None or config.input_size is None or config.mean is None or config.std is None:
+        raise ExportError(
+            "the model has no complete data contract (model.pretrained_cfg with input_size, "
+            f"mean and std) to {what}: train it with cnnzoo.fit, load it from a cnnzoo "
+            "checkpoint, or set model.pretrained_cfg"
+        )
+    return config
 
 
 def contract(config: DataConfig, *, baked: bool, what: str) -> dict[str, Any]:

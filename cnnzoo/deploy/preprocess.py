@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..data.images import is_image, read_image, resize_pixels
+from .contract import complete_config
 
 __all__ = ["transforms"]
 
@@ -97,7 +98,7 @@ def transforms(model: nn.Module, train: bool = False) -> Any:
         and giving the float32 tensor ``(C, H, W)`` the model takes.
 
     Raises:
-        ValueError: The model has no complete data configuration.
+        ExportError: The model has no complete data configuration (a ``ValueError``).
 
     Example:
         >>> preprocess = cnnzoo.transforms(model)  # doctest: +SKIP
@@ -105,15 +106,8 @@ def transforms(model: nn.Module, train: bool = False) -> Any:
     """
     from torchvision.transforms import v2
 
-    from ..training.contract import model_data_config
-
-    config = model_data_config(model)
-    if config is None or config.input_size is None or config.mean is None or config.std is None:
-        raise ValueError(
-            "the model has no complete data configuration (model.pretrained_cfg with "
-            "input_size, mean and std) to build its transforms from: train it with cnnzoo.fit, "
-            "load it from a cnnzoo checkpoint, or set model.pretrained_cfg"
-        )
+    config = complete_config(model, "build its transforms from")
+    assert config.input_size is not None and config.mean is not None and config.std is not None
     channels, height, width = config.input_size
     steps: list[Any] = [
         ReadPixels(channels),
