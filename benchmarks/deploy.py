@@ -123,6 +123,9 @@ def runners(model: torch.nn.Module, folder: Path, calibration: Any, test: Any) -
     threads = torch.get_num_threads()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    # ONNX Runtime's threads spin after each run by default, waiting for the next: on 2 cores
+    # that starves the PyTorch contenders measured after it. Off, each side runs alone.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     start = time.perf_counter()
     export(model, folder / "fp32.onnx", overwrite=True)
     fp32_seconds = time.perf_counter() - start

@@ -132,6 +132,11 @@ def export(
             raise ExportError(
                 "int8 needs calibration images: pass calibration= (--calibration DATA)"
             )
+    if not tolerance > 0 or not 0 <= max_accuracy_drop <= 1:
+        raise ExportError(
+            f"tolerance must be > 0 and max_accuracy_drop in [0, 1], got {tolerance} and "
+            f"{max_accuracy_drop}"
+        )
     path = check_destination(path, overwrite)
     check_classifier(model, "export")
     config = complete_config(model, "export it")
@@ -181,34 +186,46 @@ def export(
         "max_accuracy_drop": max_accuracy_drop,
     }
     if data is None:
-        limit = tolerance * max(1.0, figures["logit_scale"])
-        if not figures["max_abs_diff"] <= limit:
-            raise ExportError(
-                f"the {format} artifact does not reproduce the model: max abs logit diff "
-                f"{figures['max_abs_diff']:.3g} > {limit:.3g} (tolerance {tolerance} x logit "
-                f"scale {max(1.0, figures['logit_scale']):.3g}), top-1 agreement "
-                f"{figures['top1_agreement']:.1%} on {SAMPLE} images; nothing was written. "
-                "Try another format, or a larger tolerance if the difference is acceptable"
-            )
+        _check_logits(figures, tolerance, format)
     else:
-        labels = data["labels"]
-        fp32, int8_acc = accuracy(reference, labels), accuracy(got, labels)
-        report.accuracy = {"fp32": fp32, "int8": int8_acc, "images": len(labels), "on": data["on"]}
+        report.accuracy = _check_accuracy(reference, got, data, max_accuracy_drop)
         record["quantization"] = {
             "toolchain": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
             "calibration_images": len(data["calibration"]),
             "accuracy": report.accuracy,
         }
-        if fp32 - int8_acc > max_accuracy_drop:
-            raise ExportError(
-                f"int8 loses too much accuracy: {fp32:.4f} in float32, {int8_acc:.4f} in int8 "
-                f"on {len(labels)} {data['on']} images ({(int8_acc - fp32) * 100:+.2f} points, "
-                f"more than max_accuracy_drop={max_accuracy_drop}); nothing was written. Calibrate "
-                "on more (and more typical) images, or export in float32"
-            )
     report.record = record
     _write(path, serialize(format, captured, record))
     return report
+
+
+def _check_logits(figures: dict[str, Any], tolerance: float, format: str) -> None:
+    """Refuse a float artifact whose logits stray beyond ``tolerance`` (x the logit scale)."""
+    scale = max(1.0, figures["logit_scale"])
+    if not figures["max_abs_diff"] <= tolerance * scale:
+        raise ExportError(
+            f"the {format} artifact does not reproduce the model: max abs logit diff "
+            f"{figures['max_abs_diff']:.3g} > {tolerance * scale:.3g} (tolerance {tolerance} x "
+            f"logit scale {scale:.3g}), top-1 agreement {figures['top1_agreement']:.1%} on "
+            f"{figures['samples']} images; nothing was written. Try another format, or a larger "
+            "tolerance if the difference is acceptable"
+        )
+
+
+def _check_accuracy(
+    reference: np.ndarray, got: np.ndarray, data: dict[str, Any], max_drop: float
+) -> dict[str, Any]:
+    """The accuracy of float32 and int8; refused when int8 loses more than ``max_drop``."""
+    labels = data["labels"]
+    fp32, int8 = accuracy(reference, labels), accuracy(got, labels)
+    if fp32 - int8 > max_drop:
+        raise ExportError(
+            f"int8 loses too much accuracy: {fp32:.4f} in float32, {int8:.4f} in int8 on "
+            f"{len(labels)} {data['on']} images ({(int8 - fp32) * 100:+.2f} points, more than "
+            f"max_accuracy_drop={max_drop}); nothing was written. Calibrate on more (and more "
+            "typical) images, or export in float32"
+        )
+    return {"fp32": fp32, "int8": int8, "images": len(labels), "on": data["on"]}
 
 
 def check_destination(path: str | os.PathLike, overwrite: bool) -> Path:
