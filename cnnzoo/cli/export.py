@@ -85,8 +85,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
         check_destination(args.out, args.overwrite)
         if args.int8 and args.calibration is None:
             raise CommandError("--int8 needs calibration images: add --calibration DATA")
-        if args.calibration is not None and not args.int8:
-            raise CommandError("--calibration is for --int8 only: add --int8, or leave it out")
+        for option, value in (("--calibration", args.calibration), ("--test", args.test)):
+            if value is not None and not args.int8:
+                raise CommandError(f"{option} is for --int8 only: add --int8, or leave it out")
         model = load_checkpoint(args.checkpoint)
         calibration = _data(model, args.calibration, "train", args) if args.int8 else None
         test = _data(model, args.test, "test", args) if args.int8 and args.test else None
