@@ -232,7 +232,7 @@ class _NoWeights(torch.nn.Module):
 
 
 def test_a_model_int8_cannot_speed_up_is_refused(tmp_path):
-    images = pixels(100, size=(1, 8, 8))
+    images = pixels(200, size=(1, 8, 8))
     with pytest.raises(ExportError, match=r"no convolution or linear layer.*without int8"):
         export(_NoWeights(), tmp_path / "q.onnx", int8=True,
-               calibration=(images, torch.zeros(100, dtype=torch.long)))  # fmt: skip
+               calibration=(images, torch.zeros(200, dtype=torch.long)))  # fmt: skip
