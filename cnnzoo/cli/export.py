@@ -35,7 +35,7 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
     p.add_argument("--format", choices=FORMATS, default="onnx", help="the artifact's format")
-    p.add_argument("--out", type=Path, required=True, help="the file to write")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument(
         "--bake-normalization",
@@ -48,16 +48,22 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calibration",
         default=None,
+        metavar="DATA",
         help=f"--int8: the calibration images' train split: {DATA_HELP}",
     )
     p.add_argument(
         "--test",
         default=None,
+        metavar="DATA",
         help="--int8: measure the accuracy on this test split (default: a held-out share of "
         "--calibration)",
     )
     p.add_argument(
-        "--calibration-images", type=positive_int, default=256, help="--int8: images calibrated on"
+        "--calibration-images",
+        type=positive_int,
+        default=256,
+        metavar="N",
+        help="--int8: images calibrated on",
     )
     p.add_argument("--data-root", default=None, help="where to look for the data")
     p.add_argument(
@@ -69,6 +75,7 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-accuracy-drop",
         type=float,
+        metavar="SHARE",
         default=0.01,
         help="--int8: the most accuracy int8 may lose (0.01: one point)",
     )
