@@ -24,7 +24,9 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
 * ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
   ``budgets-*.json``;
 * ``newcomer-times``: what the README's main job and test suite cost (CPU-seconds, wall time),
-  from ``newcomer_times-*.json``.
+  from ``newcomer_times-*.json``;
+* ``deploy-table`` and ``deploy-headline`` (inline): inference speed and accuracy of eager,
+  ``torch.compile``, ONNX Runtime float32 and int8, from ``deploy-*.json``.
 
 The sweep and step-cost tables gather every JSON of their benchmark in ``benchmarks/results/``;
 the other parts use the newest one.
@@ -635,6 +637,87 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
     return "\n".join(lines)
 
 
+# -- deployment ---------------------------------------------------------------------------
+DEPLOY_NAMES = {
+    "eager": "eager fp32",
+    "compile": "`torch.compile`",
+    "ort_fp32": "ONNX Runtime fp32",
+    "ort_int8": "ONNX Runtime int8",
+}
+DEPLOY_MODELS = {
+    "mini_resnet": "mini_resnet, 28x28",
+    "resnet18_small": "resnet18 (`small_input`), 28x28",
+    "resnet18_224": "resnet18, 224x224",
+}
+
+
+def cpu_flags_text(result: dict[str, Any]) -> str:
+    flags = result["machine"].get("cpu_flags", {})
+    have = [name for name, present in flags.items() if present]
+    lacks = [name for name, present in flags.items() if not present]
+    return f"CPU flags: {', '.join(have) or 'none'}; without {', '.join(lacks) or 'none'}"
+
+
+def _deploy_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, row)`` of each measured model, in the table's order."""
+    models = result["models"]
+    return [(label, models[key]) for key, label in DEPLOY_MODELS.items() if key in models]
+
+
+def deploy_table(result: dict[str, Any], source: Path) -> str:
+    settings = result["settings"]
+    end = result.get("load_average_at_end")
+    end_text = f", load average at the end {end[0]:.2f}" if end else ""
+    lines = [
+        f"`benchmarks/deploy.py` → `{relative(source)}`; {machine_text(result)}{end_text}. "
+        f"{cpu_flags_text(result)}.",
+        "",
+        f"Images per second, median of {settings['rounds']} alternating rounds, and in brackets "
+        "the speed against eager fp32 in the same round (median [range]):",
+        "",
+        "| model | batch | " + " | ".join(DEPLOY_NAMES.values()) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " |",
+    ]
+    for label, row in _deploy_rows(result):
+        for batch, speed in row["speed"].items():
+            cells = []
+            for name in DEPLOY_NAMES:
+                rate = speed["images_per_second"][name]["median"]
+                ratio = speed["against_eager"][name]
+                cells.append(
+                    f"{rate:,.0f}"
+                    if name == "eager"
+                    else f"{rate:,.0f} ({spread_text(ratio, '×', 2)})"
+                )
+            lines.append(f"| {label} | {batch} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Fashion-MNIST test accuracy on the first {settings['test_images']} test images (the "
+        "models trained briefly inside the script: one epoch on the training images shown), and "
+        "int8's change against eager fp32:",
+        "",
+        "| model | trained on | " + " | ".join(DEPLOY_NAMES.values()) + " | int8 − fp32 |",
+        "| --- | ---: | " + " | ".join("---:" for _ in DEPLOY_NAMES) + " | ---: |",
+    ]
+    for label, row in _deploy_rows(result):
+        if row["accuracy"] is None:
+            agreement = row["agreement_with_eager"]["ort_int8"]
+            lines.append(
+                f"| {label} | untrained | "
+                + " | ".join("—" for _ in DEPLOY_NAMES)
+                + f" | top-1 agreement with fp32 {agreement:.1%} |"
+            )
+            continue
+        accuracy = row["accuracy"]
+        drop = (accuracy["ort_int8"] - accuracy["eager"]) * 100
+        lines.append(
+            f"| {label} | {row['train_images']:,} images | "
+            + " | ".join(f"{accuracy[name]:.3f}" for name in DEPLOY_NAMES)
+            + f" | {drop:+.1f} points |"
+        )
+    return "\n".join(lines)
+
+
 # -- the README's two commands ---------------------------------------------------------------
 def newcomer_times(result: dict[str, Any], source: Path) -> str:
     """What the main job and the test suite cost, in CPU-seconds and wall time, and where."""
@@ -689,6 +772,18 @@ def weights_table(result: list[dict[str, Any]], source: Path) -> str:
     return "\n".join(lines)
 
 
+def deploy_headline(result: dict[str, Any], source: Path) -> str:
+    row = result["models"].get("resnet18_224") or result["models"].get("resnet18_small")
+    if row is None:
+        return "(not measured yet)"
+    batch = str(result["settings"]["batch"])
+    ratio = row["speed"][batch]["against_eager"]["ort_int8"]
+    label = DEPLOY_MODELS[
+        "resnet18_224" if "resnet18_224" in result["models"] else "resnet18_small"
+    ]
+    return f"{spread_text(ratio, '×', 2)} eager fp32's speed for {label} at batch {batch}"
+
+
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "budgets-table": ("budgets", budgets_table),
     "augmentation-table": ("augmentation", augmentation_table),
@@ -705,9 +800,18 @@ RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "zoo-alerts": ("zoo_defaults", zoo_alerts),
     "streaming-table": ("streaming", streaming_table),
     "newcomer-times": ("newcomer_times", newcomer_times),
+    "deploy-table": ("deploy", deploy_table),
+    "deploy-headline": ("deploy", deploy_headline),
 }
 # Parts that sit inside a sentence; the others are blocks on lines of their own.
-INLINE = {"tta-headline", "peers-summary", "zoo-headline", "zoo-alerts", "newcomer-times"}
+INLINE = {
+    "tta-headline",
+    "peers-summary",
+    "zoo-headline",
+    "zoo-alerts",
+    "newcomer-times",
+    "deploy-headline",
+}
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
@@ -774,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         "newcomer_times": newest("newcomer_times"),
         "augmentation": newest("augmentation"),
         "weights_index": WEIGHTS_INDEX if WEIGHTS_INDEX.is_file() else None,
+        "deploy": newest("deploy"),
     }
     for benchmark, path in sources.items():
         print(f"{benchmark}: {path or 'no result yet; its parts are left as they are'}")

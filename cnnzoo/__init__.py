@@ -42,10 +42,13 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "count_parameters": ".summarize",
     "compare": ".comparison",
     "Leaderboard": ".comparison",
+    "export": ".deploy",
+    "transforms": ".deploy",
 }
 _LAZY_MODULES = (
     "blocks",
     "comparison",
+    "deploy",
     "models",
     "data",
     "training",
@@ -58,9 +61,21 @@ _LAZY_MODULES = (
 __all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import blocks, checkpoint, comparison, data, hub, models, summarize, training, transfer
+    from . import (
+        blocks,
+        checkpoint,
+        comparison,
+        data,
+        deploy,
+        hub,
+        models,
+        summarize,
+        training,
+        transfer,
+    )
     from .checkpoint import load_weights, save
     from .comparison import Leaderboard, compare
+    from .deploy import export, transforms
     from .hub import from_pretrained, push_to_hub, save_pretrained
     from .models import get_model, info, list_models, load, register
     from .summarize import count_parameters, summary

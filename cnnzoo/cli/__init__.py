@@ -6,8 +6,8 @@ status 2; tracebacks are for bugs only. A closed pipe (``cnnzoo list | head``) e
 quietly with status 0, as other Unix tools do.
 
 The commands live in one module per job: :mod:`.browse` (``list``, ``info``, ``summary``),
-:mod:`.train` (``train``), :mod:`.compare` (``compare``) and :mod:`.inference` (``eval``,
-``predict``).
+:mod:`.train` (``train``), :mod:`.compare` (``compare``), :mod:`.inference` (``eval``,
+``predict``) and :mod:`.export` (``export``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ..training.collapse import TrainingCollapseWarning
 from .browse import add_browse_commands
 from .compare import add_compare_command
 from .errors import CommandError
+from .export import add_export_command
 from .help import polish_help
 from .inference import add_inference_commands
 from .train import add_training_commands
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_training_commands(sub)
     add_compare_command(sub)
     add_inference_commands(sub)
+    add_export_command(sub)
     polish_help(parser, sub)
     return parser
 
