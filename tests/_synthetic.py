@@ -41,3 +41,16 @@ def tiny_net(num_classes: int = 3, batch_norm: bool = True, dropout: float = 0.1
     if dropout:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers, nn.Linear(16, num_classes))
+
+
+def stripes_oracle() -> nn.Module:
+    """A linear model that classifies :func:`stripes` exactly: the mean of each class's band."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        for k in range(3):
+            band = torch.zeros(8, 8)
+            band[2 * k : 2 * k + 3, :] = 1.0
+            model[1].weight[k] = 4.0 * band.flatten() / band.sum()
+        model[1].bias.zero_()
+    return model

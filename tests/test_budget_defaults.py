@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from _synthetic import stripes, tiny_net
+from _synthetic import stripes, stripes_oracle, tiny_net
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -21,11 +21,9 @@ from cnnzoo.training.budget import (
     MIN_STEPS,
     SMALLEST_BATCH_SIZE,
     choose,
-    is_short,
     run_steps,
 )
 from cnnzoo.training.collapse import CollapseWatch, TrainingCollapseWarning
-from cnnzoo.training.recipes import SHORT_RUN_FALLBACK_LR
 
 
 @pytest.mark.parametrize(
@@ -149,7 +147,7 @@ def test_a_one_epoch_run_on_images_without_information_is_warned(val_data):
 
 
 def test_a_short_run_that_learned_is_not_warned():
-    history, messages = _warned(_oracle(), stripes(96), epochs=1, lr=0.0)
+    history, messages = _warned(stripes_oracle(), stripes(96), epochs=1, lr=0.0)
     assert messages == [] and history.alerts == []
 
 
@@ -169,37 +167,3 @@ def test_the_watch_judges_a_short_run_by_where_it_ended():
     assert alert is not None and alert["kind"] == "stall"
     one_class = CollapseWatch(2, 1.0, None, True, "a test", label_entropy=0.0)
     assert not one_class.wants_end_accuracy(logs)
-
-
-def _oracle() -> nn.Module:
-    """A linear model that classifies the stripes exactly (as tests/test_collapse.py's)."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    with torch.no_grad():
-        model[1].weight.zero_()
-        for k in range(3):
-            band = torch.zeros(8, 8)
-            band[2 * k : 2 * k + 3, :] = 1.0
-            model[1].weight[k] = 4.0 * band.flatten() / band.sum()
-        model[1].bias.zero_()
-    return model
-
-
-def test_a_model_without_a_recipe_trains_faster_on_a_short_run():
-    short = _fit(tiny_net(dropout=0.0), stripes(240), epochs=1, schedule=None)
-    assert short.params["lr"] == pytest.approx(SHORT_RUN_FALLBACK_LR)
-    assert "short run" in short.params["lr_source"]
-    assert not is_short(5_120, 2) and is_short(5_119, 2)  # 80 and 78 steps at batch 128
-
-
-def test_a_resumed_run_keeps_its_rate(tmp_path):
-    data = stripes(240)
-    _fit(tiny_net(), data, epochs=1, checkpoint_dir=tmp_path / "state", lr=0.05)
-    more = _fit(tiny_net(), data, epochs=2, checkpoint_dir=tmp_path / "state", resume=True)
-    assert more.params["lr"] == pytest.approx(0.05)
-    assert more.params["lr_source"] == "the resumed run's own"
-
-
-def test_too_few_images_to_judge_are_not_judged():
-    # 16 validation images cannot tell chance from a little learning: no verdict on them
-    history, messages = _warned(tiny_net(2, dropout=0.0), _blank(64, 2), epochs=1, val_data=0.25)
-    assert messages == [] and history.alerts == []

@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 import torch
-from _synthetic import stripes
+from _synthetic import stripes, stripes_oracle
 from torch import nn
 
 import cnnzoo
@@ -26,19 +26,6 @@ from cnnzoo.training.collapse import (
 )
 
 N = 240  # stripes: three balanced classes
-
-
-def oracle() -> nn.Module:
-    """A linear model that classifies the stripes exactly: the mean of each class's band."""
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
-    with torch.no_grad():
-        model[1].weight.zero_()
-        for k in range(3):
-            band = torch.zeros(8, 8)
-            band[2 * k : 2 * k + 3, :] = 1.0
-            model[1].weight[k] = 4.0 * band.flatten() / band.sum()
-        model[1].bias.zero_()
-    return model
 
 
 class BreakAt:
@@ -79,13 +66,15 @@ def train(model: nn.Module, epochs: int = 3, **options) -> tuple[cnnzoo.History,
 
 
 def test_a_healthy_run_raises_no_alarm():
-    history, warned = train(oracle(), val_data=0.25)
+    history, warned = train(stripes_oracle(), val_data=0.25)
     assert history.history["val_accuracy"][-1] == 1.0
     assert warned == [] and history.alerts == []
 
 
 def test_a_blow_up_is_warned_once_with_the_figures_and_the_fix():
-    history, warned = train(oracle(), epochs=4, val_data=0.25, callbacks=[BreakAt(1, "wrong")])
+    history, warned = train(
+        stripes_oracle(), epochs=4, val_data=0.25, callbacks=[BreakAt(1, "wrong")]
+    )
     assert len(warned) == 1 and len(history.alerts) == 1
     alert = history.alerts[0]
     assert alert["kind"] == "blow-up" and alert["epoch"] == 1
@@ -98,7 +87,7 @@ def test_a_blow_up_is_warned_once_with_the_figures_and_the_fix():
 
 
 def test_a_collapse_to_chance_after_learning_is_warned():
-    history, warned = train(oracle(), val_data=0.25, callbacks=[BreakAt(1, "constant")])
+    history, warned = train(stripes_oracle(), val_data=0.25, callbacks=[BreakAt(1, "constant")])
     assert [a["kind"] for a in history.alerts] == ["collapse"]
     alert = history.alerts[0]
     assert alert["best_accuracy"] == 1.0
@@ -107,13 +96,13 @@ def test_a_collapse_to_chance_after_learning_is_warned():
 
 
 def test_without_validation_the_training_accuracy_is_watched():
-    history, _ = train(oracle(), callbacks=[BreakAt(1, "constant")])
+    history, _ = train(stripes_oracle(), callbacks=[BreakAt(1, "constant")])
     assert [a["kind"] for a in history.alerts] == ["collapse"]
     assert "training accuracy" in history.alerts[0]["message"]
 
 
 def test_a_run_stuck_at_a_uniform_guess_is_called_a_stall():
-    model = oracle()
+    model = stripes_oracle()
     with torch.no_grad():
         model[1].weight.zero_()  # every class scores 0: the loss is exactly ln(3)
     history, warned = train(model, epochs=2, batch_size=4)  # 60 steps an epoch
@@ -124,7 +113,7 @@ def test_a_run_stuck_at_a_uniform_guess_is_called_a_stall():
 
 
 def test_a_short_run_that_learned_nothing_is_told_so_at_its_end():
-    model = oracle()
+    model = stripes_oracle()
     with torch.no_grad():
         model[1].weight.zero_()
     history, warned = train(model, epochs=2, batch_size=16)  # 15 steps an epoch
@@ -194,10 +183,16 @@ def test_a_resumed_run_keeps_its_alert_and_is_not_warned_again(tmp_path):
     # With lr=0 the broken weights stay broken, so a watch that forgot would warn again.
     state = tmp_path / "state"
     first, warned = train(
-        oracle(), epochs=2, val_data=0.25, callbacks=[BreakAt(1, "wrong")], checkpoint_dir=state
+        stripes_oracle(),
+        epochs=2,
+        val_data=0.25,
+        callbacks=[BreakAt(1, "wrong")],
+        checkpoint_dir=state,
     )
     assert [a["kind"] for a in first.alerts] == ["blow-up"] and len(warned) == 1
-    resumed, again = train(oracle(), epochs=4, val_data=0.25, checkpoint_dir=state, resume=True)
+    resumed, again = train(
+        stripes_oracle(), epochs=4, val_data=0.25, checkpoint_dir=state, resume=True
+    )
     assert again == []
     assert resumed.alerts == first.alerts  # the figures and the message, as warned
     assert len(resumed.history["loss"]) == 4
@@ -207,7 +202,13 @@ def test_a_tampered_alert_in_a_saved_state_is_refused_clearly(tmp_path):
     import json
 
     state = tmp_path / "state"
-    train(oracle(), epochs=2, val_data=0.25, callbacks=[BreakAt(1, "wrong")], checkpoint_dir=state)
+    train(
+        stripes_oracle(),
+        epochs=2,
+        val_data=0.25,
+        callbacks=[BreakAt(1, "wrong")],
+        checkpoint_dir=state,
+    )
     manifest = state / "training_state.json"
     original = json.loads(manifest.read_text())
     alert = original["extra"]["watch"]["alerts"][0]
@@ -237,7 +238,7 @@ def test_a_tampered_alert_in_a_saved_state_is_refused_clearly(tmp_path):
         (watch["alerts"][0] if where == "alert" else watch).update(change)
         manifest.write_text(json.dumps(saved))
         with pytest.raises(ValueError, match=r"corrupted.*collapse watch") as error:
-            train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
+            train(stripes_oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
         assert "delete" in str(error.value) and len(str(error.value)) < 1000, change
     text = json.dumps(original)
     huge = text.replace(f'"loss": {alert["loss"]}', '"loss": 1' + "0" * 400)  # overflows float
@@ -245,4 +246,4 @@ def test_a_tampered_alert_in_a_saved_state_is_refused_clearly(tmp_path):
     manifest.write_text(huge)
     # The bounded JSON reader refuses a 400-digit integer while parsing: the whole manifest.
     with pytest.raises(ValueError, match=r"not a valid cnnzoo training-state manifest.*delete"):
-        train(oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
+        train(stripes_oracle(), epochs=3, val_data=0.25, checkpoint_dir=state, resume=True)
