@@ -7,6 +7,7 @@ escape (images that carry no information), never from how a run happens to go on
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -21,9 +22,11 @@ from cnnzoo.training.budget import (
     MIN_STEPS,
     SMALLEST_BATCH_SIZE,
     choose,
+    is_short,
     run_steps,
 )
-from cnnzoo.training.collapse import CollapseWatch, TrainingCollapseWarning
+from cnnzoo.training.collapse import CollapseWatch, TrainingCollapseWarning, majority_share
+from cnnzoo.training.recipes import FALLBACK_LR, SHORT_RUN_FALLBACK_LR
 
 
 @pytest.mark.parametrize(
@@ -167,3 +170,74 @@ def test_the_watch_judges_a_short_run_by_where_it_ended():
     assert alert is not None and alert["kind"] == "stall"
     one_class = CollapseWatch(2, 1.0, None, True, "a test", label_entropy=0.0)
     assert not one_class.wants_end_accuracy(logs)
+
+
+def test_a_model_without_a_recipe_trains_faster_on_a_short_run():
+    short = _fit(tiny_net(dropout=0.0), stripes(240), epochs=1, schedule=None)
+    assert short.params["lr"] == pytest.approx(SHORT_RUN_FALLBACK_LR)
+    assert "short run" in short.params["lr_source"]
+    # short is counted at the batch the run trains with: 20 steps of 16 over 320 images are
+    # short, 100 are not
+    assert is_short(320, 16, 1) and not is_short(320, 16, 5)
+    long = _fit(tiny_net(dropout=0.0), stripes(240), epochs=6, batch_size=16, schedule=None)
+    assert long.params["lr"] == pytest.approx(FALLBACK_LR)
+
+
+def test_a_resumed_run_keeps_its_rate(tmp_path):
+    data = stripes(240)
+    _fit(tiny_net(), data, epochs=1, checkpoint_dir=tmp_path / "state", lr=0.05)
+    more = _fit(tiny_net(), data, epochs=2, checkpoint_dir=tmp_path / "state", resume=True)
+    assert more.params["lr"] == pytest.approx(0.05)
+    assert more.params["lr_source"] == "the resumed run's own"
+
+
+def test_a_state_of_an_older_cnnzoo_resumes_at_its_batch_size(tmp_path):
+    # states written before fit sized its batch record no batch size: they trained at 128
+    state = tmp_path / "state"
+    _fit(tiny_net(), stripes(300), epochs=1, batch_size=128, checkpoint_dir=state)
+    manifest = state / "training_state.json"
+    saved = json.loads(manifest.read_text())
+    saved["settings"] = {}  # as an older cnnzoo wrote it: resumed unchecked
+    manifest.write_text(json.dumps(saved))
+    again = _fit(tiny_net(), stripes(300), epochs=1, checkpoint_dir=state, resume=True)
+    assert again.params["batch_size"] == 128  # not the 32 a fresh 1-epoch run would choose
+    assert again.params["batch_size_source"] == "the resumed run's own"
+
+
+def test_too_few_validation_images_fall_back_to_the_training_images():
+    # 16 validation images cannot tell chance from a little learning: the end is judged on
+    # (at least 100) training images instead
+    history, messages = _warned(tiny_net(2, dropout=0.0), _blank(160, 2), epochs=1, val_data=0.1)
+    assert [a["kind"] for a in history.alerts] == ["stall"]
+    assert "on the training images" in messages[0]
+
+
+def test_small_batches_are_scored_until_enough_images():
+    history, _ = _warned(tiny_net(2, dropout=0.0), _blank(200, 2), epochs=1, batch_size=8)
+    assert [a["kind"] for a in history.alerts] == ["stall"]  # 8 batches of 8 would be 64 images
+
+
+def test_a_run_that_learned_is_never_called_a_stall_however_skewed_its_labels():
+    # over 95% of the images of one class, and the oracle answers every image right
+    images, labels = stripes(420)
+    keep = (labels == 0) | (torch.arange(420) % 60 == 1)
+    assert majority_share(labels[keep], 3) > 0.95
+    history, messages = _warned(stripes_oracle(), (images[keep], labels[keep]), epochs=1, lr=0.0)
+    assert messages == [] and history.alerts == []
+    watch = CollapseWatch(2, 1.0, 1.0, True, "a test", label_entropy=0.5, val_images=120)
+    # validation labels of one class, answered all right: not a stall either
+    assert (
+        watch.check(0, {"loss": 0.1, "accuracy": 0.9, "val_accuracy": 1.0}, 1e-3, 9, True) is None
+    )
+
+
+def test_a_run_a_callback_stopped_mid_epoch_is_not_judged():
+    class StopAfterTwoSteps:
+        def on_batch_end(self, batch, logs):
+            if batch == 1:
+                raise cnnzoo.training.StopTraining()
+
+    history, messages = _warned(
+        tiny_net(2), _blank(512, 2), epochs=1, callbacks=[StopAfterTwoSteps()]
+    )
+    assert messages == [] and history.alerts == []

@@ -38,7 +38,7 @@ def recipe_model():
 
     yield "recipe_test_net"
     registry_module._REGISTRY.pop("recipe_test_net")
-    info.cache_clear()
+    registry_module.info.cache_clear()
 
 
 def fit_params(model: nn.Module, **options) -> dict:

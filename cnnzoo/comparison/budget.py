@@ -35,7 +35,8 @@ class EpochPlan:
         seconds_per_epoch: The estimate the plan was made from (None for a fixed budget).
         batch_size: The batch size the estimate was measured at, which the run must use (fit
             sizes its default batch by the epochs: a run of more epochs than the one-epoch
-            probe could otherwise train at another, with another cost per epoch).
+            probe would otherwise train at another, with another cost per epoch; compare
+            gives fit's default, 128, unless the comparison names one).
     """
 
     epochs: int

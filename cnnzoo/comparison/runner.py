@@ -22,6 +22,7 @@ from ..checkpoint import save
 from ..models import get, load
 from ..summarize import count_parameters
 from ..training import evaluate, fit
+from ..training.budget import DEFAULT_BATCH_SIZE
 from ..training.precision import resolve_precision
 from .budget import plan_epochs
 from .data import Prepared
@@ -114,6 +115,10 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
         "verbose": 0,
     }
     if plan.time_budget is not None:
+        if options.get("batch_size") is None:
+            # The plan times one epoch at a batch size the run then keeps; fit sizes its own by
+            # the epochs, which the plan has yet to decide: so fit's default batch, 128.
+            options["batch_size"] = DEFAULT_BATCH_SIZE
         planned = plan_epochs(
             lambda: _build(candidate, plan.seed),
             data.train,
@@ -122,7 +127,6 @@ def _train(candidate: Candidate, data: Prepared, plan: Plan, checkpoint: Path, r
             fit_options=options,  # the timing runs stay quiet
         )
         epochs = planned.epochs
-        options.setdefault("batch_size", planned.batch_size)  # the size its time was measured at
         _release(plan.device)
     else:
         assert plan.epochs is not None  # a plan has epochs or a time budget

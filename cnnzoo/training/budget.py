@@ -56,11 +56,12 @@ def run_steps(samples: int, batch_size: int, epochs: int, accumulate: int = 1) -
     return epochs * -(-batches // accumulate)
 
 
-def is_short(samples: int | None, epochs: int, accumulate: int = 1) -> bool:
-    """A short run: fewer than :data:`MIN_STEPS` optimizer steps at :data:`DEFAULT_BATCH_SIZE`."""
-    return samples is not None and run_steps(samples, DEFAULT_BATCH_SIZE, epochs, accumulate) < (
-        MIN_STEPS
-    )
+def is_short(samples: int | None, batch_size: int, epochs: int, accumulate: int = 1) -> bool:
+    """A short run: fewer than :data:`MIN_STEPS` optimizer steps at the batch size it trains at.
+
+    (With fit's own batch size: one that even batch :data:`SMALLEST_BATCH_SIZE` leaves short.)
+    """
+    return samples is not None and run_steps(samples, batch_size, epochs, accumulate) < MIN_STEPS
 
 
 def choose(samples: int | None, epochs: int, accumulate: int = 1) -> BatchChoice:

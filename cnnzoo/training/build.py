@@ -135,7 +135,8 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    short_run = is_short(_samples(train_source, dist), config.epochs, config.accumulate)
+    samples = _samples(train_source, dist)
+    short_run = is_short(samples, batch.size, config.epochs, config.accumulate)
     rate = _peak_rate(model, config, short_run, resumed)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
@@ -241,24 +242,24 @@ def _samples(train: Source, dist: Distributed) -> int | None:
         return None
 
 
-def _resumed(config: FitConfig) -> dict[str, Any]:
-    """The settings of the run ``resume=True`` continues ({} when there is none to read).
+def _resumed(config: FitConfig) -> dict[str, Any] | None:
+    """The settings of the run ``resume=True`` continues (None when there is none to read).
 
     A resumed run keeps the batch size and rate fit chose for it at its start, even when more
     epochs would now choose others. A state that cannot be read is refused with its own message
     when the run begins.
     """
     if not (config.resume and config.checkpoint_dir is not None):
-        return {}
+        return None
     try:
         found = peek_training_state(config.checkpoint_dir)
     except (OSError, ValueError):
-        return {}
-    return {} if found is None else dict(found.settings)
+        return None
+    return None if found is None else dict(found.settings)
 
 
 def _batch_size(
-    config: FitConfig, train: Source, dist: Distributed, resumed: dict[str, Any]
+    config: FitConfig, train: Source, dist: Distributed, resumed: dict[str, Any] | None
 ) -> BatchChoice:
     """The batch size asked for; else a resumed run's own, else one sized by the budget.
 
@@ -271,21 +272,22 @@ def _batch_size(
         return BatchChoice(config.batch_size or DEFAULT_BATCH_SIZE, "the DataLoader's sampler")
     if config.batch_size is not None:
         return BatchChoice(config.batch_size, "given by batch_size=")
-    saved = resumed.get("batch_size")
-    if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
-        return BatchChoice(saved, "the resumed run's own")
+    if resumed is not None:
+        saved = resumed.get("batch_size", DEFAULT_BATCH_SIZE)  # (older states record none)
+        if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
+            return BatchChoice(saved, "the resumed run's own")
     return choose(_samples(train, dist), config.epochs, config.accumulate)
 
 
 def _peak_rate(
-    model: nn.Module, config: FitConfig, short_run: bool, resumed: dict[str, Any]
+    model: nn.Module, config: FitConfig, short_run: bool, resumed: dict[str, Any] | None
 ) -> DefaultRate:
     """The peak learning rate asked for, else the model's default (see :mod:`.recipes`)."""
     if config.lr is not None:
         return DefaultRate(float(config.lr), "given by lr=")
     if not (isinstance(config.optimizer, str) and config.optimizer.lower() in DEFAULT_LR):
         return DefaultRate(None, "the optimizer's own")
-    saved = resumed.get("lr")
+    saved = None if resumed is None else resumed.get("lr")
     if isinstance(saved, float) and math.isfinite(saved) and saved > 0:
         return DefaultRate(saved, "the resumed run's own")
     return default_rate(model, config.optimizer.lower(), short_run)

@@ -236,19 +236,25 @@ class CollapseWatch:
         }
 
     def wants_end_accuracy(self, logs: dict[str, float]) -> bool:
-        """Whether the last epoch of a run without validation data needs the end measurement.
+        """Whether the last epoch needs the end measurement on training images.
 
         Only when an alert could still follow from it: the run was not warned, its labels hold
-        more than one class, and the epoch's training accuracy is near chance.
+        more than one class, it has no validation data of at least :data:`MIN_JUDGED_IMAGES`
+        images to be judged on instead, and the epoch's training accuracy is near chance.
         """
-        accuracy = self._accuracy(logs)
+        accuracy = logs.get("accuracy")
         return (
             not self.warned
-            and self.val_chance is None
+            and not self._judged_on_validation
             and not self._one_class
             and accuracy is not None
             and accuracy <= self.train_chance + RISEN_MARGIN
         )
+
+    @property
+    def _judged_on_validation(self) -> bool:
+        """Enough validation images to judge the end of a run on them."""
+        return self.val_chance is not None and (self.val_images or 0) >= MIN_JUDGED_IMAGES
 
     @property
     def _one_class(self) -> bool:
@@ -310,10 +316,20 @@ class CollapseWatch:
                 f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is at the "
                 f"chance level {chance:.4f}"
             )
-        enough = (self.val_images or 0) >= MIN_JUDGED_IMAGES
-        final = (accuracy if enough else None) if self.val_chance is not None else end_accuracy
-        if last and steps_done >= 1 and final is not None and final <= chance + CHANCE_MARGIN:
-            images = "validation images" if self.val_chance is not None else "training images"
+        if self._judged_on_validation:
+            final, images = accuracy, "validation images"
+        else:
+            final, images, chance = end_accuracy, "training images", self.train_chance
+        # Within 5 points of chance, and never more than half way from chance to every answer
+        # right: where chance is 0.95 or more, a final 1.0 is not "no better than chance".
+        margin = min(CHANCE_MARGIN, (1.0 - chance) / 2)
+        if (
+            last
+            and steps_done >= 1
+            and final is not None
+            and final < 1.0
+            and (final <= chance + margin)
+        ):
             return "stall", (
                 f"{_KIND_WORDS['stall'][0]}: after {steps_done} steps the weights it ends with "
                 f"score {final:.4f} on the {images}, no better than always answering their most "

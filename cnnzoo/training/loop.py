@@ -290,7 +290,7 @@ def _train_held(run: Run) -> History:
             logs["epoch_seconds"] = time.perf_counter() - started
             run.history.append(epoch, logs)
             run.progress.end_epoch(epoch, logs)
-            watch_epoch(run, epoch, logs)
+            watch_epoch(run, epoch, logs, cut_short=stop_in_epoch)
             stop |= callbacks.call("on_epoch_end", epoch, logs)
             stop |= keras_flag and bool(getattr(model, "stop_training", False))
             stop = dist.broadcast_flag(stop, run.device)

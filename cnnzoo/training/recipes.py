@@ -14,7 +14,8 @@ best rates lie between 3e-4 and 3e-3, as the tutorials and papers behind them tr
    warned about; 2e-2 ended at chance for AlexNet, VGG-11 and mini_inception and below 85% of
    the best for five more;
 3. for any other model on a short run (fewer than :data:`~cnnzoo.training.budget.MIN_STEPS`
-   optimizer steps at batch 128, where fit also trains at a smaller batch),
+   optimizer steps at the batch size it trains with: one that even fit's smaller batch leaves
+   short),
    :data:`SHORT_RUN_FALLBACK_LR`, 3e-3: in a few dozen steps 1e-3 moves the weights too little
    (the budgets benchmark: a user's plain two-convolution net on 500 images for 5 epochs
    reached 0.67 at 1e-3, 0.73 at 3e-3, against the tutorial loop's 0.73).

@@ -23,12 +23,20 @@ from .run import Run
 __all__ = ["sample_accuracy", "watch_epoch"]
 
 
-def watch_epoch(run: Run, epoch: int, logs: dict[str, float]) -> None:
-    """Warn once, and record in the History, when the epoch shows the run going wrong."""
+def watch_epoch(run: Run, epoch: int, logs: dict[str, float], cut_short: bool = False) -> None:
+    """Warn once, and record in the History, when the epoch shows the run going wrong.
+
+    Args:
+        run: The run.
+        epoch: The epoch that ended, 0-based.
+        logs: Its metrics.
+        cut_short: A callback stopped the run during the epoch (``StopTraining``, such as
+            compare's timing probe): the run's end is not judged on it.
+    """
     if run.watch is None or not run.dist.is_main:
         return
     peak = run.history.params.get("lr")
-    last = epoch + 1 == run.config.epochs
+    last = epoch + 1 == run.config.epochs and not cut_short
     lr = peak if isinstance(peak, float) else None
     end = None
     if last and run.watch.wants_end_accuracy(logs):  # judged where it ended
@@ -52,6 +60,8 @@ def sample_accuracy(
 ) -> float | None:
     """Accuracy of ``model`` (in eval mode) on the first ``max_batches`` of ``batches``.
 
+    More batches are read while fewer than ``min_samples`` were scored (small batches).
+
     fit's collapse watch judges a run without validation data by where its weights ended with
     it; 8 batches (1,024 images at batch 128) tell chance from learning at a small cost.
 
@@ -61,7 +71,7 @@ def sample_accuracy(
     correct = seen = 0
     with _eval_mode(model), torch.inference_mode():
         for step, (x, y) in enumerate(batches.epoch(0)):
-            if y is None or step == max_batches:
+            if y is None or (step >= max_batches and seen >= min_samples):
                 break
             with autocast(x.device, dtype):
                 logits = main_logits(model(x))
