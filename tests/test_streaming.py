@@ -458,7 +458,12 @@ def test_two_process_ddp_run_on_a_streamed_folder_reads_each_image_once_per_epoc
         trained = [epochs[rank][epoch][:21] for rank in (0, 1)]
         assert sorted(trained[0] + trained[1]) == list(range(count + 1))  # every image once
         for rank in (0, 1):
-            assert epochs[rank][epoch][21:] == trained[rank]
+            after = epochs[rank][epoch][21:]
+            assert after[:21] == trained[rank]
+            # At the run's end, rank 0 (which watches for a run that learned nothing) may score
+            # the final weights on its first training batches, in the first epoch's order.
+            may_check = rank == 0 and epoch == 1
+            assert after[21:] in ([], epochs[0][0][:21] if may_check else [])
     assert epochs[0][0] != epochs[0][1]  # each epoch its own order
 
 
