@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-__all__ = ["cli_message", "for_cli"]
+__all__ = ["cli_message", "for_cli", "resize_flag"]
 
 _ATTRIBUTE = "cnnzoo_cli_message"
 
@@ -37,3 +37,10 @@ def cli_message(error: BaseException) -> str | None:
     """The message for the command line that :func:`for_cli` attached to ``error``, if any."""
     message = getattr(error, _ATTRIBUTE, None)
     return message if isinstance(message, str) else None
+
+
+def resize_flag(size: tuple[int, int]) -> str:
+    """How to resize images to ``size`` at the shell (``--image-size`` makes squares only)."""
+    if size[0] == size[1]:
+        return f"pass --image-size {size[0]} to resize them"
+    return f"resize the images to {size[0]}x{size[1]} (--image-size makes squares only)"

@@ -109,6 +109,9 @@ def test_a_user_net_is_built_as_a_user_writes_it():
 def test_the_costly_nets_train_only_in_the_smallest_cell():
     assert budgets.cells_of("network_bn", budgets.CELLS) == [(500, 5)]
     assert budgets.cells_of("user_plain", budgets.CELLS) == list(budgets.CELLS)
+    assert budgets.cells_of("resnet18", budgets.CELLS) == list(budgets.SHORT_CELLS)
+    assert (60000, 1) not in budgets.cells_of("mini_inception", budgets.CELLS)
+    assert (10000, 1) in budgets.cells_of("mini_inception", budgets.CELLS)
 
 
 def test_smoke_run(capsys):

@@ -152,3 +152,48 @@ def test_the_models_left_out_are_counted_by_constraint_with_an_example_each():
         "2 have more than 1,000 parameters (the smallest: medium, 5,000)",
     ]
     assert left_out_lines({"wide": "x" * 300}, DataShape(1, 8, 8, 2))[0].endswith("xxx...)")
+
+
+def test_a_run_that_learned_nothing_is_warned_in_flags(capsys, tmp_path):
+    # Identical images in two classes: whatever the weights, one answer, chance; fit says so.
+    for split, count in (("train", 64), ("test", 4)):
+        for label in ("a", "b"):
+            (tmp_path / "blank" / split / label).mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (28, 28), 128).save(tmp_path / "blank" / split / label / f"{i}.png")
+    code, out, err = run(
+        capsys, "train", "mini_resnet", "--data", str(tmp_path / "blank"), "--epochs", "1",
+        "--val", "0", "--device", "cpu", "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert code == 0, err
+    printed = (err + out).splitlines()  # as it happened (stderr), again under the results (stdout)
+    warned = [line for line in printed if line.startswith("cnnzoo: warning: fit:")]
+    assert len(warned) == 2, err
+    for line in warned:
+        assert "learned nothing" in line and "a larger --epochs" in line
+        assert "pick a --lr with cnnzoo.lr_find(model, train_data) in Python" in line
+        assert "History.alerts" not in line and "the run's metrics record it" in line
+    metrics = (tmp_path / "run" / "metrics.json").read_text()
+    assert "History.alerts records this" in metrics  # the record keeps fit's own words
+
+
+def test_the_collapse_advice_in_flags():
+    from cnnzoo.training.collapse import cli_wording
+
+    python = (
+        "fit: at epoch 2 the training blew up: x. The peak learning rate 0.01 (the recipe) is "
+        "likely too high for this model and data: try lr=0.001, or find one with "
+        "cnnzoo.lr_find(model, train_data). fit goes on as asked; History.alerts records this."
+    )
+    worded = cli_wording(python)
+    assert "try --lr 0.001, or find one with cnnzoo.lr_find(model, train_data) in Python" in worded
+    assert "lr=" not in worded and worded.endswith("the run's metrics record it.")
+
+
+def test_a_fixed_size_model_on_other_images_names_the_image_size_flag(capsys, tmp_path, folder):
+    argv = ["train", "mini_resnet", "--data", str(folder), "--out", str(tmp_path / "run")]
+    code, _, err = run(capsys, *argv, "--epochs", "1", "--device", "cpu")
+    assert code == 2 and "takes exactly 28x28 images" in err
+    assert "Pass --image-size 28 to resize them" in err and "Resize the images" not in err
+    with pytest.raises(ValueError, match="Resize the images to 28x28"):
+        cnnzoo.get_model("mini_resnet", num_classes=2, in_channels=3)(torch.zeros(1, 3, 16, 16))

@@ -128,8 +128,12 @@ def _show_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    """Print a warning as ``cnnzoo: warning: ...`` (no file name or source line)."""
-    print(f"cnnzoo: warning: {message}", file=file or sys.stderr)
+    """Print a warning as ``cnnzoo: warning: ...`` (no file name or source line).
+
+    A warning worded for the command line too (a collapsing run's advice) gives that wording.
+    """
+    worded = cli_message(message) if isinstance(message, Warning) else None
+    print(f"cnnzoo: warning: {worded or message}", file=file or sys.stderr)
 
 
 def _discard_stdout() -> None:

@@ -15,6 +15,7 @@ import torch
 
 from .._files import loads_json
 from .browse import positive_int
+from .errors import CommandError
 from .options import add_in_memory_option, in_memory_choice, report_placement
 
 __all__ = [
@@ -178,6 +179,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         in_memory=in_memory_choice(args),
     )
     report_placement(data, args.split)
+    data = _grey_for_a_grey_model(model, data, args)
     names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
     trained_on = list(names) if names else None
     if trained_on is not None and trained_on != data.classes:
@@ -193,6 +195,27 @@ def _cmd_eval(args: argparse.Namespace) -> None:
             f"{args.data} has {len(data.classes)}: evaluate it on data with its classes"
         )
     print_metrics(metrics, data.classes)
+
+
+def _grey_for_a_grey_model(model: torch.nn.Module, data: Any, args: argparse.Namespace) -> Any:
+    """A folder's images (read as RGB) made grey for a model of grey images, as predict reads.
+
+    A Fashion-MNIST checkpoint scored on a folder of its kind of pictures: the files may be
+    grey or colour, the folder reads them as RGB, the model takes one channel.
+    """
+    from ..data import ImageTensorDataset, as_grey
+
+    channels = getattr(getattr(model, "pretrained_cfg", None), "channels", None)
+    if channels != 1 or getattr(data, "channels", None) != 3:
+        return data
+    if not isinstance(data, ImageTensorDataset):
+        raise CommandError(
+            f"{args.checkpoint} takes grey images, and the images of {args.data} are streamed "
+            "from disk as RGB: pass --in-memory yes to hold them in memory, where they are made "
+            "grey"
+        )
+    print(f"{args.split} images made grey: {args.checkpoint} takes 1 channel")
+    return as_grey(data)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:

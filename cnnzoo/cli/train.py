@@ -19,6 +19,7 @@ import torch
 from ..augmentation import AUGMENT_NAMES
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
+from ..training.collapse import cli_wording
 from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP, METADATA_KEY, print_metrics
@@ -264,7 +265,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     pictures = _pictures(args, history, metrics, test, predicted)
     print_metrics(metrics, train.classes)
     for alert in history.alerts:  # warned during training too; repeated where it is read last
-        print(f"cnnzoo: warning: {alert['message']}")
+        print(f"cnnzoo: warning: {cli_wording(alert['message'])}")
     print(f"wrote checkpoint {model_path}{pictures}")
 
 

@@ -23,7 +23,7 @@ from .datasets import DATASETS, DatasetSpec, load_dataset, read_idx, search_path
 from .images import read_image
 from .normalized import Normalized
 from .streamed import FolderImageError, StreamedImageFolder
-from .tensors import ImageTensorDataset
+from .tensors import ImageTensorDataset, as_grey
 
 __all__ = [
     "AUGMENTATIONS",
@@ -37,6 +37,7 @@ __all__ = [
     "Normalized",
     "Placement",
     "StreamedImageFolder",
+    "as_grey",
     "channel_stats",
     "hflip",
     "load_dataset",

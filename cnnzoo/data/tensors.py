@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ImageTensorDataset"]
+__all__ = ["ImageTensorDataset", "as_grey"]
 
 
 class ImageTensorDataset(Dataset):
@@ -83,3 +83,32 @@ class ImageTensorDataset(Dataset):
     def channels(self) -> int:
         """Channels per image."""
         return int(self.images.shape[1])
+
+
+def as_grey(data: ImageTensorDataset) -> ImageTensorDataset:
+    """The same RGB images as one grey channel, as PIL's ``convert("L")`` makes them.
+
+    PIL's ITU-R 601-2 luma in its own integer arithmetic, so a folder read as RGB and turned
+    grey here gives the pixels ``cnnzoo.predict`` reads from the same files for a grey model
+    (a grey PNG, read as RGB, comes back unchanged). ``mean`` and ``std`` are measured anew.
+
+    Args:
+        data: Images with 3 channels.
+
+    Returns:
+        A dataset of the same images, labels and classes with 1 channel.
+
+    Raises:
+        ValueError: ``data`` has no 3 channels.
+    """
+    if data.channels != 3:
+        raise ValueError(f"only RGB images can be made grey; these have {data.channels} channels")
+    red, green, blue = data.images.to(torch.int32).unbind(1)
+    luma = (red * 19595 + green * 38470 + blue * 7471 + 0x8000) >> 16
+    images = luma.to(torch.uint8).unsqueeze(1)
+    pixels = images.to(torch.float64) / 255
+    grey = ImageTensorDataset(
+        images, data.labels, data.classes, [pixels.mean().item()], [pixels.std().item() or 1.0]
+    )
+    grey.placement = data.placement
+    return grey

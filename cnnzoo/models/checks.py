@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from .._advice import for_cli, resize_flag
+
 __all__ = ["check_image_batch", "check_size_argument", "is_eager", "resolve_drop_rate"]
 
 # The smallest value each size argument may take: 0 classes means "no classifier, features out".
@@ -139,17 +141,23 @@ def check_image_batch(
     if fixed_input_size is not None:
         expected = tuple(fixed_input_size)
         if (height, width) != expected:
-            raise ValueError(
+            problem = (
                 f"{name} takes exactly {expected[0]}x{expected[1]} images (its head is a "
-                f"fixed-size Linear layer); got {height}x{width}. Resize the images to "
-                f"{expected[0]}x{expected[1]}."
+                f"fixed-size Linear layer); got {height}x{width}."
+            )
+            raise for_cli(
+                ValueError(f"{problem} Resize the images to {expected[0]}x{expected[1]}."),
+                f"{problem} {resize_flag(expected).capitalize()}.",
             )
         return
     if min_input_size is None:
         return
     min_h, min_w = min_input_size
     if height < min_h or width < min_w:
-        raise ValueError(
-            f"{name} needs images of at least {min_h}x{min_w}; got {height}x{width}. Resize "
-            "the images up" + small_input_hint + "."
+        problem = f"{name} needs images of at least {min_h}x{min_w}; got {height}x{width}."
+        raise for_cli(
+            ValueError(f"{problem} Resize the images up{small_input_hint}."),
+            f"{problem} {resize_flag((max(min_h, min_w),) * 2).capitalize()}"
+            + small_input_hint.replace("small_input=True", "--small-input")
+            + ".",
         )

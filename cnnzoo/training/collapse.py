@@ -30,6 +30,7 @@ unchanged (see the training guide for why).
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "STALL_MIN_STEPS_AT_END",
     "CollapseWatch",
     "TrainingCollapseWarning",
+    "cli_wording",
     "is_fit_message",
     "label_entropy",
     "majority_share",
@@ -352,6 +354,35 @@ class CollapseWatch:
             f"The peak learning rate {peak_lr:.3g} ({self.lr_source}) is likely too high for "
             f"this model and data: try lr={peak_lr / 10:.3g}, {find}."
         )
+
+
+# The advice of the messages above in the ``cnnzoo`` command's words: flags instead of arguments.
+_CLI_WORDS = (
+    (re.compile(r"try lr=(\S+?),"), r"try --lr \1,"),
+    (re.compile(r"\(more epochs or data\)"), "(a larger --epochs, or more data)"),
+    (
+        re.compile(r"or pick a rate with (cnnzoo\.lr_find\(\w+, \w+\))"),
+        r"or pick a --lr with \1 in Python",
+    ),
+    (
+        re.compile(r"or find one with (cnnzoo\.lr_find\(\w+, \w+\))"),
+        r"or find one with \1 in Python",
+    ),
+    (
+        re.compile(re.escape(_MESSAGE_END)),
+        "Training goes on as asked; the run's metrics record it.",
+    ),
+)
+
+
+def cli_wording(message: str) -> str:
+    """An alert's message as the ``cnnzoo`` command prints it: ``--lr``, not ``lr=``.
+
+    The message ``fit`` records (and checks when it reads one back) stays the Python API's.
+    """
+    for pattern, replacement in _CLI_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _check_fields(value: Any, fields: tuple[str, ...], what: str) -> None:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._advice import for_cli
+from .._advice import for_cli, resize_flag
 from ..devices import resolve_device
 from .contract import check_classifier, image_reading, inference_rule, model_data_config
 from .feed import Batches, InMemory, ModelInput, Source, make_batches, resolve
@@ -206,15 +206,8 @@ def _check_size(config: Any, source: Source) -> None:
         raise for_cli(
             error,
             f"--data: the images are {seen[0]}x{seen[1]} but the model was trained on "
-            f"{size[0]}x{size[1]} images; {_resize_advice(size)}",
+            f"{size[0]}x{size[1]} images; {resize_flag(size)}",
         )
-
-
-def _resize_advice(size: tuple[int, int]) -> str:
-    """How to resize images to ``size`` from the command line (``--image-size`` takes squares)."""
-    if size[0] == size[1]:
-        return f"pass --image-size {size[0]} to resize them"
-    return f"resize the images to {size[0]}x{size[1]} (--image-size makes squares only)"
 
 
 def accumulate(

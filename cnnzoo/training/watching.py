@@ -13,7 +13,8 @@ import warnings
 import torch
 from torch import nn
 
-from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning
+from .._advice import for_cli
+from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning, cli_wording
 from .evaluation import _eval_mode
 from .feed import Batches
 from .losses import main_logits
@@ -48,7 +49,9 @@ def watch_epoch(run: Run, epoch: int, logs: dict[str, float], cut_short: bool = 
         run.history.alerts.append(alert)
         # stacklevel 5: the warning points at the user's fit() call
         # (fit -> _train -> _train_held -> watch_epoch; tests/test_collapse.py checks it).
-        warnings.warn(alert["message"], TrainingCollapseWarning, stacklevel=5)
+        message = alert["message"]
+        warning = for_cli(TrainingCollapseWarning(message), cli_wording(message))
+        warnings.warn(warning, stacklevel=5)
 
 
 def sample_accuracy(
