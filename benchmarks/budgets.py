@@ -17,8 +17,14 @@ three nets cnnzoo does not define, as a user would bring them:
 * ``torchvision_mobilenet_v3_small``: torchvision's MobileNetV3-Small, which cnnzoo does not
   define, on the images as 32x32 RGB.
 
-The large-input nets (``network_bn``, ``alexnet_original``; 224x224 and 227x227) train only in
-the smallest cell: each of their images costs 800 times an 8x8 one.
+Every model trains in the two short cells (500 images x 5 epochs, 2,000 x 1), where fit's
+budget-sized batch and rate act. The longer cells, where fit trains at batch 128 as it always
+did, are for the nets cheap enough to fit them in the benchmark's time: the 28x28 zoo nets and
+the user's nets up to 10,000 images, and the cheapest of them (``LARGEST_CELL_NETS``) on all
+60,000. The ImageNet families at 8x8 cost 10 to 40 times a 28x28 net per image (AlexNet's
+classifier alone has 54 million weights), and the large-input nets (``network_bn``,
+``alexnet_original``; 224x224 and 227x227) 800 times an 8x8 one: these train only in the
+smallest cell.
 
 Both sides normalise the images with the same statistics (the model's, else the data's). The
 tutorial side is a plain PyTorch loop with no cnnzoo code in it. A cell *holds* when the
@@ -30,11 +36,16 @@ Usage::
     python benchmarks/budgets.py                     # the whole grid (about an hour on 2 cores)
     python benchmarks/budgets.py --models user_plain lenet5 --cells 2000x1 500x5
     python benchmarks/budgets.py --quick             # smoke test: 2 models, tiny data
+    python benchmarks/budgets.py --join A.json B.json  # one result from runs of parts of the grid
+
+The grid may be measured in parts (``--models``/``--cells``, one process a core with
+``--threads 1``) and the parts joined into one result.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -56,13 +67,16 @@ from cnnzoo.data import ImageTensorDataset, load_dataset
 from cnnzoo.training.collapse import TrainingCollapseWarning
 
 # (training images, epochs): from 500 images to all 60,000, one to ten epochs.
-CELLS = ((500, 5), (2000, 1), (2000, 4), (10000, 1), (10000, 4), (60000, 1))
+CELLS = ((500, 5), (2000, 1), (2000, 4), (10000, 1), (60000, 1))
+SHORT_CELLS = ((500, 5), (2000, 1))
 # The cells each kind of model trains in (the costly ones in fewer; see the module docstring).
 CELLS_OF_KIND = {
     "folder": ((500, 5),),
     "upsample": ((500, 5),),
-    "small": ((500, 5), (2000, 1), (2000, 4), (10000, 1)),
+    "small": SHORT_CELLS,
+    "rgb32": SHORT_CELLS,
 }
+LARGEST_CELL_NETS = ("lenet5", "mini_resnet", "user_plain", "user_bn")
 USER_NETS = ("user_plain", "user_bn", "torchvision_mobilenet_v3_small")
 SEEDS = (0, 1, 2)
 TEST_IMAGES = 2000
@@ -127,7 +141,11 @@ def make_model(name: str, num_classes: int) -> nn.Module:
 def cells_of(name: str, cells: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     """The cells ``name`` trains in: every cell for the cheap nets, fewer for the costly ones."""
     allowed = CELLS_OF_KIND.get(kind_of(name))
-    return [cell for cell in cells if allowed is None or cell in allowed]
+    if allowed is not None:
+        return [cell for cell in cells if cell in allowed]
+    if name in LARGEST_CELL_NETS:
+        return list(cells)
+    return [cell for cell in cells if cell[0] < 60000]
 
 
 class Images:
@@ -180,14 +198,15 @@ def _rgb(data: ImageTensorDataset) -> ImageTensorDataset:
 
 def run_defaults(model: nn.Module, train: Any, test: Any, epochs: int, seed: int) -> dict:
     """``cnnzoo.fit`` with nothing but the data, the epochs and the seed; then scored."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = cnnzoo.fit(model, train, epochs=epochs, seed=seed, verbose=0)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     return {
         "test_accuracy": round(cnnzoo.evaluate(model, test)["accuracy"], 4),
         "seconds_as_seen": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "batch_size": history.params["batch_size"],
         "steps": history.params["steps"] * epochs,
         "lr": history.params["lr"],
@@ -199,7 +218,7 @@ def run_defaults(model: nn.Module, train: Any, test: Any, epochs: int, seed: int
 def run_tutorial(model: nn.Module, train: Any, test: Any, epochs: int, seed: int) -> dict:
     """The tutorial's loop in plain PyTorch: Adam 1e-3, batch 32, constant rate, shuffled."""
     x, y = _tensors(train, model)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=TUTORIAL["lr"])
     model.train()
@@ -210,7 +229,7 @@ def run_tutorial(model: nn.Module, train: Any, test: Any, epochs: int, seed: int
             optimizer.zero_grad()
             F.cross_entropy(model(x[index]), y[index]).backward()
             optimizer.step()
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     x_test, y_test = _tensors(test, model)
     model.eval()
     with torch.no_grad():
@@ -221,6 +240,7 @@ def run_tutorial(model: nn.Module, train: Any, test: Any, epochs: int, seed: int
     return {
         "test_accuracy": round(correct / len(y_test), 4),
         "seconds_as_seen": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "steps": epochs * -(-len(y) // TUTORIAL["batch_size"]),
     }
 
@@ -270,6 +290,36 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def join(paths: list[Path]) -> dict[str, Any]:
+    """One result from runs of parts of the grid; a cell measured twice keeps its later runs."""
+    parts = [json.loads(path.read_text()) for path in paths]
+    first = parts[0]
+    for path, part in zip(paths, parts, strict=True):
+        if part.get("benchmark") != "budgets":
+            raise SystemExit(f"{path} is not a budgets result")
+        for key in ("tutorial", "test_images"):
+            if part[key] != first[key]:
+                raise SystemExit(f"{path} measured another {key}: {part[key]} (not {first[key]})")
+    runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for part in parts:
+        for row in part["rows"]:
+            runs[(row["model"], row["train_images"], row["epochs"], row["seed"], row["side"])] = row
+    rows = list(runs.values())
+    return {
+        **first,
+        "seeds": sorted({row["seed"] for row in rows}),
+        "cells": sorted({(row["train_images"], row["epochs"]) for row in rows}),
+        "rows": rows,
+        "summary": summarise(rows),
+        "complete": all(part["complete"] for part in parts),
+        "seconds_as_seen": round(sum(part["seconds_as_seen"] for part in parts), 1),
+        "joined": [
+            {"source": path.name, "machine": part["machine"], "seconds": part["seconds_as_seen"]}
+            for path, part in zip(paths, parts, strict=True)
+        ],
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -282,7 +332,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--test-images", type=int, default=TEST_IMAGES)
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 models, tiny data")
     parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch's threads (default: its own)"
+    )
+    parser.add_argument(
+        "--join",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="join these results into one, train nothing",
+    )
     args = parser.parse_args(argv)
+    if args.join:
+        joined = join(args.join)
+        path = next_result_path("budgets")
+        write_json_atomic(path, joined)
+        print(f"joined {len(args.join)} results: {len(joined['summary'])} cells; wrote {path}")
+        return joined
+    if args.threads:
+        torch.set_num_threads(args.threads)
     models = args.models or [*sorted(set(REFERENCES.values())), *USER_NETS]
     cells = CELLS
     if args.cells:
@@ -300,6 +368,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": list(seeds),
         "test_images": test_images,
         "cells": [list(cell) for cell in cells],
+        "threads": torch.get_num_threads(),
         "complete": False,
     }
     saving = not (args.no_save or args.quick)
@@ -337,7 +406,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         rows.append(row)
                         print(
                             f"{name:32s} {len(train):6d} x {epochs:2d} {side:9s} seed {seed}: "
-                            f"{row['test_accuracy']:.4f} in {row['seconds_as_seen']:.1f} s",
+                            f"{row['test_accuracy']:.4f} in {row['seconds_as_seen']:.1f} s "
+                            f"({row['cpu_seconds']:.1f} CPU-s)",
                             flush=True,
                         )
                 save(complete=False)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+RECIPE_LR = 7e-3  # the recipe_model fixture's rate: no default has it, so finding it proves use
+
 
 def stripes(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Three classes: a bright band of rows whose position is the class, on noise.

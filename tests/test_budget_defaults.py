@@ -22,11 +22,10 @@ from cnnzoo.training.budget import (
     MIN_STEPS,
     SMALLEST_BATCH_SIZE,
     choose,
-    is_short,
     run_steps,
 )
 from cnnzoo.training.collapse import CollapseWatch, TrainingCollapseWarning, majority_share
-from cnnzoo.training.recipes import FALLBACK_LR, SHORT_RUN_FALLBACK_LR
+from cnnzoo.training.recipes import FALLBACK_LR
 
 
 @pytest.mark.parametrize(
@@ -74,11 +73,27 @@ def _fit(model: nn.Module, data, **options) -> cnnzoo.History:
         return cnnzoo.fit(model, data, verbose=0, precision="fp32", **options)
 
 
-def test_fit_records_the_batch_size_it_chose_and_why():
-    history = _fit(tiny_net(), stripes(240), epochs=1)
+def test_fit_records_the_batch_size_it_chose_and_why(recipe_model):
+    history = _fit(cnnzoo.get_model(recipe_model), stripes(240), epochs=1)
     assert history.params["batch_size"] == 32
     assert history.params["steps"] == 240 // 32
     assert "small budget" in history.params["batch_size_source"]
+    large = _fit(cnnzoo.get_model(recipe_model), stripes(2_560), epochs=4)  # 80 steps at 128
+    assert large.params["batch_size"] == 128 and large.params["steps"] == 20
+    assert large.params["batch_size_source"] == "fit's default (80 optimizer steps)"
+
+
+def test_a_model_without_a_recipe_trains_at_the_tutorials_batch_and_a_higher_rate():
+    # No recipe was measured at batch 128 for a net fit does not know: 32 at any budget.
+    assert choose(60_000, 4, has_recipe=False).size == SMALLEST_BATCH_SIZE
+    for epochs in (1, 4):  # a short run and one long enough for batch 128 with a recipe
+        history = _fit(tiny_net(dropout=0.0), stripes(2_560), epochs=epochs)
+        assert history.params["batch_size"] == SMALLEST_BATCH_SIZE
+        assert "no registered recipe" in history.params["batch_size_source"]
+        assert history.params["lr"] == pytest.approx(FALLBACK_LR) == 3e-3
+        assert history.params["lr_source"] == "fit's rate for a model with no registered recipe"
+    given = _fit(tiny_net(dropout=0.0), stripes(240), epochs=1, batch_size=16, lr=1e-3)
+    assert (given.params["batch_size"], given.params["lr"]) == (16, 1e-3)
 
 
 def test_an_explicit_batch_size_wins():
@@ -95,20 +110,21 @@ def test_a_dataloader_keeps_its_own_batch_size():
     assert history.params["batch_size_source"] == "the DataLoader's own"
 
 
-def test_a_validation_split_is_not_counted_as_training_images():
-    # 240 images, a quarter held out: 180 train, 5 steps an epoch at 32 (not 7)
-    history = _fit(tiny_net(), stripes(240), val_data=0.25, epochs=1)
-    assert history.params["batch_size"] == 32 and history.params["steps"] == 180 // 32
+def test_a_validation_split_is_not_counted_as_training_images(recipe_model):
+    # 5,120 images for 2 epochs are 80 steps at 128; with a quarter held out, 3,840 are 60
+    history = _fit(cnnzoo.get_model(recipe_model), stripes(5_120), val_data=0.25, epochs=2)
+    assert history.params["batch_size"] == 64 and history.params["steps"] == 3_840 // 64
 
 
-def test_a_resumed_run_keeps_its_first_batch_size(tmp_path):
-    data = stripes(240)
-    first = _fit(tiny_net(), data, epochs=1, checkpoint_dir=tmp_path / "state")
-    # more epochs would choose anew; the resumed run keeps the saved one instead of refusing
-    more = _fit(tiny_net(), data, epochs=2, checkpoint_dir=tmp_path / "state", resume=True)
-    assert more.params["batch_size"] == first.params["batch_size"]
+def test_a_resumed_run_keeps_its_first_batch_size(recipe_model, tmp_path):
+    data, state = stripes(2_560), tmp_path / "state"
+    first = _fit(cnnzoo.get_model(recipe_model), data, epochs=1, checkpoint_dir=state)
+    assert first.params["batch_size"] == 32  # 20 steps at 128
+    # 4 epochs would choose 128 anew; the resumed run keeps the saved 32 instead of refusing
+    more = _fit(cnnzoo.get_model(recipe_model), data, epochs=4, checkpoint_dir=state, resume=True)
+    assert more.params["batch_size"] == 32
     assert more.params["batch_size_source"] == "the resumed run's own"
-    assert len(more.history["loss"]) == 2
+    assert len(more.history["loss"]) == 4
 
 
 def test_a_model_with_lazy_layers_trains():
@@ -170,17 +186,6 @@ def test_the_watch_judges_a_short_run_by_where_it_ended():
     assert alert is not None and alert["kind"] == "stall"
     one_class = CollapseWatch(2, 1.0, None, True, "a test", label_entropy=0.0)
     assert not one_class.wants_end_accuracy(logs)
-
-
-def test_a_model_without_a_recipe_trains_faster_on_a_short_run():
-    short = _fit(tiny_net(dropout=0.0), stripes(240), epochs=1, schedule=None)
-    assert short.params["lr"] == pytest.approx(SHORT_RUN_FALLBACK_LR)
-    assert "short run" in short.params["lr_source"]
-    # short is counted at the batch the run trains with: 20 steps of 16 over 320 images are
-    # short, 100 are not
-    assert is_short(320, 16, 1) and not is_short(320, 16, 5)
-    long = _fit(tiny_net(dropout=0.0), stripes(240), epochs=6, batch_size=16, schedule=None)
-    assert long.params["lr"] == pytest.approx(FALLBACK_LR)
 
 
 def test_a_resumed_run_keeps_its_rate(tmp_path):

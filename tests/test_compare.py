@@ -25,7 +25,7 @@ from cnnzoo.comparison.plot import pareto_front
 from cnnzoo.comparison.selection import DataShape, select
 from cnnzoo.models import registry
 from cnnzoo.training import TrainingCollapseWarning
-from cnnzoo.training.recipes import SHORT_RUN_FALLBACK_LR
+from cnnzoo.training.recipes import FALLBACK_LR
 
 TINY = (
     "cmp_tiny",
@@ -209,13 +209,13 @@ def test_a_run_fit_warned_about_keeps_the_warning_and_its_rate_in_its_row(task, 
     with pytest.warns(TrainingCollapseWarning):
         board = run(train, test, tmp_path / "cmp", models=["cmp_blowup"])
     (row,) = board.rows
-    # no recipe, and 18 steps in all: fit's fallback rate for a short run
-    assert row.lr == SHORT_RUN_FALLBACK_LR and row.alert is not None
+    # no recipe: fit's rate for a model without one
+    assert row.lr == FALLBACK_LR and row.alert is not None
     assert row.alert["kind"] == "blow-up" and row.alert["epoch"] == 2
     assert "lr=" in row.alert["message"]
     assert "fit warned: blow-up at epoch 2" in board.to_markdown()
     again = Leaderboard.from_json(tmp_path / "cmp" / "leaderboard.json")
-    assert again.rows[0].alert == row.alert and again.rows[0].lr == SHORT_RUN_FALLBACK_LR
+    assert again.rows[0].alert == row.alert and again.rows[0].lr == FALLBACK_LR
     assert '""kind"": ""blow-up""' in (tmp_path / "cmp" / "leaderboard.csv").read_text()
 
 

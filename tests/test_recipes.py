@@ -8,37 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from _synthetic import stripes, tiny_net
+from _synthetic import RECIPE_LR, stripes, tiny_net
 from PIL import Image
 from torch import nn
 
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.models import TrainingRecipe, info, list_models, register
-from cnnzoo.models import registry as registry_module
 from cnnzoo.training import recipes
 from cnnzoo.training.optimizers import DEFAULT_LR
-
-RECIPE_LR = 7e-3  # a rate no default has, so finding it proves the recipe was used
-
-
-@pytest.fixture
-def recipe_model():
-    """A registered tiny model with its own recipe, removed from the registry afterwards."""
-
-    @register("recipe_test_net", family="test", recipe=TrainingRecipe(RECIPE_LR, "a test"))
-    def recipe_test_net(num_classes: int = 3, in_channels: int = 1) -> nn.Module:
-        return nn.Sequential(
-            nn.Conv2d(in_channels, 4, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-            nn.Linear(16, num_classes),
-        )
-
-    yield "recipe_test_net"
-    registry_module._REGISTRY.pop("recipe_test_net")
-    registry_module.info.cache_clear()
 
 
 def fit_params(model: nn.Module, **options) -> dict:
@@ -94,12 +72,9 @@ def test_the_recipe_follows_a_saved_and_loaded_model(recipe_model, tmp_path):
 
 def test_unknown_models_get_the_fallback_rate():
     for model in (tiny_net(batch_norm=True, dropout=0.0), tiny_net(batch_norm=False, dropout=0.0)):
-        params = fit_params(model)  # 48 images for one epoch: a short run
-        assert params["lr"] == pytest.approx(recipes.SHORT_RUN_FALLBACK_LR)
-        assert "no registered recipe, on a short run" in params["lr_source"]
-        long_run = recipes.default_rate(model, "adamw", short_run=False)
-        assert long_run.lr == pytest.approx(recipes.FALLBACK_LR)
-        assert long_run.source == "fit's rate for a model with no registered recipe"
+        params = fit_params(model)
+        assert params["lr"] == pytest.approx(recipes.FALLBACK_LR)
+        assert params["lr_source"] == "fit's rate for a model with no registered recipe"
 
 
 def test_a_recipe_must_be_valid():

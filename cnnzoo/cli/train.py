@@ -33,7 +33,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # fit's default batch size, as --batch-size of train and compare says it.
 BATCH_SIZE_HELP = (
     f"samples per step (default: {DEFAULT_BATCH_SIZE} while that leaves at least {MIN_STEPS} "
-    f"optimizer steps, else smaller, down to {SMALLEST_BATCH_SIZE})"
+    f"optimizer steps, else smaller, down to {SMALLEST_BATCH_SIZE}; {SMALLEST_BATCH_SIZE} for a "
+    "model with no training recipe)"
 )
 WEIGHTS_HELP = "start from these weights: 'imagenet' (torchvision's) or a .safetensors / .pth file"
 

@@ -147,7 +147,7 @@ def check_image_batch(
             )
             raise for_cli(
                 ValueError(f"{problem} Resize the images to {expected[0]}x{expected[1]}."),
-                f"{problem} {resize_flag(expected).capitalize()}.",
+                f"{problem} {resize_flag((expected[0], expected[1])).capitalize()}.",
             )
         return
     if min_input_size is None:
@@ -157,7 +157,7 @@ def check_image_batch(
         problem = f"{name} needs images of at least {min_h}x{min_w}; got {height}x{width}."
         raise for_cli(
             ValueError(f"{problem} Resize the images up{small_input_hint}."),
-            f"{problem} {resize_flag((max(min_h, min_w),) * 2).capitalize()}"
+            f"{problem} {resize_flag((max(min_h, min_w), max(min_h, min_w))).capitalize()}"
             + small_input_hint.replace("small_input=True", "--small-input")
             + ".",
         )

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from ..augmentation import BatchMix, check_drop_path, make_augment
 from ..checkpoint import peek_training_state
 from .arguments import FitConfig, auto
-from .budget import DEFAULT_BATCH_SIZE, BatchChoice, choose, is_short
+from .budget import DEFAULT_BATCH_SIZE, BatchChoice, choose
 from .callbacks import in_call_order
 from .collapse import CollapseWatch, label_entropy, majority_share
 from .contract import check_classifier, fit_rule, image_reading, model_data_config, record
@@ -38,7 +38,7 @@ from .norm_stats import has_batch_norm
 from .optimizers import DEFAULT_LR, make_optimizer, make_scheduler, steps_per_epoch_end
 from .precision import resolve_precision
 from .progress import ProgressBar
-from .recipes import DefaultRate, default_rate
+from .recipes import DefaultRate, default_rate, model_recipe
 from .resume import run_settings
 from .run import Run
 from .shortcuts import shortcut_callbacks
@@ -93,7 +93,7 @@ def build_run(
     normalisation = fit_rule(data_config, train_source.facts)
     built_callbacks = shortcut_callbacks(config, has_validation=val_source is not None)
     resumed = _resumed(config)
-    batch = _batch_size(config, train_source, dist, resumed)
+    batch = _batch_size(config, train_source, dist, resumed, model)
 
     # channels_last measured 1.4-1.6x faster training steps on CPU (lenet5, mini_resnet,
     # cifar_cnn; resnet18 even) and is the fast layout for CUDA convolutions too.
@@ -135,9 +135,7 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    samples = _samples(train_source, dist)
-    short_run = is_short(samples, batch.size, config.epochs, config.accumulate)
-    rate = _peak_rate(model, config, short_run, resumed)
+    rate = _peak_rate(model, config, resumed)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
     settings["batch_size"] = batch.size
@@ -259,7 +257,11 @@ def _resumed(config: FitConfig) -> dict[str, Any] | None:
 
 
 def _batch_size(
-    config: FitConfig, train: Source, dist: Distributed, resumed: dict[str, Any] | None
+    config: FitConfig,
+    train: Source,
+    dist: Distributed,
+    resumed: dict[str, Any] | None,
+    model: nn.Module,
 ) -> BatchChoice:
     """The batch size asked for; else a resumed run's own, else one sized by the budget.
 
@@ -276,12 +278,11 @@ def _batch_size(
         saved = resumed.get("batch_size", DEFAULT_BATCH_SIZE)  # (older states record none)
         if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
             return BatchChoice(saved, "the resumed run's own")
-    return choose(_samples(train, dist), config.epochs, config.accumulate)
+    has_recipe = model_recipe(model) is not None
+    return choose(_samples(train, dist), config.epochs, config.accumulate, has_recipe)
 
 
-def _peak_rate(
-    model: nn.Module, config: FitConfig, short_run: bool, resumed: dict[str, Any] | None
-) -> DefaultRate:
+def _peak_rate(model: nn.Module, config: FitConfig, resumed: dict[str, Any] | None) -> DefaultRate:
     """The peak learning rate asked for, else the model's default (see :mod:`.recipes`)."""
     if config.lr is not None:
         return DefaultRate(float(config.lr), "given by lr=")
@@ -290,7 +291,7 @@ def _peak_rate(
     saved = None if resumed is None else resumed.get("lr")
     if isinstance(saved, float) and math.isfinite(saved) and saved > 0:
         return DefaultRate(saved, "the resumed run's own")
-    return default_rate(model, config.optimizer.lower(), short_run)
+    return default_rate(model, config.optimizer.lower())
 
 
 def _val_chance(batches: Batches, num_classes: int) -> float | None:

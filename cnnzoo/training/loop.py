@@ -96,16 +96,17 @@ def fit(
         epochs: Passes over the training data (the one-cycle schedule spans them all). The
             default 4 with the default peak rate reached 0.87 (LeNet-5) and 0.90 (mini_resnet)
             Fashion-MNIST test accuracy on every seed tried; longer runs end more accurate.
-        batch_size: Samples per step (ignored for a ``DataLoader``). None (the default): 128
-            while that leaves the run at least 80 optimizer steps, else the largest of 64
-            and 32 that does (32 at the least): 2,000 images for one epoch train at 32.
+        batch_size: Samples per step (ignored for a ``DataLoader``). None (the default): for
+            a model with a registered recipe, 128 while that leaves the run at least 80
+            optimizer steps, else the largest of 64 and 32 that does (32 at the least): 2,000
+            images for one epoch train at 32; for a model with none (a net of your own), 32.
             ``History.params["batch_size_source"]`` says which and why; a resumed run keeps
             its first batch size.
         optimizer: "adamw" (default), "adam", "sgd" (Nesterov, momentum 0.9), a
             ``torch.optim.Optimizer``, or a callable ``params -> optimizer``.
         lr: Peak learning rate. The default depends on the model: its registered training
             recipe (``cnnzoo.models.info(name).recipe``, from 3e-4 for AlexNet and the plain
-            VGGs to 2e-2 for LeNet-5, measured on the whole zoo), else 1e-3; for adam and sgd
+            VGGs to 2e-2 for LeNet-5, measured on the whole zoo), else 3e-3; for adam and sgd
             their own defaults (1e-2, 0.05) scaled by the same factor.
             ``History.params["lr_source"]`` says which applied.
         weight_decay: Decay of weights (not biases or norms); default 5e-4 (adamw, sgd), 0 (adam).
