@@ -154,3 +154,15 @@ def test_lr_find_is_exported_lazily_and_takes_aux_models():
         **OMIT,
     )
     assert seen == [3] * 5
+
+
+def test_lr_find_measures_at_the_batch_size_fit_trains_the_model_with(recipe_model):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    steps = {"num_steps": 12, "start_lr": 1e-4, "end_lr": 1e-1, **OMIT}
+    # fit trains a model with no recipe at 32 whatever the budget, a zoo model at 128
+    assert lr_find(bn_net(), stripes(96), **steps).batch_size == 32
+    assert lr_find(cnnzoo.get_model(recipe_model), stripes(256), **steps).batch_size == 128
+    assert lr_find(bn_net(), stripes(96), batch_size=8, **steps).batch_size == 8
+    loader = DataLoader(TensorDataset(*stripes(96)), batch_size=24)
+    assert lr_find(bn_net(), loader, **steps).batch_size == 24

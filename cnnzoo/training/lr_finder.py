@@ -15,15 +15,16 @@ from __future__ import annotations
 import copy
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from .._progress import Counter
 from ..devices import resolve_device
-from .budget import DEFAULT_BATCH_SIZE
+from .budget import choose
 from .data_start import initialise_from_data
 from .evaluation import check_label_range, infer_num_classes
 from .feed import make_batches, resolve
@@ -31,6 +32,7 @@ from .figures import pyplot, save_figure
 from .losses import CrossEntropy, LossFn, as_float, check_loss, training_forward
 from .optimizers import OptimizerArg, make_optimizer
 from .precision import autocast, resolve_precision
+from .recipes import model_recipe
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -57,6 +59,8 @@ class LRFinderResult:
             takes a tenth of it (``min_loss_lr / 10``) when the curve is too noisy to trust
             ``suggestion``.
         diverged: True when the test stopped early because the loss diverged.
+        batch_size: The batch size the curve was measured at (None: a ``DataLoader``'s
+            sampler, whose batches cnnzoo does not size); the rate suits that batch size.
     """
 
     lrs: list[float]
@@ -65,6 +69,7 @@ class LRFinderResult:
     suggestion: float
     min_loss_lr: float
     diverged: bool
+    batch_size: int | None = None
 
     def plot(self, path: str | os.PathLike, *, title: str | None = None) -> None:
         """Write a PNG of the smoothed loss against the learning rate (log scale), marked.
@@ -109,7 +114,7 @@ def lr_find(
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     num_steps: int = 100,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     optimizer: OptimizerArg = "adamw",
     weight_decay: float | None = None,
     loss_fn: LossFn | None = None,
@@ -129,7 +134,11 @@ def lr_find(
         start_lr: The first learning rate.
         end_lr: The last learning rate, reached at step ``num_steps`` unless the loss diverges.
         num_steps: Steps of the test (batches; the data is cycled if it is shorter).
-        batch_size: Samples per step (ignored for a ``DataLoader``).
+        batch_size: Samples per step (ignored for a ``DataLoader``). The rate found holds for
+            the batch size it was found at: None (the default) is the one ``fit`` trains the
+            model with on a budget of at least 80 steps at batch 128: 128 for a model with a
+            registered recipe, 32 for one without (which ``fit`` trains at 32 whatever the
+            budget). Pass the batch size you will train with where it differs.
         optimizer: As in :func:`cnnzoo.fit` (a name or a callable ``params -> optimizer``;
             not a built optimizer, which holds the original model's parameters).
         weight_decay: As in :func:`cnnzoo.fit`.
@@ -163,6 +172,8 @@ def lr_find(
         loss_fn = CrossEntropy(label_smoothing)
     elif label_smoothing:
         raise ValueError("label_smoothing applies to the default loss only; smooth in loss_fn")
+    if batch_size is None:
+        batch_size = choose(None, 1, has_recipe=model_recipe(model) is not None).size
     target = resolve_device(device)
     dtype = resolve_precision(precision, target)
     batches = make_batches(
@@ -191,7 +202,8 @@ def lr_find(
             lrs, raw, diverged = _range_test(
                 trial, batches, built, loss_fn, target, dtype, start_lr, end_lr, num_steps, counter
             )
-    return _result(lrs, raw, diverged)
+    own = data.batch_size if isinstance(data, DataLoader) else batch_size
+    return replace(_result(lrs, raw, diverged), batch_size=own)
 
 
 def _check_arguments(start_lr: float, end_lr: float, num_steps: int, optimizer: Any) -> None:
