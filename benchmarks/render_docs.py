@@ -600,8 +600,9 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
         f"{tutorial['batch_size']}, {tutorial['schedule']} rate. Mean test accuracy on "
         f"{result['test_images']:,} test images over seeds "
         f"{', '.join(map(str, result['seeds']))}; from `{relative(source)}`; "
-        f"{machine_text(result)}; {result['seconds_as_seen'] / 60:.0f} minutes as seen (the "
-        "seconds below are wall time on a shared machine)."
+        f"{machine_text(result)}; {result['seconds_as_seen'] / 60:.0f} minutes as seen. The "
+        "seconds below are the median CPU-seconds of a run (wall seconds as seen on a shared "
+        "machine where marked *wall*: runs measured before the script counted CPU time)."
         + ("" if result.get("complete", True) else " **A partial run**: it was stopped early."),
         "",
         "| model | images x epochs | fit's batch, steps, lr | fit's defaults | tutorial loop "
@@ -622,14 +623,21 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
 
         fitted, tutored = side("defaults"), side("tutorial")
         first = fitted[0]
+        timed = all("cpu_seconds" in r for r in fitted + tutored)
+        key = "cpu_seconds" if timed else "seconds_as_seen"
         seconds = (
-            f"{statistics.median(r['seconds_as_seen'] for r in fitted):.0f} / "
-            f"{statistics.median(r['seconds_as_seen'] for r in tutored):.0f}"
+            f"{statistics.median(r[key] for r in fitted):.0f} / "
+            f"{statistics.median(r[key] for r in tutored):.0f}" + ("" if timed else " *wall*")
         )
+        seeds = len(fitted)
+        if seeds != len(result["seeds"]) or len(tutored) != seeds:
+            note_seeds = f" ({seeds} / {len(tutored)} seeds)"
+        else:
+            note_seeds = ""
         warned = sum(bool(r["warned"]) for r in fitted)
         note = f" ({warned} warned)" if warned else ""
         lines.append(
-            f"| `{line['model']}` | {line['train_images']:,} x {line['epochs']} | "
+            f"| `{line['model']}` | {line['train_images']:,} x {line['epochs']}{note_seeds} | "
             f"{first['batch_size']}, {first['steps']}, {first['lr']:g} | "
             f"{line['defaults']:.3f}{note} | {line['tutorial']:.3f} | "
             f"{line['difference']:+.3f} | {'yes' if line['holds'] else '**no**'} | {seconds} |"

@@ -1,6 +1,7 @@
 """The budgets benchmark: the rule a cell is held to, its summary, its table, a smoke run."""
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def _row(model, side, seed, accuracy, images=500, epochs=5):
         "train_images": images,
         "epochs": epochs,
         "seconds_as_seen": 1.0 + seed,
+        "cpu_seconds": 2.0 + seed,
         "steps": 75,
     }
     if side == "defaults":
@@ -90,7 +92,7 @@ def test_the_table_names_the_worst_cell_the_machine_and_each_cell(tmp_path):
     assert "the worst: `b` on 2,000 images x 1 epoch(s), 0.500 against 0.600" in table
     assert "A CPU (avx2)" in table
     assert (
-        "| `a` | 500 x 5 | 32, 75, 0.003 | 0.700 (1 warned) | 0.600 | +0.100 | yes | 2 / 2 |"
+        "| `a` | 500 x 5 | 32, 75, 0.003 | 0.700 (1 warned) | 0.600 | +0.100 | yes | 3 / 3 |"
         in table
     )
     assert "| **no** |" in table
@@ -106,8 +108,10 @@ def test_a_user_net_is_built_as_a_user_writes_it():
         assert not hasattr(model, "pretrained_cfg")  # not a cnnzoo model: fit's fallbacks apply
 
 
-def test_the_costly_nets_train_only_in_the_smallest_cell():
+def test_the_costly_nets_train_in_fewer_cells():
     assert budgets.cells_of("network_bn", budgets.CELLS) == [(500, 5)]
+    assert "network_bn" not in budgets.DEFAULT_ZOO_MODELS  # by name only: hours on 2 cores
+    assert {"lenet5", "resnet18", "vgg16", "densenet121"} <= set(budgets.DEFAULT_ZOO_MODELS)
     assert budgets.cells_of("user_plain", budgets.CELLS) == list(budgets.CELLS)
     assert budgets.cells_of("resnet18", budgets.CELLS) == list(budgets.SHORT_CELLS)
     assert (60000, 1) not in budgets.cells_of("mini_inception", budgets.CELLS)
@@ -118,3 +122,39 @@ def test_smoke_run(capsys):
     result = budgets.main(["--quick"])
     assert {row["side"] for row in result["rows"]} == {"defaults", "tutorial"}
     assert len(result["summary"]) == 2 and "cells hold" in capsys.readouterr().out
+
+
+def test_parts_of_the_grid_join_into_one_result(tmp_path, monkeypatch):
+    def part(name, rows, seconds):
+        path = tmp_path / name
+        result = {
+            "benchmark": "budgets",
+            "machine": {"cpu": name},
+            "tutorial": budgets.TUTORIAL,
+            "test_images": 2000,
+            "rows": rows,
+            "complete": True,
+            "seconds_as_seen": seconds,
+        }
+        path.write_text(json.dumps(result))
+        return path
+
+    a_rows = [_row("a", side, s, 0.6) for side in ("defaults", "tutorial") for s in range(3)]
+    b_rows = [_row("b", side, s, 0.7, 2000, 1) for side in ("defaults", "tutorial") for s in (0, 1)]
+    again = [_row("a", "defaults", 0, 0.9)]  # a run measured again: the later one counts
+    first, second = part("one.json", a_rows, 10.0), part("two.json", b_rows + again, 5.0)
+    monkeypatch.setattr(budgets, "next_result_path", lambda name: tmp_path / "joined.json")
+    joined = budgets.main(["--join", str(first), str(second)])
+    assert json.loads((tmp_path / "joined.json").read_text()) == joined
+    assert len(joined["rows"]) == 6 + 4 and joined["seconds_as_seen"] == 15.0
+    assert joined["seeds"] == [0, 1, 2] and [p["source"] for p in joined["joined"]] == [
+        "one.json",
+        "two.json",
+    ]
+    (a,) = [line for line in joined["summary"] if line["model"] == "a"]
+    assert a["defaults"] == pytest.approx((0.9 + 0.6 + 0.6) / 3)
+    other = part("other.json", [], 1.0)
+    data = json.loads(other.read_text())
+    other.write_text(json.dumps({**data, "test_images": 500}))
+    with pytest.raises(SystemExit, match="another test_images"):
+        budgets.main(["--join", str(first), str(other)])
