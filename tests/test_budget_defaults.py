@@ -108,6 +108,13 @@ def test_a_dataloader_keeps_its_own_batch_size():
     history = _fit(tiny_net(), loader, epochs=1, batch_size=7)
     assert history.params["batch_size"] == 40
     assert history.params["batch_size_source"] == "the DataLoader's own"
+    sampler = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(range(240)), batch_size=48, drop_last=False
+    )
+    by_sampler = DataLoader(TensorDataset(images, labels), batch_sampler=sampler)
+    history = _fit(tiny_net(), by_sampler, epochs=1)
+    assert history.params["batch_size"] == 48
+    assert history.params["batch_size_source"] == "the DataLoader's batch sampler"
 
 
 def test_a_validation_split_is_not_counted_as_training_images(recipe_model):
@@ -246,3 +253,17 @@ def test_a_run_a_callback_stopped_mid_epoch_is_not_judged():
         tiny_net(2), _blank(512, 2), epochs=1, callbacks=[StopAfterTwoSteps()]
     )
     assert messages == [] and history.alerts == []
+
+
+def test_a_run_early_stopping_ends_is_judged_where_it_ended():
+    class StopAtFirstEpochEnd:  # as EarlyStopping does, at an epoch's end
+        def on_epoch_end(self, epoch, logs):
+            raise cnnzoo.training.StopTraining()
+
+    history, messages = _warned(
+        tiny_net(2, dropout=0.0), _blank(512, 2), epochs=5, callbacks=[StopAtFirstEpochEnd()]
+    )
+    assert history.stopped_epoch == 0 and len(history.history["loss"]) == 1
+    assert [alert["kind"] for alert in history.alerts] == ["stall"]
+    (message,) = messages
+    assert "at epoch 1 the training learned nothing" in message

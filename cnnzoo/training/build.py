@@ -271,7 +271,13 @@ def _batch_size(
         own = train.data.batch_size
         if isinstance(own, int):
             return BatchChoice(own, "the DataLoader's own")
-        return BatchChoice(config.batch_size or DEFAULT_BATCH_SIZE, "the DataLoader's sampler")
+        sampled = getattr(train.data.batch_sampler, "batch_size", None)
+        if isinstance(sampled, int):
+            return BatchChoice(sampled, "the DataLoader's batch sampler")
+        return BatchChoice(
+            config.batch_size or DEFAULT_BATCH_SIZE,
+            "not known: the DataLoader's batch sampler sizes its batches (a placeholder)",
+        )
     if config.batch_size is not None:
         return BatchChoice(config.batch_size, "given by batch_size=")
     if resumed is not None:

@@ -297,6 +297,8 @@ def _train_held(run: Run) -> History:
             stop = dist.broadcast_flag(stop, run.device)
             if stop and epoch + 1 < run.config.epochs:
                 run.history.stopped_epoch = epoch
+                # the run ends here: its last weights are judged as at a planned last epoch
+                watch_epoch(run, epoch, logs, cut_short=stop_in_epoch, stopped_here=True)
     finally:
         run.progress.close()
     callbacks.call("on_train_end", {"history": run.history.history})

@@ -24,7 +24,13 @@ from .run import Run
 __all__ = ["sample_accuracy", "watch_epoch"]
 
 
-def watch_epoch(run: Run, epoch: int, logs: dict[str, float], cut_short: bool = False) -> None:
+def watch_epoch(
+    run: Run,
+    epoch: int,
+    logs: dict[str, float],
+    cut_short: bool = False,
+    stopped_here: bool = False,
+) -> None:
     """Warn once, and record in the History, when the epoch shows the run going wrong.
 
     Args:
@@ -33,11 +39,13 @@ def watch_epoch(run: Run, epoch: int, logs: dict[str, float], cut_short: bool = 
         logs: Its metrics.
         cut_short: A callback stopped the run during the epoch (``StopTraining``, such as
             compare's timing probe): the run's end is not judged on it.
+        stopped_here: A callback (``EarlyStopping``) ended the run at this epoch's end, after
+            the epoch was watched: judged again, now as where the run ended.
     """
     if run.watch is None or not run.dist.is_main:
         return
     peak = run.history.params.get("lr")
-    last = epoch + 1 == run.config.epochs and not cut_short
+    last = (stopped_here or epoch + 1 == run.config.epochs) and not cut_short
     lr = peak if isinstance(peak, float) else None
     end = None
     if last and run.watch.wants_end_accuracy(logs):  # judged where it ended
