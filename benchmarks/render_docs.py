@@ -23,6 +23,8 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
   and their peak memory, from ``streaming-*.json``;
 * ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
   ``budgets-*.json``;
+* ``transfer-table``: the shipped weights fine-tuned on a new task against training from
+  random, from ``transfer-*.json``;
 * ``newcomer-times``: what the README's main job and test suite cost (CPU-seconds, wall time),
   from ``newcomer_times-*.json``;
 * ``deploy-table`` and ``deploy-headline`` (inline): inference speed and accuracy of eager,
@@ -112,9 +114,14 @@ def tta_headline(result: dict[str, Any], source: Path) -> str:
     if speedup is None:
         return "(no round reached the target on both sides)"
     rounds = len(speedup["values"])
+    seeded = "seed" in result["rounds"][0]
+    kind = "alternating rounds, one seed each" if seeded else "alternating rounds"
+    missed = result["summary"].get("cnnzoo", {}).get("missed", 0)
+    total = len(result["rounds"])
+    misses = f"; fit's 4 epochs missed the target in {missed} of {total}" if missed else ""
     return (
-        f"**{speedup['median']:.1f}×** (median of {rounds} alternating rounds, "
-        f"range {speedup['min']:.1f}–{speedup['max']:.1f}×)"
+        f"**{speedup['median']:.1f}×** (median of the {rounds} of {total} {kind} where both "
+        f"reached it, range {speedup['min']:.1f}–{speedup['max']:.1f}×{misses})"
     )
 
 
@@ -136,9 +143,11 @@ def tta_table(result: dict[str, Any], source: Path) -> str:
         if not runs:
             continue
         seconds = [f"{run['seconds']:.1f}" if run["reached"] else "not reached" for run in runs]
-        summary = result["summary"].get(side)
-        epochs = ", ".join(str(e) for e in summary["epochs"]) if summary else "-"
-        median = spread_text(summary["seconds"], " s") if summary else "-"
+        summary = result["summary"].get(side) or {}
+        epochs = ", ".join(str(e) for e in summary.get("epochs", [])) or "-"
+        median = spread_text(summary["seconds"], " s") if "seconds" in summary else "-"
+        if summary.get("missed"):
+            epochs += f" ({summary['missed']} of {summary['rounds']} rounds missed)"
         lines.append(f"| {names[side]} | {epochs} | {', '.join(seconds)} | {median} |")
     speedup = result["summary"].get("speedup")
     if speedup:
@@ -760,6 +769,15 @@ def augmentation_table(result: dict[str, Any], source: Path) -> str:
     return table(result, header)
 
 
+def transfer_table(result: dict[str, Any], source: Path) -> str:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._transfer_table import transfer_table as table
+
+    return table(
+        result, f"`benchmarks/transfer.py` → `{relative(source)}`; {machine_text(result)}."
+    )
+
+
 def weights_table(result: list[dict[str, Any]], source: Path) -> str:
     lines = [
         f"From `cnnzoo/weights/{source.name}`, written by `benchmarks/train_weights.py`.",
@@ -795,6 +813,7 @@ def deploy_headline(result: dict[str, Any], source: Path) -> str:
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "budgets-table": ("budgets", budgets_table),
     "augmentation-table": ("augmentation", augmentation_table),
+    "transfer-table": ("transfer", transfer_table),
     "weights-table": ("weights_index", weights_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
@@ -885,6 +904,7 @@ def main(argv: list[str] | None = None) -> int:
         "budgets": newest("budgets"),
         "newcomer_times": newest("newcomer_times"),
         "augmentation": newest("augmentation"),
+        "transfer": newest("transfer"),
         "weights_index": WEIGHTS_INDEX if WEIGHTS_INDEX.is_file() else None,
         "deploy": newest("deploy"),
     }

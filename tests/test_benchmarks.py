@@ -343,6 +343,60 @@ def test_time_to_accuracy_alternates_both_sides_and_reports_the_ratio():
         assert outcome["speedup"] > 0
     assert len(result["summary"]["speedup"]["values"]) == 2
     assert result["one_off_seconds"] >= 0
+    assert [outcome["seed"] for outcome in result["rounds"]] == [0, 1]  # a round is a seed
+    assert result["summary"]["cnnzoo"]["missed"] == 0
+
+
+def test_time_to_accuracy_counts_the_rounds_that_miss_and_the_headline_says_so(tmp_path):
+    def run(reached, seconds=None, epochs=None):
+        return {"reached": reached, "seconds": seconds, "epochs": epochs, "curve": []}
+
+    rounds = [
+        {
+            "seed": 0,
+            "reference": run(True, 100.0, 16),
+            "cnnzoo": run(True, 10.0, 4),
+            "speedup": 10.0,
+        },
+        {"seed": 1, "reference": run(True, 90.0, 15), "cnnzoo": run(False)},
+        {
+            "seed": 2,
+            "reference": run(True, 120.0, 17),
+            "cnnzoo": run(True, 15.0, 4),
+            "speedup": 8.0,
+        },
+    ]
+    result = {
+        "target": 0.87,
+        "rounds": rounds,
+        "summary": {
+            "cnnzoo": {
+                "rounds": 3,
+                "missed": 1,
+                "epochs": [4],
+                "seconds": time_to_accuracy.spread([10.0, 15.0]),
+            },
+            "reference": {
+                "rounds": 3,
+                "missed": 0,
+                "epochs": [15, 16, 17],
+                "seconds": time_to_accuracy.spread([100.0, 90.0, 120.0]),
+            },
+            "speedup": time_to_accuracy.spread([10.0, 8.0]),
+        },
+        "machine": {
+            "cpu": "A CPU",
+            "cpu_cores": 2,
+            "torch_threads": 2,
+            "device": "cpu",
+            "torch": "2.x",
+        },
+    }
+    headline = render_docs.tta_headline(result, tmp_path / "tta.json")
+    assert "**9.0×** (median of the 2 of 3 alternating rounds, one seed each" in headline
+    assert "fit's 4 epochs missed the target in 1 of 3" in headline
+    table = render_docs.tta_table(result, tmp_path / "tta.json")
+    assert "4 (1 of 3 rounds missed)" in table and "not reached" in table
 
 
 @pytest.mark.parametrize(
