@@ -432,14 +432,46 @@ def job_cost(name: str) -> float:
     return counter.get_total_flops() / 2
 
 
-def run_jobs(jobs: list[Job], workers: int, test_images: int) -> list[dict[str, Any]]:
-    """Every job's row, in the order given; the costliest jobs start first."""
+def _job_key(job: Job) -> str:
+    return json.dumps(list(job))
+
+
+def read_journal(journal: Path | None, jobs: list[Job]) -> dict[int, dict[str, Any]]:
+    """The rows of ``jobs`` a stopped run of the same jobs already wrote to ``journal``."""
+    if journal is None or not journal.is_file():
+        return {}
+    index = {_job_key(job): i for i, job in enumerate(jobs)}
+    done = {}
+    for line in journal.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the stop
+            continue
+        if entry.get("job") in index:
+            done[index[entry["job"]]] = entry["row"]
+    return done
+
+
+def run_jobs(
+    jobs: list[Job], workers: int, test_images: int, journal: Path | None = None
+) -> list[dict[str, Any]]:
+    """Every job's row, in the order given; the costliest jobs start first.
+
+    With a ``journal``, each finished job's row is appended to it as it comes, and the jobs it
+    already holds (a run stopped before its end) are not trained again.
+    """
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     costs = {name: job_cost(name) for name in {job[0] for job in jobs}}
-    order = sorted(range(len(jobs)), key=lambda i: -costs[jobs[i][0]] * jobs[i][2] * jobs[i][4])
-    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    done = read_journal(journal, jobs)
+    if done:
+        print(f"{len(done)} of {len(jobs)} jobs taken from {journal}", flush=True)
+    order = sorted(
+        (i for i in range(len(jobs)) if i not in done),
+        key=lambda i: -costs[jobs[i][0]] * jobs[i][2] * jobs[i][4],
+    )
+    rows: list[dict[str, Any] | None] = [done.get(i) for i in range(len(jobs))]
     context = get_context("spawn")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(test_images,)
@@ -449,6 +481,11 @@ def run_jobs(jobs: list[Job], workers: int, test_images: int) -> list[dict[str, 
             row = future.result()
             row["macs_per_image"] = costs[row["model"]]
             rows[futures[future]] = row
+            if journal is not None:
+                with journal.open("a") as log:  # one line a job: a stop loses no finished job
+                    log.write(
+                        json.dumps({"job": _job_key(jobs[futures[future]]), "row": row}) + "\n"
+                    )
             _report("default" if row["lr"] is None else f"grid lr={row['lr']:g}", row)
     return [row for row in rows if row is not None]
 
@@ -473,6 +510,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes, one thread each"
+    )
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="append each finished job here, and take the jobs it holds from a stopped run",
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 3 models, tiny data")
     parser.add_argument("--no-save", action="store_true")
@@ -531,7 +574,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     shared[name] = lr
                 else:
                     jobs.append((name, 0, args.epochs, lr, train_images_of(name, n)))
-    rows = run_jobs(jobs, args.jobs, args.test_images)
+    rows = run_jobs(jobs, args.jobs, args.test_images, args.journal)
     for row in rows:
         if row["lr"] is not None:
             row["family"] = recipe_family(row["model"])

@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -732,3 +733,19 @@ def test_render_docs_writes_the_zoo_tables_from_the_json(tmp_path):
     assert "| `vgg11` | grid | 0 | 0.02 | diverged | – | none |" in rendered
     assert "2 of 3 models learn on every seed and 2 reach 95%" in rendered
     assert render_docs.render(rendered, {"zoo_defaults": source}) == rendered
+
+
+def test_zoo_a_stopped_run_keeps_its_finished_jobs_in_its_journal(tmp_path):
+    jobs = [("lenet5", 0, 4, None, 3000), ("lenet5", 1, 4, None, 3000)]
+    journal = tmp_path / "journal.jsonl"
+    row = {"model": "lenet5", "seed": 1, "lr": None, "test_accuracy": 0.5}
+    other = {"job": '["vgg11", 0, 4, null, 3000]', "row": {"model": "vgg11"}}  # not this run's
+    journal.write_text(
+        json.dumps({"job": json.dumps(list(jobs[1])), "row": row})
+        + "\n"
+        + json.dumps(other)
+        + '\n{"job": "cut sho'  # the line a stop cut short
+    )
+    assert zoo.read_journal(journal, jobs) == {1: row}
+    assert zoo.read_journal(tmp_path / "none.jsonl", jobs) == {}
+    assert zoo.run_jobs(jobs[1:], 1, 64, journal) == [row]  # nothing left to train
