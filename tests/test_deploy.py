@@ -236,3 +236,15 @@ def test_a_model_int8_cannot_speed_up_is_refused(tmp_path):
     with pytest.raises(ExportError, match=r"no convolution or linear layer.*without int8"):
         export(_NoWeights(), tmp_path / "q.onnx", int8=True,
                calibration=(images, torch.zeros(200, dtype=torch.long)))  # fmt: skip
+
+
+def test_an_export_shows_its_stages_and_is_quiet_under_verbose_0(tmp_path, monkeypatch, capsys):
+    import cnnzoo._progress as progress
+
+    monkeypatch.setattr(progress, "LINE_INTERVAL_SECONDS", 0.0)  # a log line at every stage
+    export(lenet(), tmp_path / "m.onnx")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("exporting m.onnx: 1/3 stages") and "onnx graph captured" in lines[0]
+    assert "checked on" in lines[1] and lines[-1].startswith("exporting m.onnx: 3 stages in")
+    export(lenet(), tmp_path / "q.onnx", verbose=0)
+    assert capsys.readouterr().out == ""

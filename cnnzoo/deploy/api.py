@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._files import kind_of
+from .._progress import Counter
 from ..data import DataConfig
 from .contract import PixelInput, complete_config, contract
 from .errors import ExportError, require_onnx
@@ -84,6 +85,7 @@ def export(
     tolerance: float = 1e-4,
     max_accuracy_drop: float = 0.01,
     overwrite: bool = False,
+    verbose: int = 1,
 ) -> ExportReport:
     """Export a trained model with its data contract, check it, and write it atomically.
 
@@ -106,6 +108,9 @@ def export(
             largest logit (at least 1).
         max_accuracy_drop: int8 check: the most accuracy int8 may lose (0.01: one point).
         overwrite: Replace an existing file at ``path``.
+        verbose: 1 shows the stages of an export that takes more than a few seconds (reading
+            the int8 data, capturing the graph, quantizing, checking, writing): a bar on a
+            terminal or in a notebook, else a line at each stage after 10 seconds; 0 nothing.
 
     Returns:
         An :class:`ExportReport` (``print`` it for the figures), also stored in the artifact.
@@ -153,49 +158,53 @@ def export(
     normalized = pixels.float().div(255).sub(_stat(config.mean)).div(_stat(config.std))
     example = torch.from_numpy(_feed(normalized[:2], config, bake_normalization))
 
-    data = (
-        _int8_data(eager, config.input_size, calibration, test, calibration_images)
-        if int8
-        else None
-    )
-    captured = trace(format, module, example)
-    what = format
-    if data is not None:
-        calib = _feed(data["calibration"], config, bake_normalization)
-        captured = quantize(captured, calib, type(model).__name__)
-        what = "onnx int8"
-    record = contract(config, baked=bake_normalization, what=what)
-    run = load(format, serialize(format, captured, record))
-
-    with torch.inference_mode():
-        inputs = normalized if data is None else data["held_out"]
-        reference = torch.cat([eager(b) for b in inputs.split(64)]).float().numpy()
-    got = run_batched(run, _feed(inputs, config, bake_normalization))
-    figures = compare(reference, got)
-    report = ExportReport(
-        path,
-        format,
-        int8,
-        figures["max_abs_diff"],
-        figures["top1_agreement"],
-        int(figures["samples"]),
-    )
-    record["verification"] = {
-        **figures,
-        "tolerance": tolerance,
-        "max_accuracy_drop": max_accuracy_drop,
-    }
-    if data is None:
-        _check_logits(figures, tolerance, format)
-    else:
-        report.accuracy = _check_accuracy(reference, got, data, max_accuracy_drop)
-        record["quantization"] = {
-            "toolchain": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
-            "calibration_images": len(data["calibration"]),
-            "accuracy": report.accuracy,
+    stages = 5 if int8 else 3
+    with Counter(f"exporting {path.name}", stages, unit="stage", verbose=verbose) as progress:
+        data = None
+        if int8:
+            data = _int8_data(eager, config.input_size, calibration, test, calibration_images)
+            progress.update(1, "int8 data read")
+        captured = trace(format, module, example)
+        progress.update(1, f"{format} graph captured")
+        what = format
+        if data is not None:
+            calib = _feed(data["calibration"], config, bake_normalization)
+            captured = quantize(captured, calib, type(model).__name__)
+            what = "onnx int8"
+            progress.update(1, f"quantized on {len(calib)} images")
+        record = contract(config, baked=bake_normalization, what=what)
+        run = load(format, serialize(format, captured, record))
+        with torch.inference_mode():
+            inputs = normalized if data is None else data["held_out"]
+            reference = torch.cat([eager(b) for b in inputs.split(64)]).float().numpy()
+        got = run_batched(run, _feed(inputs, config, bake_normalization))
+        figures = compare(reference, got)
+        progress.update(1, f"checked on {len(inputs)} images")
+        report = ExportReport(
+            path,
+            format,
+            int8,
+            figures["max_abs_diff"],
+            figures["top1_agreement"],
+            int(figures["samples"]),
+        )
+        record["verification"] = {
+            **figures,
+            "tolerance": tolerance,
+            "max_accuracy_drop": max_accuracy_drop,
         }
-    report.record = record
-    _write(path, serialize(format, captured, record))
+        if data is None:
+            _check_logits(figures, tolerance, format)
+        else:
+            report.accuracy = _check_accuracy(reference, got, data, max_accuracy_drop)
+            record["quantization"] = {
+                "toolchain": "onnxruntime static QDQ, per-channel int8 weights, uint8 activations",
+                "calibration_images": len(data["calibration"]),
+                "accuracy": report.accuracy,
+            }
+        report.record = record
+        _write(path, serialize(format, captured, record))
+        progress.update(1, "written")
     return report
 
 
