@@ -45,7 +45,12 @@ def measure(command: list[str]) -> dict[str, float]:
     """Run ``command`` to its end; its CPU-seconds (children included) and wall seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryFile("w+") as output:
+        done = subprocess.run(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        if done.returncode != 0:  # a figure of a failed run is no figure: say what failed
+            output.seek(0)
+            tail = "".join(output.readlines()[-40:])
+            raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{tail}")
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -113,15 +113,18 @@ def tta_headline(result: dict[str, Any], source: Path) -> str:
     speedup = result["summary"].get("speedup")
     if speedup is None:
         return "(no round reached the target on both sides)"
-    rounds = len(speedup["values"])
-    seeded = "seed" in result["rounds"][0]
-    kind = "alternating rounds, one seed each" if seeded else "alternating rounds"
+    rounds, total = len(speedup["values"]), len(result["rounds"])
+    kind = "alternating rounds, one seed each" if "seed" in result["rounds"][0] else "rounds"
+    which = (
+        f"{total} {kind}"
+        if rounds == total
+        else f"the {rounds} of {total} {kind} where both sides reached it"
+    )
     missed = result["summary"].get("cnnzoo", {}).get("missed", 0)
-    total = len(result["rounds"])
     misses = f"; fit's 4 epochs missed the target in {missed} of {total}" if missed else ""
     return (
-        f"**{speedup['median']:.1f}×** (median of the {rounds} of {total} {kind} where both "
-        f"reached it, range {speedup['min']:.1f}–{speedup['max']:.1f}×{misses})"
+        f"**{speedup['median']:.1f}×** (median of {which}, range "
+        f"{speedup['min']:.1f}–{speedup['max']:.1f}×{misses})"
     )
 
 

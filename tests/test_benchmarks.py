@@ -394,7 +394,7 @@ def test_time_to_accuracy_counts_the_rounds_that_miss_and_the_headline_says_so(t
         },
     }
     headline = render_docs.tta_headline(result, tmp_path / "tta.json")
-    assert "**9.0×** (median of the 2 of 3 alternating rounds, one seed each" in headline
+    assert "**9.0×** (median of the 2 of 3 alternating rounds, one seed each where both" in headline
     assert "fit's 4 epochs missed the target in 1 of 3" in headline
     table = render_docs.tta_table(result, tmp_path / "tta.json")
     assert "4 (1 of 3 rounds missed)" in table and "not reached" in table

@@ -178,7 +178,7 @@ def test_a_run_that_learned_nothing_is_warned_in_flags(capsys, tmp_path):
 
 
 def test_the_collapse_advice_in_flags():
-    from cnnzoo.training.collapse import cli_wording
+    from cnnzoo.training.alert_words import cli_wording
 
     python = (
         "fit: at epoch 2 the training blew up: x. The peak learning rate 0.01 (the recipe) is "

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from ..augmentation import AUGMENT_NAMES
+from ..training.alert_words import cli_wording
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
-from ..training.collapse import cli_wording
 from .browse import add_model_options, positive_int
 from .errors import CommandError
 from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP, METADATA_KEY, print_metrics

@@ -30,7 +30,6 @@ unchanged (see the training guide for why).
 from __future__ import annotations
 
 import math
-import re
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +40,13 @@ __all__ = [
     "ALERT_KINDS",
     "BLOWUP_FACTOR",
     "CHANCE_MARGIN",
+    "MESSAGE_END",
     "MIN_JUDGED_IMAGES",
     "RISEN_MARGIN",
     "STALL_MIN_STEPS",
     "STALL_MIN_STEPS_AT_END",
     "CollapseWatch",
     "TrainingCollapseWarning",
-    "cli_wording",
     "is_fit_message",
     "label_entropy",
     "majority_share",
@@ -67,7 +66,7 @@ _STALL_LOSS_SHARE = 0.02
 ALERT_KINDS = ("blow-up", "collapse", "stall")
 # What each kind's message says after "fit: at epoch N the training ", and how every message
 # ends: _diagnose and check write them, and a saved alert is checked against them.
-_MESSAGE_END = "fit goes on as asked; History.alerts records this."
+MESSAGE_END = "fit goes on as asked; History.alerts records this."
 _KIND_WORDS = {
     "blow-up": ("blew up",),
     "collapse": ("collapsed",),
@@ -222,7 +221,7 @@ class CollapseWatch:
         self.warned = True
         message = (
             f"fit: at epoch {epoch + 1} the training {what}. {self._fix(kind, peak_lr)} "
-            f"{_MESSAGE_END}"
+            f"{MESSAGE_END}"
         )
         return {
             "epoch": epoch,
@@ -356,35 +355,6 @@ class CollapseWatch:
         )
 
 
-# The advice of the messages above in the ``cnnzoo`` command's words: flags instead of arguments.
-_CLI_WORDS = (
-    (re.compile(r"try lr=(\S+?),"), r"try --lr \1,"),
-    (re.compile(r"\(more epochs or data\)"), "(a larger --epochs, or more data)"),
-    (
-        re.compile(r"or pick a rate with (cnnzoo\.lr_find\(\w+, \w+\))"),
-        r"or pick a --lr with \1 in Python",
-    ),
-    (
-        re.compile(r"or find one with (cnnzoo\.lr_find\(\w+, \w+\))"),
-        r"or find one with \1 in Python",
-    ),
-    (
-        re.compile(re.escape(_MESSAGE_END)),
-        "Training goes on as asked; the run's metrics record it.",
-    ),
-)
-
-
-def cli_wording(message: str) -> str:
-    """An alert's message as the ``cnnzoo`` command prints it: ``--lr``, not ``lr=``.
-
-    The message ``fit`` records (and checks when it reads one back) stays the Python API's.
-    """
-    for pattern, replacement in _CLI_WORDS:
-        message = pattern.sub(replacement, message)
-    return message
-
-
 def _check_fields(value: Any, fields: tuple[str, ...], what: str) -> None:
     """``value`` is a dict with exactly ``fields`` as its keys."""
     if not isinstance(value, dict):
@@ -424,7 +394,7 @@ def is_fit_message(message: Any, kind: str, epoch: int) -> bool:
         and len(message) <= _MAX_MESSAGE_CHARS
         and message.isprintable()
         and message.startswith(tuple(opening + words for words in _KIND_WORDS[kind]))
-        and message.endswith(_MESSAGE_END)
+        and message.endswith(MESSAGE_END)
     )
 
 

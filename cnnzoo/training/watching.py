@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .._advice import for_cli
-from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning, cli_wording
+from .alert_words import cli_wording
+from .collapse import MIN_JUDGED_IMAGES, TrainingCollapseWarning
 from .evaluation import _eval_mode
 from .feed import Batches
 from .losses import main_logits
