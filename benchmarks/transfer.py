@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import warnings
@@ -146,11 +145,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     if not (args.no_save or args.quick):
         print(write_result("transfer", result))
-    gains = [
-        statistics.median(r["test_accuracy"]["values"]) for r in rows if r["way"] == "fine-tuned"
-    ]
-    if gains:
-        print(f"fine-tuned medians: {', '.join(f'{g:.3f}' for g in gains)}")
     return result
 
 
