@@ -298,16 +298,55 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def _read_part(path: Path) -> dict[str, Any]:
+    """One budgets result to join, or a clear refusal."""
+    try:
+        part = json.loads(path.read_text())
+    except OSError as error:
+        raise SystemExit(f"cannot read {path}: {error.strerror or error}") from None
+    except ValueError:
+        raise SystemExit(f"{path} is not JSON") from None
+    if not isinstance(part, dict) or part.get("benchmark") != "budgets":
+        raise SystemExit(f"{path} is not a budgets result")
+    missing = [key for key in _PART_KEYS if key not in part]
+    rows = part.get("rows")
+    if missing or not isinstance(rows, list):
+        raise SystemExit(f"{path} is not a whole budgets result: it lacks {missing or ['rows']}")
+    for row in rows:
+        if not isinstance(row, dict) or any(key not in row for key in _ROW_KEYS):
+            raise SystemExit(f"{path} has a row without {', '.join(_ROW_KEYS)}: {row!r:.120}")
+    return part
+
+
+_PART_KEYS = ("tutorial", "test_images", "machine", "complete", "seconds_as_seen")
+_ROW_KEYS = ("model", "side", "seed", "train_images", "epochs", "test_accuracy")
+
+
+def _threads(part: dict[str, Any]) -> Any:
+    """A part's torch threads: its own record, else its machine's."""
+    return part.get("threads") or part["machine"].get("torch_threads")
+
+
 def join(paths: list[Path]) -> dict[str, Any]:
-    """One result from runs of parts of the grid; a cell measured twice keeps its later runs."""
-    parts = [json.loads(path.read_text()) for path in paths]
+    """One result from runs of parts of the grid; a cell measured twice keeps its later runs.
+
+    The parts must be distinct files of one machine (its CPU and torch), the same tutorial
+    recipe and the same test images; their thread counts may differ (each part records its).
+    """
+    if len({path.resolve() for path in paths}) < len(paths):
+        raise SystemExit("--join got the same file twice: name each part once")
+    parts = [_read_part(path) for path in paths]
     first = parts[0]
     for path, part in zip(paths, parts, strict=True):
-        if part.get("benchmark") != "budgets":
-            raise SystemExit(f"{path} is not a budgets result")
         for key in ("tutorial", "test_images"):
             if part[key] != first[key]:
                 raise SystemExit(f"{path} measured another {key}: {part[key]} (not {first[key]})")
+        for key in ("cpu", "torch"):
+            if part["machine"].get(key) != first["machine"].get(key):
+                raise SystemExit(
+                    f"{path} ran on another machine ({key} {part['machine'].get(key)}, not "
+                    f"{first['machine'].get(key)}): join the parts of one machine"
+                )
     runs: dict[tuple[Any, ...], dict[str, Any]] = {}
     for part in parts:
         for row in part["rows"]:
@@ -315,6 +354,9 @@ def join(paths: list[Path]) -> dict[str, Any]:
     rows = list(runs.values())
     return {
         **first,
+        "threads": sorted(
+            {threads for part in parts if isinstance(threads := _threads(part), int)}
+        ),
         "seeds": sorted({row["seed"] for row in rows}),
         "cells": [list(cell) for cell in sorted({(r["train_images"], r["epochs"]) for r in rows})],
         "rows": rows,
@@ -322,7 +364,12 @@ def join(paths: list[Path]) -> dict[str, Any]:
         "complete": all(part["complete"] for part in parts),
         "seconds_as_seen": round(sum(part["seconds_as_seen"] for part in parts), 1),
         "joined": [
-            {"source": path.name, "machine": part["machine"], "seconds": part["seconds_as_seen"]}
+            {
+                "source": path.name,
+                "machine": part["machine"],
+                "threads": part.get("threads"),
+                "seconds": part["seconds_as_seen"],
+            }
             for path, part in zip(paths, parts, strict=True)
         ],
     }
@@ -353,6 +400,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.join:
         joined = join(args.join)
+        if args.no_save:
+            print(f"joined {len(args.join)} results: {len(joined['summary'])} cells (not saved)")
+            return joined
         path = next_result_path("budgets")
         write_json_atomic(path, joined)
         print(f"joined {len(args.join)} results: {len(joined['summary'])} cells; wrote {path}")

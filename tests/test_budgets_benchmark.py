@@ -129,7 +129,7 @@ def test_parts_of_the_grid_join_into_one_result(tmp_path, monkeypatch):
         path = tmp_path / name
         result = {
             "benchmark": "budgets",
-            "machine": {"cpu": name},
+            "machine": {"cpu": "a CPU", "torch": "2.14", "torch_threads": len(name)},
             "tutorial": budgets.TUTORIAL,
             "test_images": 2000,
             "rows": rows,
@@ -158,3 +158,20 @@ def test_parts_of_the_grid_join_into_one_result(tmp_path, monkeypatch):
     other.write_text(json.dumps({**data, "test_images": 500}))
     with pytest.raises(SystemExit, match="another test_images"):
         budgets.main(["--join", str(first), str(other)])
+    other.write_text(json.dumps({**data, "machine": {"cpu": "another CPU", "torch": "2.14"}}))
+    with pytest.raises(SystemExit, match="ran on another machine"):
+        budgets.main(["--join", str(first), str(other)])
+    with pytest.raises(SystemExit, match="the same file twice"):
+        budgets.main(["--join", str(first), str(first)])
+    for bad, why in (("[]", "not a budgets result"), ("{", "not JSON")):
+        other.write_text(bad)
+        with pytest.raises(SystemExit, match=why):
+            budgets.main(["--join", str(first), str(other)])
+    other.write_text(json.dumps({**data, "rows": [{"model": "a"}]}))
+    with pytest.raises(SystemExit, match="has a row without"):
+        budgets.main(["--join", str(first), str(other)])
+    with pytest.raises(SystemExit, match="cannot read"):
+        budgets.main(["--join", str(first), str(tmp_path / "missing.json")])
+    (tmp_path / "joined.json").unlink()
+    assert budgets.main(["--join", str(first), str(second), "--no-save"])["rows"]
+    assert not (tmp_path / "joined.json").exists()

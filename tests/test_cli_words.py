@@ -197,3 +197,29 @@ def test_a_fixed_size_model_on_other_images_names_the_image_size_flag(capsys, tm
     assert "Pass --image-size 28 to resize them" in err and "Resize the images" not in err
     with pytest.raises(ValueError, match="Resize the images to 28x28"):
         cnnzoo.get_model("mini_resnet", num_classes=2, in_channels=3)(torch.zeros(1, 3, 16, 16))
+
+
+def test_a_given_rate_is_named_by_its_flag():
+    from cnnzoo.training.alert_words import cli_wording
+
+    assert "(given by --lr)" in cli_wording("The peak learning rate 0.3 (given by lr=) is likely")
+
+
+def test_labels_beyond_the_model_and_a_bad_split_name_their_flags(capsys, tmp_path, folder):
+    # the folder has 2 classes: a 1-class model cannot take label 1; --val 0.999 leaves none
+    argv = ["train", "lenet5", "--data", str(folder), "--out", str(tmp_path / "run")]
+    argv += ["--image-size", "28"]
+    code, _, err = run(capsys, *argv, "--num-classes", "1")
+    assert code == 2 and "pass --num-classes 2" in err and "num_classes=" not in err
+    code, _, err = run(capsys, *argv, "--val", "0.999")
+    assert code == 2 and "--val 0.999 leaves" in err and "val_data=" not in err
+
+
+def test_train_refuses_an_unknown_model_and_a_bad_rate_before_reading_data(capsys, tmp_path):
+    missing = str(tmp_path / "no-such-data")
+    code, _, err = run(capsys, "train", "resnet19", "--data", missing, "--out", str(tmp_path))
+    assert code == 2 and "unknown model 'resnet19'" in err
+    for rate in ("0", "nan", "-1"):
+        with pytest.raises(SystemExit):
+            main(["train", "lenet5", "--data", missing, "--out", str(tmp_path), "--lr", rate])
+        assert "--lr: must be a finite number above 0" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_eval_scores_a_grey_checkpoint_on_a_folder_as_predict_reads_it(
     code = main(["eval", str(checkpoint), "--data", str(grey_folder), "--device", "cpu"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "test images made grey" in out and f"test accuracy: {expected:.4f}" in out
+    assert "made grey" in out and f"test accuracy: {expected:.4f}" in out
     # the same pixels predict reads from the files for this model
     predicted = cnnzoo.predict(
         model, [str(p) for p in sorted((grey_folder / "test").rglob("*.png"))]
@@ -65,3 +65,16 @@ def test_a_streamed_folder_for_a_grey_checkpoint_names_the_flag(grey_folder, tmp
     code = main([*argv, "--device", "cpu"])
     _, err = capsys.readouterr()
     assert code == 2 and "takes grey images" in err and "--in-memory yes" in err
+
+
+def test_export_calibrates_a_grey_checkpoint_on_a_folder(grey_folder, tmp_path, capsys):
+    # export --int8 --calibration/--test read the folder as eval does: made grey for the model
+    from argparse import Namespace
+
+    from cnnzoo.cli.export import _data
+
+    model = cnnzoo.get_model("lenet5", num_classes=2)
+    args = Namespace(data_root=None, checkpoint=tmp_path / "m.safetensors")
+    calibration = _data(model, str(grey_folder), "train", args)
+    assert calibration.images.shape == (12, 1, 28, 28)
+    assert "train images of" in capsys.readouterr().out

@@ -14,7 +14,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.cli import main
-from cnnzoo.models import TrainingRecipe, info, list_models, register
+from cnnzoo.cli.browse import _recipe
+from cnnzoo.models import ShortRunRecipe, TrainingRecipe, info, list_models, register
 from cnnzoo.training import recipes
 from cnnzoo.training.optimizers import DEFAULT_LR
 
@@ -84,6 +85,27 @@ def test_a_recipe_must_be_valid():
         TrainingRecipe(1e-3, " ")
     with pytest.raises(TypeError, match="TrainingRecipe"):
         register("bad_recipe_net", recipe={"lr": 1e-3})
+
+
+def test_a_short_run_recipe_must_be_valid():
+    with pytest.raises(ValueError, match="short-run recipe's lr"):
+        ShortRunRecipe(20.0, 200, 16, "x")
+    for min_steps, smallest in ((0, 16), (200, 0), (200, 256), (200, 16.0)):
+        with pytest.raises(ValueError, match="must be an integer"):
+            ShortRunRecipe(1e-3, min_steps, smallest, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs its source"):
+        ShortRunRecipe(1e-3, 200, 16, "")
+    with pytest.raises(TypeError, match="ShortRunRecipe or None"):
+        TrainingRecipe(1e-3, "x", short_runs={"lr": 1e-3})  # type: ignore[arg-type]
+
+
+def test_info_shows_the_fallback_and_the_short_run_recipe(capsys):
+    assert main(["info", "cifar_cnn"]) == 0
+    short = info("cifar_cnn").recipe.short_runs
+    assert f"peak lr {short.lr:g}, the batch halved towards {short.min_steps} steps" in (
+        capsys.readouterr().out
+    )
+    assert "peak lr 0.003 at batch 32" in _recipe(None)  # a model with no recipe
 
 
 def test_info_and_the_cli_show_the_recipe(capsys):

@@ -128,10 +128,24 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 def _recipe(recipe: object) -> str:
     """What ``fit`` trains the model with by default."""
+    from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
+    from ..training.recipes import FALLBACK_LR
+
     lr, source = getattr(recipe, "lr", None), getattr(recipe, "source", "")
     if lr is None:
-        return "no registered recipe: fit's default peak lr 1e-3 (AdamW, one-cycle)"
-    return f"fit's default peak lr {lr:g} (AdamW, one-cycle): {source}"
+        return (
+            f"no registered recipe: fit's default peak lr {FALLBACK_LR:g} at batch "
+            f"{SMALLEST_BATCH_SIZE} (AdamW, one-cycle)"
+        )
+    text = f"fit's default peak lr {lr:g} (AdamW, one-cycle): {source}"
+    short = getattr(recipe, "short_runs", None)
+    if short is not None:
+        text += (
+            f"; a run under {MIN_STEPS} steps at batch {DEFAULT_BATCH_SIZE}: peak lr "
+            f"{short.lr:g}, the batch halved towards {short.min_steps} steps (down to "
+            f"{short.smallest_batch}): {short.source}"
+        )
+    return text
 
 
 def _weights(weights: tuple) -> str:

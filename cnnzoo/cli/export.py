@@ -12,7 +12,7 @@ from typing import Any
 
 from .browse import positive_int
 from .errors import CommandError
-from .inference import CHECKPOINT_HELP, DATA_HELP, load_checkpoint
+from .inference import CHECKPOINT_HELP, DATA_HELP, grey_for_a_grey_model, load_checkpoint
 
 __all__ = ["add_export_command"]
 
@@ -122,4 +122,5 @@ def _data(model: Any, name: str, split: str, args: argparse.Namespace) -> Any:
 
     config = getattr(model, "pretrained_cfg", None)
     size = getattr(config, "image_size", None) if Path(name).is_dir() else None
-    return load_dataset(name, split, args.data_root, image_size=size)
+    data = load_dataset(name, split, args.data_root, image_size=size)
+    return grey_for_a_grey_model(model, data, args.checkpoint, name, split)

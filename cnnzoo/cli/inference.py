@@ -179,7 +179,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         in_memory=in_memory_choice(args),
     )
     report_placement(data, args.split)
-    data = _grey_for_a_grey_model(model, data, args)
+    data = grey_for_a_grey_model(model, data, args.checkpoint, args.data, args.split)
     names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
     trained_on = list(names) if names else None
     if trained_on is not None and trained_on != data.classes:
@@ -197,11 +197,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print_metrics(metrics, data.classes)
 
 
-def _grey_for_a_grey_model(model: torch.nn.Module, data: Any, args: argparse.Namespace) -> Any:
+def grey_for_a_grey_model(
+    model: torch.nn.Module, data: Any, checkpoint: Path, source: str, split: str
+) -> Any:
     """A folder's images (read as RGB) made grey for a model of grey images, as predict reads.
 
-    A Fashion-MNIST checkpoint scored on a folder of its kind of pictures: the files may be
-    grey or colour, the folder reads them as RGB, the model takes one channel.
+    A Fashion-MNIST checkpoint scored on a folder of its kind of pictures (or calibrated on
+    one for int8): the files may be grey or colour, the folder reads them as RGB, the model
+    takes one channel.
     """
     from ..data import ImageTensorDataset, as_grey
 
@@ -210,11 +213,10 @@ def _grey_for_a_grey_model(model: torch.nn.Module, data: Any, args: argparse.Nam
         return data
     if not isinstance(data, ImageTensorDataset):
         raise CommandError(
-            f"{args.checkpoint} takes grey images, and the images of {args.data} are streamed "
-            "from disk as RGB: pass --in-memory yes to hold them in memory, where they are made "
-            "grey"
+            f"{checkpoint} takes grey images, and the images of {source} are streamed from "
+            "disk as RGB: pass --in-memory yes to hold them in memory, where they are made grey"
         )
-    print(f"{args.split} images made grey: {args.checkpoint} takes 1 channel")
+    print(f"{split} images of {source} made grey: {checkpoint} takes 1 channel")
     return as_grey(data)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
         "--lr",
-        type=float,
+        type=_rate,
         default=None,
         help="peak learning rate (None: the model's training recipe; see cnnzoo info NAME)",
     )
@@ -148,6 +149,19 @@ def _share(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    """An ``argparse`` type: a learning rate, a finite number above 0 (``--lr``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number above 0, got {text} (leave --lr out for the model's recipe)"
+        )
+    return value
+
+
 def _warmup(text: str) -> float | int:
     """``--warmup``: a fraction ("0.05") or a number of steps ("500")."""
     try:
@@ -190,6 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from ..data import load_dataset
     from ..devices import resolve_device
     from ..models import get
+    from ..models.registry import lookup
     from ..training.arguments import FitConfig
     from ..training.outputs import check_writable
 
@@ -226,6 +241,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.log_dir is not None:
         check_writable(args.log_dir, "--log-dir")
     FitConfig(**fit_options)
+    lookup(args.name)  # an unknown model, with the closest names
     resolve_device(args.device)
     _check_splits(args.data)
     reading = {"image_size": args.image_size, "in_memory": in_memory_choice(args)}

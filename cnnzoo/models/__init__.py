@@ -14,10 +14,11 @@ from . import alexnet, densenet, googlenet, lenet, resnet, tutorial, vgg  # noqa
 from .base import ZooModel
 from .describe import info
 from .factory import get, get_model, load
-from .registry import ModelInfo, TrainingRecipe, list_models, register
+from .registry import ModelInfo, ShortRunRecipe, TrainingRecipe, list_models, register
 
 __all__ = [
     "ModelInfo",
+    "ShortRunRecipe",
     "TrainingRecipe",
     "ZooModel",
     "get",

@@ -29,6 +29,7 @@ __all__ = [
     "Builder",
     "ModelInfo",
     "RegistryEntry",
+    "ShortRunRecipe",
     "TrainingRecipe",
     "info",
     "list_models",
@@ -38,6 +39,52 @@ __all__ = [
 
 Builder = Callable[..., nn.Module]
 BuilderT = TypeVar("BuilderT", bound=Builder)
+
+
+def _check_rate(lr: Any, what: str) -> None:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"{what}'s lr must be a number, got {type(lr).__name__}")
+    if not 0 < float(lr) < 10:
+        raise ValueError(f"{what}'s lr must be a number in (0, 10), got {lr!r}")
+
+
+def _check_source(source: Any, what: str) -> None:
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"{what} needs its source: where the rate comes from")
+
+
+@dataclass(frozen=True)
+class ShortRunRecipe:
+    """How ``cnnzoo.fit`` trains a model on a budget too small for its main recipe.
+
+    ``fit`` trains a model with a recipe at batch 128 while the run has at least 80 optimizer
+    steps there; below that it halves the batch towards 80 steps, down to 32, and keeps the
+    recipe's rate (``cnnzoo.training.budget``). That holds for most of the zoo. A model whose
+    short runs were measured to want more and smaller steps, and another rate, registers them
+    here; ``fit`` then halves the batch towards ``min_steps``, down to ``smallest_batch``, and
+    trains at ``lr``.
+
+    Attributes:
+        lr: Peak AdamW rate of such a run (other named optimizers are scaled as for the recipe).
+        min_steps: Optimizer steps the batch is halved towards.
+        smallest_batch: The smallest batch it is halved to (at least 1, at most 128).
+        source: The measurement behind it.
+    """
+
+    lr: float
+    min_steps: int
+    smallest_batch: int
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_rate(self.lr, "a short-run recipe")
+        for name, top in (("min_steps", 100_000), ("smallest_batch", 128)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ValueError(
+                    f"a short-run recipe's {name} must be an integer in [1, {top}], got {value!r}"
+                )
+        _check_source(self.source, "a short-run recipe")
 
 
 @dataclass(frozen=True)
@@ -52,19 +99,22 @@ class TrainingRecipe:
         lr: Peak learning rate for AdamW under the one-cycle schedule. For ``optimizer="adam"``
             and ``"sgd"`` fit scales their own default rates by the same factor.
         source: Where the rate comes from: the measurement or the paper behind it.
+        short_runs: How runs too short for batch 128 train, where that was measured to differ
+            from the recipe at a smaller batch (None: the recipe's rate).
     """
 
     lr: float
     source: str
+    short_runs: ShortRunRecipe | None = None
 
     def __post_init__(self) -> None:
-        lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"a training recipe's lr must be a number, got {type(lr).__name__}")
-        if not 0 < lr < 10:
-            raise ValueError(f"a training recipe's lr must be a number in (0, 10), got {lr!r}")
-        if not isinstance(self.source, str) or not self.source.strip():
-            raise ValueError("a training recipe needs its source: where the rate comes from")
+        _check_rate(self.lr, "a training recipe")
+        _check_source(self.source, "a training recipe")
+        if self.short_runs is not None and not isinstance(self.short_runs, ShortRunRecipe):
+            raise TypeError(
+                f"a training recipe's short_runs must be a ShortRunRecipe or None, got "
+                f"{type(self.short_runs).__name__}"
+            )
 
 
 @dataclass(frozen=True)

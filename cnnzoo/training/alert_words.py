@@ -16,6 +16,7 @@ __all__ = ["cli_wording"]
 # The advice of fit's alert messages (see .collapse) in the command's words.
 _CLI_WORDS = (
     (re.compile(r"try lr=(\S+?),"), r"try --lr \1,"),
+    (re.compile(r"given by lr="), "given by --lr"),
     (re.compile(r"\(more epochs or data\)"), "(a larger --epochs, or more data)"),
     (
         re.compile(r"or pick a rate with (cnnzoo\.lr_find\(\w+, \w+\))"),

@@ -25,6 +25,10 @@ it; a resumed run keeps the batch size it was started with (adding epochs does n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models.registry import ShortRunRecipe
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -47,10 +51,12 @@ class BatchChoice:
     Attributes:
         size: Samples per batch.
         source: Where it comes from, in words.
+        short_run: The model's short-run recipe chose it, and its rate goes with it.
     """
 
     size: int
     source: str
+    short_run: bool = False
 
 
 def run_steps(samples: int, batch_size: int, epochs: int, accumulate: int = 1) -> int:
@@ -60,7 +66,11 @@ def run_steps(samples: int, batch_size: int, epochs: int, accumulate: int = 1) -
 
 
 def choose(
-    samples: int | None, epochs: int, accumulate: int = 1, has_recipe: bool = True
+    samples: int | None,
+    epochs: int,
+    accumulate: int = 1,
+    has_recipe: bool = True,
+    short_runs: ShortRunRecipe | None = None,
 ) -> BatchChoice:
     """The batch size for ``samples`` training images (on this process) over ``epochs``.
 
@@ -69,11 +79,14 @@ def choose(
         epochs: The run's epochs.
         accumulate: Batches per optimizer step.
         has_recipe: The model has a registered training recipe (see the module docstring).
+        short_runs: The recipe's own rule for runs too short for batch 128, if it has one.
 
     Returns:
         :data:`DEFAULT_BATCH_SIZE` when it leaves at least :data:`MIN_STEPS` optimizer steps
-        (or the data size is unknown), else the largest halving of it that does, and at least
-        :data:`SMALLEST_BATCH_SIZE`; for a model with no recipe, :data:`SMALLEST_BATCH_SIZE`.
+        (or the data size is unknown), else the largest halving of it that leaves
+        ``short_runs.min_steps`` (:data:`MIN_STEPS` without one), and at least
+        ``short_runs.smallest_batch`` (:data:`SMALLEST_BATCH_SIZE`); for a model with no
+        recipe, :data:`SMALLEST_BATCH_SIZE`.
     """
     if not has_recipe:
         return BatchChoice(
@@ -84,14 +97,19 @@ def choose(
     if samples is None:
         return BatchChoice(DEFAULT_BATCH_SIZE, "fit's default (the data's size is not known)")
     size = DEFAULT_BATCH_SIZE
-    while size > SMALLEST_BATCH_SIZE and run_steps(samples, size, epochs, accumulate) < MIN_STEPS:
-        size //= 2
     steps = run_steps(samples, size, epochs, accumulate)
-    if size == DEFAULT_BATCH_SIZE:
+    if steps >= MIN_STEPS:
         return BatchChoice(size, f"fit's default ({steps} optimizer steps)")
+    wanted, smallest = MIN_STEPS, SMALLEST_BATCH_SIZE
+    if short_runs is not None:
+        wanted, smallest = short_runs.min_steps, min(short_runs.smallest_batch, size)
+    while size > smallest and run_steps(samples, size, epochs, accumulate) < wanted:
+        size //= 2
+    whose = "the model's short-run recipe" if short_runs is not None else "fit's choice"
     return BatchChoice(
         size,
-        f"fit's choice for a small budget: {samples} images x {epochs} epoch(s) give "
-        f"{run_steps(samples, DEFAULT_BATCH_SIZE, epochs, accumulate)} steps at batch "
-        f"{DEFAULT_BATCH_SIZE} and {steps} at {size} (fit wants {MIN_STEPS})",
+        f"{whose} for a small budget: {samples} images x {epochs} epoch(s) give {steps} steps "
+        f"at batch {DEFAULT_BATCH_SIZE} and {run_steps(samples, size, epochs, accumulate)} at "
+        f"{size} (it wants {wanted})",
+        short_run=short_runs is not None,
     )

@@ -135,7 +135,7 @@ def build_run(
         model, data_config, train_source.facts, normalisation, train_batches.example(), num_classes
     )
 
-    rate = _peak_rate(model, config, resumed)
+    rate = _peak_rate(model, config, resumed, batch)
     optimizer = make_optimizer(config.optimizer, model, rate.lr, config.weight_decay)
     settings = run_settings(config, optimizer, val_data, train_batches, val_batches)
     settings["batch_size"] = batch.size
@@ -284,12 +284,20 @@ def _batch_size(
         saved = resumed.get("batch_size", DEFAULT_BATCH_SIZE)  # (older states record none)
         if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1:
             return BatchChoice(saved, "the resumed run's own")
-    has_recipe = model_recipe(model) is not None
-    return choose(_samples(train, dist), config.epochs, config.accumulate, has_recipe)
+    found = model_recipe(model)
+    short_runs = None if found is None else found[1].short_runs
+    return choose(
+        _samples(train, dist), config.epochs, config.accumulate, found is not None, short_runs
+    )
 
 
-def _peak_rate(model: nn.Module, config: FitConfig, resumed: dict[str, Any] | None) -> DefaultRate:
-    """The peak learning rate asked for, else the model's default (see :mod:`.recipes`)."""
+def _peak_rate(
+    model: nn.Module, config: FitConfig, resumed: dict[str, Any] | None, batch: BatchChoice
+) -> DefaultRate:
+    """The peak learning rate asked for, else the model's default (see :mod:`.recipes`).
+
+    A batch the model's short-run recipe chose trains at that recipe's rate.
+    """
     if config.lr is not None:
         return DefaultRate(float(config.lr), "given by lr=")
     if not (isinstance(config.optimizer, str) and config.optimizer.lower() in DEFAULT_LR):
@@ -297,7 +305,7 @@ def _peak_rate(model: nn.Module, config: FitConfig, resumed: dict[str, Any] | No
     saved = None if resumed is None else resumed.get("lr")
     if isinstance(saved, float) and math.isfinite(saved) and saved > 0:
         return DefaultRate(saved, "the resumed run's own")
-    return default_rate(model, config.optimizer.lower())
+    return default_rate(model, config.optimizer.lower(), short_run=batch.short_run)
 
 
 def _val_chance(batches: Batches, num_classes: int) -> float | None:

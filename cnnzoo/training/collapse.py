@@ -212,7 +212,7 @@ class CollapseWatch:
         """
         if self.warned:
             return None
-        kind, what = self._diagnose(logs, steps_done, last, end_accuracy)
+        kind, what, judged, chance = self._diagnose(logs, steps_done, last, end_accuracy)
         accuracy = self._accuracy(logs)
         if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
             self.best_accuracy = accuracy
@@ -229,10 +229,10 @@ class CollapseWatch:
             "message": message,
             "loss": logs.get("loss"),
             "start_loss": self.reference_loss(),
-            # the figure judged: where the weights ended, when it was measured
-            "accuracy": accuracy if end_accuracy is None else end_accuracy,
+            # the figures the message quotes: the accuracy judged and the chance it was held to
+            "accuracy": judged,
             "best_accuracy": self.best_accuracy,
-            "chance": self._chance(logs),
+            "chance": chance,
             "lr": peak_lr,
         }
 
@@ -271,8 +271,10 @@ class CollapseWatch:
 
     def _diagnose(
         self, logs: dict[str, float], steps_done: int, last: bool, end_accuracy: float | None
-    ) -> tuple[str | None, str]:
+    ) -> tuple[str | None, str, float | None, float]:
+        """The alert's kind (None: no alert), its words, and the accuracy and chance judged."""
         loss = logs.get("loss")
+        accuracy, chance = self._accuracy(logs), self._chance(logs)
         reference = self.reference_loss()
         # (a loss that starts at or below 0, a user's, has no "3x where it started")
         if (
@@ -281,11 +283,13 @@ class CollapseWatch:
             and math.isfinite(loss)
             and loss > BLOWUP_FACTOR * reference
         ):
-            return "blow-up", (
+            return (
+                "blow-up",
                 f"{_KIND_WORDS['blow-up'][0]}: the training loss rose to {loss:.4g}, more than "
-                f"{BLOWUP_FACTOR:g}x the {reference:.3g} it started at"
+                f"{BLOWUP_FACTOR:g}x the {reference:.3g} it started at",
+                accuracy,
+                chance,
             )
-        accuracy, chance = self._accuracy(logs), self._chance(logs)
         which = "validation" if self.val_chance is not None else "training"
         best = self.best_accuracy
         if (
@@ -294,12 +298,15 @@ class CollapseWatch:
             and best >= chance + RISEN_MARGIN
             and accuracy <= chance + CHANCE_MARGIN
         ):
-            return "collapse", (
+            return (
+                "collapse",
                 f"{_KIND_WORDS['collapse'][0]}: {which} accuracy fell to {accuracy:.4f}, back to "
-                f"the chance level {chance:.4f}, after reaching {best:.4f}"
+                f"the chance level {chance:.4f}, after reaching {best:.4f}",
+                accuracy,
+                chance,
             )
         if self._one_class:
-            return None, ""
+            return None, "", None, chance
         uniform = math.log(max(2, self.num_classes))
         # A guess that knows only the class frequencies: the labels' entropy (ln C if balanced).
         prior = self.label_entropy if self.label_entropy is not None else uniform
@@ -311,11 +318,14 @@ class CollapseWatch:
             and accuracy is not None
             and accuracy <= chance + CHANCE_MARGIN
         ):
-            return "stall", (
+            return (
+                "stall",
                 f"{_KIND_WORDS['stall'][0 if last else 1]}: after {steps_done} steps "
                 f"the training loss is {loss:.4g}, no better than a guess from the class "
-                f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is at the "
-                f"chance level {chance:.4f}"
+                f"frequencies alone ({prior:.4g}), and {which} accuracy {accuracy:.4f} is "
+                f"{_near(accuracy, chance, CHANCE_MARGIN)} the chance level {chance:.4f}",
+                accuracy,
+                chance,
             )
         if self._judged_on_validation:
             final, images = accuracy, "validation images"
@@ -331,12 +341,15 @@ class CollapseWatch:
             and final < 1.0
             and (final <= chance + margin)
         ):
-            return "stall", (
+            return (
+                "stall",
                 f"{_KIND_WORDS['stall'][0]}: after {steps_done} steps the weights it ends with "
-                f"score {final:.4f} on the {images}, no better than always answering their most "
-                f"frequent class ({chance:.4f})"
+                f"score {final:.4f} on the {images}, {_near(final, chance, margin)} always "
+                f"answering their most frequent class ({chance:.4f})",
+                final,
+                chance,
             )
-        return None, ""
+        return None, "", None, chance
 
     def _fix(self, kind: str, peak_lr: float | None) -> str:
         find = "or find one with cnnzoo.lr_find(model, train_data)"
@@ -353,6 +366,13 @@ class CollapseWatch:
             f"The peak learning rate {peak_lr:.3g} ({self.lr_source}) is likely too high for "
             f"this model and data: try lr={peak_lr / 10:.3g}, {find}."
         )
+
+
+def _near(accuracy: float, chance: float, margin: float) -> str:
+    """How an accuracy judged no better than chance stands to it, in words."""
+    if accuracy <= chance:
+        return "no better than"
+    return f"within {margin * 100:.3g} points of"
 
 
 def _check_fields(value: Any, fields: tuple[str, ...], what: str) -> None:

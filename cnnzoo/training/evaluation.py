@@ -357,10 +357,16 @@ def check_label_range(labels: torch.Tensor, num_classes: int, what: str) -> None
             )
         else:
             fix = f"build the model with num_classes={int(labels.max()) + 1} or fix the labels"
-        raise ValueError(
+        problem = (
             f"{what} has label {value}, outside [0, {num_classes}) for a model with "
-            f"{num_classes} classes; {fix}"
+            f"{num_classes} classes"
         )
+        error = ValueError(f"{problem}; {fix}")
+        if value >= 0:  # at the shell the model's width is a flag
+            error = for_cli(
+                error, f"{problem}; pass --num-classes {int(labels.max()) + 1} or fix the labels"
+            )
+        raise error
 
 
 def input_dtype(model: nn.Module) -> torch.dtype:

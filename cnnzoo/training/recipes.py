@@ -70,12 +70,14 @@ def model_recipe(model: nn.Module) -> tuple[str, TrainingRecipe] | None:
     return None if entry.recipe is None else (key, entry.recipe)
 
 
-def default_rate(model: nn.Module, optimizer: str) -> DefaultRate:
+def default_rate(model: nn.Module, optimizer: str, short_run: bool = False) -> DefaultRate:
     """The peak rate for ``model`` under the named ``optimizer`` ("adamw", "adam" or "sgd").
 
     Args:
         model: The model about to be trained.
         optimizer: A named optimizer of :data:`~cnnzoo.training.optimizers.DEFAULT_LR`.
+        short_run: The batch comes from the recipe's short-run rule
+            (:class:`~cnnzoo.models.ShortRunRecipe`): its rate applies.
 
     Returns:
         The rate and its source.
@@ -84,6 +86,9 @@ def default_rate(model: nn.Module, optimizer: str) -> DefaultRate:
     if found is not None:
         name, recipe = found
         adamw_lr, source = recipe.lr, f"{name}'s training recipe ({recipe.source})"
+        if short_run and recipe.short_runs is not None:
+            short = recipe.short_runs
+            adamw_lr, source = short.lr, f"{name}'s short-run recipe ({short.source})"
     else:
         adamw_lr = FALLBACK_LR
         source = "fit's rate for a model with no registered recipe"

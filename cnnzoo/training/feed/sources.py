@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from ..._advice import for_cli
 from ...data import ImageTensorDataset, Normalized, StreamedImageFolder
 from .forms import ImageReading, ItemCollate, array_to_images, is_image, read_images
 from .pixels import DataFacts
@@ -147,9 +148,14 @@ def split(source: Source, fraction: float, seed: int) -> tuple[Source, Source]:
     total = len(source)
     num_val = round(total * fraction)
     if num_val < 1 or num_val >= total:
-        raise ValueError(
-            f"val_data={fraction} leaves {num_val} of {total} samples for validation; use a "
-            "fraction that keeps at least one sample on each side"
+        leaves = f"leaves {num_val} of {total} samples for validation"
+        raise for_cli(
+            ValueError(
+                f"val_data={fraction} {leaves}; use a fraction that keeps at least one sample "
+                "on each side"
+            ),
+            f"--val {fraction} {leaves}; give a fraction that keeps at least one sample on each "
+            "side",
         )
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:num_val], order[num_val:]
