@@ -246,9 +246,9 @@ _RECIPE_CIFAR = TrainingRecipe(
         smallest_batch=16,
         source=(
             "the budgets benchmark's cells below 80 steps at batch 128, 5 seeds each, against "
-            "the tutorial loop (Adam 1e-3, batch 32): 0.746 against 0.736 on 500 images x 5 "
-            "epochs (batch 16), 0.716 against 0.689 on 2,000 x 1 (16), 0.804 against 0.798 on "
-            "2,000 x 4 (32), 0.807 against 0.793 on 10,000 x 1 (32)"
+            "the tutorial loop (Adam 1e-3, batch 32): 0.750 against 0.731 on 500 images x 5 "
+            "epochs (batch 16), 0.724 against 0.695 on 2,000 x 1 (16), 0.806 against 0.796 on "
+            "2,000 x 4 (32), 0.807 against 0.799 on 10,000 x 1 (32)"
         ),
     ),
 )
