@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
 from benchmarks._machine import machine_info
+from cnnzoo.checkpoint._io import write_json_atomic
 from cnnzoo.comparison.measure import count_macs
 from cnnzoo.comparison.shape import DataShape
 from cnnzoo.data import load_dataset
@@ -42,6 +43,7 @@ TAG = "fashion-mnist"
 RECIPES: dict[str, dict[str, Any]] = {
     "lenet5": {"epochs": 20, "seed": 0},
     "mini_resnet": {"epochs": 8, "seed": 0},
+    "mini_inception": {"epochs": 15, "augment": ["crop", "flip"], "seed": 0},
 }
 
 
@@ -85,16 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's (smoke runs)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
-    index = json.loads(INDEX.read_text()) if INDEX.is_file() else []
     for name in args.models:
         recipe = dict(RECIPES[name])
         if args.epochs is not None:
             recipe["epochs"] = args.epochs
         entry = train(name, recipe, save=not args.no_save)
-        index = [e for e in index if (e["model"], e["tag"]) != (name, TAG)] + [entry]
-    if not args.no_save:
-        INDEX.write_text(json.dumps(sorted(index, key=lambda e: e["model"]), indent=2) + "\n")
-        print(INDEX)
+        if not args.no_save:
+            # read just before writing: another run of this script may have added its weights
+            index = json.loads(INDEX.read_text()) if INDEX.is_file() else []
+            index = [e for e in index if (e["model"], e["tag"]) != (name, TAG)] + [entry]
+            write_json_atomic(INDEX, sorted(index, key=lambda e: e["model"]))
+            print(INDEX)
     return 0
 
 

@@ -145,7 +145,8 @@ def test_an_explicit_batch_size_wins():
 def test_a_dataloader_keeps_its_own_batch_size():
     images, labels = stripes(240)
     loader = DataLoader(TensorDataset(images, labels), batch_size=40, shuffle=True)
-    history = _fit(tiny_net(), loader, epochs=1, batch_size=7)
+    with pytest.warns(UserWarning, match="batch_size=7 does not re-batch a DataLoader"):
+        history = _fit(tiny_net(), loader, epochs=1, batch_size=7)
     assert history.params["batch_size"] == 40
     assert history.params["batch_size_source"] == "the DataLoader's own"
     sampler = torch.utils.data.BatchSampler(

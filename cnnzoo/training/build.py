@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -265,15 +266,23 @@ def _batch_size(
 ) -> BatchChoice:
     """The batch size asked for; else a resumed run's own, else one sized by the budget.
 
-    A user's ``DataLoader`` keeps its own (``batch_size`` is ignored for it).
+    A user's ``DataLoader`` keeps its own: a different ``batch_size`` is warned about, not used.
     """
     if isinstance(train, Streamed) and isinstance(train.data, DataLoader):
         own = train.data.batch_size
+        if not isinstance(own, int):
+            own = getattr(train.data.batch_sampler, "batch_size", None)
+        if isinstance(own, int) and config.batch_size not in (None, own):
+            warnings.warn(
+                f"fit: batch_size={config.batch_size} does not re-batch a DataLoader; it yields "
+                f"batches of {own}. Set the loader's batch_size, or pass its dataset",
+                UserWarning,
+                stacklevel=4,
+            )
+        if isinstance(train.data.batch_size, int):
+            return BatchChoice(train.data.batch_size, "the DataLoader's own")
         if isinstance(own, int):
-            return BatchChoice(own, "the DataLoader's own")
-        sampled = getattr(train.data.batch_sampler, "batch_size", None)
-        if isinstance(sampled, int):
-            return BatchChoice(sampled, "the DataLoader's batch sampler")
+            return BatchChoice(own, "the DataLoader's batch sampler")
         return BatchChoice(
             config.batch_size or DEFAULT_BATCH_SIZE,
             "not known: the DataLoader's batch sampler sizes its batches (a placeholder)",
