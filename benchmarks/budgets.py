@@ -383,8 +383,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--cells", nargs="+", default=None, help="IMAGESxEPOCHS, e.g. 2000x1 (default: the grid)"
     )
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--test-images", type=int, default=TEST_IMAGES)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(SEEDS), help="one run of each side a seed"
+    )
+    parser.add_argument(
+        "--test-images", type=int, default=TEST_IMAGES, help="the first N test images score"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 models, tiny data")
     parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
     parser.add_argument(

@@ -493,10 +493,12 @@ def run_jobs(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["*"], help="names or patterns")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--train-images", type=int, default=TRAIN_IMAGES)
-    parser.add_argument("--test-images", type=int, default=TEST_IMAGES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="a run each")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of every run")
+    parser.add_argument(
+        "--train-images", type=int, default=TRAIN_IMAGES, help="training images (a tenth held out)"
+    )
+    parser.add_argument("--test-images", type=int, default=TEST_IMAGES, help="images scored")
     parser.add_argument("--grid", type=float, nargs="+", help="peak rates (default: per family)")
     parser.add_argument("--no-grid", action="store_true", help="the defaults only")
     parser.add_argument("--grid-only", action="store_true", help="the reference grids only")
