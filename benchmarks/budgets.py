@@ -363,14 +363,19 @@ def join(paths: list[Path]) -> dict[str, Any]:
         "summary": summarise(rows),
         "complete": all(part["complete"] for part in parts),
         "seconds_as_seen": round(sum(part["seconds_as_seen"] for part in parts), 1),
+        # a part that is itself a join lists the runs it joined
         "joined": [
-            {
-                "source": path.name,
-                "machine": part["machine"],
-                "threads": part.get("threads"),
-                "seconds": part["seconds_as_seen"],
-            }
+            entry
             for path, part in zip(paths, parts, strict=True)
+            for entry in part.get("joined")
+            or [
+                {
+                    "source": path.name,
+                    "machine": part["machine"],
+                    "threads": part.get("threads"),
+                    "seconds": part["seconds_as_seen"],
+                }
+            ]
         ],
     }
 

@@ -598,6 +598,21 @@ def streaming_table(result: dict[str, Any], source: Path) -> str:
 
 
 # -- budgets ---------------------------------------------------------------------------------
+def _budgets_provenance(result: dict[str, Any]) -> str:
+    """How a budgets result was made: one run, or parts of the grid joined."""
+    joined = result.get("joined")
+    if not joined:
+        return "" if result.get("complete", True) else " **A partial run**: it was stopped early."
+    threads = ", ".join(map(str, result.get("threads") or []))
+    text = (
+        f" Joined from {len(joined)} runs of parts of the grid on this machine (torch threads "
+        f"{threads or 'as recorded'} per part; the file lists them)"
+    )
+    if not result.get("complete", True):
+        text += ": one or more parts was stopped early, and the cells they finished are kept"
+    return text + "."
+
+
 def budgets_table(result: dict[str, Any], source: Path) -> str:
     """Per model and budget: fit's defaults against the tutorial loop, means over the seeds."""
     summary = result["summary"]
@@ -615,7 +630,7 @@ def budgets_table(result: dict[str, Any], source: Path) -> str:
         f"{machine_text(result)}; {result['seconds_as_seen'] / 60:.0f} minutes as seen. The "
         "seconds below are the median CPU-seconds of a run (wall seconds as seen on a shared "
         "machine where marked *wall*: runs measured before the script counted CPU time)."
-        + ("" if result.get("complete", True) else " **A partial run**: it was stopped early."),
+        + _budgets_provenance(result),
         "",
         "| model | images x epochs | fit's batch, steps, lr | fit's defaults | tutorial loop "
         "| difference | holds | seconds (fit / tutorial) |",
