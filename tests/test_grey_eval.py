@@ -78,3 +78,32 @@ def test_export_calibrates_a_grey_checkpoint_on_a_folder(grey_folder, tmp_path, 
     calibration = _data(model, str(grey_folder), "train", args)
     assert calibration.images.shape == (12, 1, 28, 28)
     assert "train images of" in capsys.readouterr().out
+
+
+def test_eval_matches_a_folders_class_names_to_the_checkpoints(tmp_path, capsys):
+    # Fashion-MNIST's "T-shirt/top" cannot name a folder, and a folder sorts its classes
+    generator = torch.Generator().manual_seed(2)
+    for label, level, count in (("T-shirt_top", 40, 4), ("Trouser", 200, 2)):
+        for split in ("train", "test"):
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            for i in range(count):
+                noise = torch.randint(-20, 21, (28, 28), generator=generator)
+                pixels = (level + noise).clamp(0, 255).to(torch.uint8).numpy()
+                Image.fromarray(pixels, "L").save(tmp_path / "data" / split / label / f"{i}.png")
+    torch.manual_seed(0)
+    model = cnnzoo.get_model("lenet5", num_classes=2)
+    model.pretrained_cfg = model.pretrained_cfg.replace(label_names=("Trouser", "T-shirt/top"))
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # it answers "Trouser" (its class 0) for every image
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([5.0, 0.0]))
+    checkpoint = cnnzoo.save(model, tmp_path / "m.safetensors")
+    test = as_grey(load_dataset(tmp_path / "data", "test", in_memory=True, verbose=0))
+    swapped = 1 - test.labels  # the folder's 0 (T-shirt_top) is the checkpoint's 1
+    expected = cnnzoo.evaluate(model, (test.images, swapped))["accuracy"]
+    code = main(["eval", str(checkpoint), "--data", str(tmp_path / "data"), "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    # 2 of the 6 test images are trousers; matched by position it would score 4 of 6
+    assert expected == pytest.approx(2 / 6)
+    assert "matched to" in out and f"test accuracy: {expected:.4f}" in out

@@ -8,6 +8,7 @@ folder. The model's data configuration, recorded in it, says how to read the ima
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -183,6 +184,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
     trained_on = list(names) if names else None
     if trained_on is not None and trained_on != data.classes:
+        data = _classes_matched_by_name(data, trained_on, args)
+    if trained_on is not None and trained_on != data.classes:
         raise ValueError(
             f"{args.checkpoint} was trained on the classes {trained_on}, but {args.data} has "
             f"{data.classes}: labels would be compared by position and mean other classes. "
@@ -195,6 +198,37 @@ def _cmd_eval(args: argparse.Namespace) -> None:
             f"{args.data} has {len(data.classes)}: evaluate it on data with its classes"
         )
     print_metrics(metrics, data.classes)
+
+
+def _folder_form(name: str) -> str:
+    """A class name as a folder may spell it: "T-shirt/top" cannot be a folder's name."""
+    return re.sub(r"[^0-9a-z]+", "", name.casefold())
+
+
+def _classes_matched_by_name(data: Any, trained_on: list[str], args: argparse.Namespace) -> Any:
+    """The data with its labels renumbered to the checkpoint's classes, matched by name.
+
+    A folder's classes come in alphabetical order, and a name with a slash (Fashion-MNIST's
+    "T-shirt/top") is written as "T-shirt_top" or "tshirt-top": names are compared without
+    case or punctuation. Data whose classes do not match one to one is returned as it is.
+    """
+    from ..data import ImageTensorDataset
+
+    wanted = {_folder_form(name): index for index, name in enumerate(trained_on)}
+    given = [_folder_form(name) for name in data.classes]
+    if len(wanted) != len(trained_on) or sorted(given) != sorted(wanted):
+        return data
+    if not isinstance(data, ImageTensorDataset):
+        raise CommandError(
+            f"{args.data} names the classes of {args.checkpoint} in another order or spelling, "
+            "and its images are streamed from disk: pass --in-memory yes to hold them in memory, "
+            "where their labels are matched to the checkpoint's by name"
+        )
+    order = torch.tensor([wanted[name] for name in given])
+    print(f"{args.split} classes of {args.data} matched to {args.checkpoint}'s by name")
+    return ImageTensorDataset(
+        data.images, order[data.labels], trained_on, list(data.mean), list(data.std)
+    )
 
 
 def grey_for_a_grey_model(
