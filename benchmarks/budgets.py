@@ -309,22 +309,52 @@ def _read_part(path: Path) -> dict[str, Any]:
     if not isinstance(part, dict) or part.get("benchmark") != "budgets":
         raise SystemExit(f"{path} is not a budgets result")
     missing = [key for key in _PART_KEYS if key not in part]
-    rows = part.get("rows")
-    if missing or not isinstance(rows, list):
+    if missing or not isinstance(part.get("rows"), list):
         raise SystemExit(f"{path} is not a whole budgets result: it lacks {missing or ['rows']}")
-    for row in rows:
-        if not isinstance(row, dict) or any(key not in row for key in _ROW_KEYS):
-            raise SystemExit(f"{path} has a row without {', '.join(_ROW_KEYS)}: {row!r:.120}")
+    broken = (
+        not isinstance(part["machine"], dict)
+        or not _is_number(part["seconds_as_seen"])
+        or not isinstance(part.get("joined", []), list)
+        or not all(isinstance(entry, dict) for entry in part.get("joined", []))
+    )
+    if broken:
+        raise SystemExit(f"{path} has a broken machine, seconds_as_seen or joined field")
+    for row in part["rows"]:
+        if not (isinstance(row, dict) and all(check(row.get(k)) for k, check in _ROW_CHECKS)):
+            raise SystemExit(f"{path} has a row without {', '.join(k for k, _ in _ROW_CHECKS)}")
     return part
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 _PART_KEYS = ("tutorial", "test_images", "machine", "complete", "seconds_as_seen")
-_ROW_KEYS = ("model", "side", "seed", "train_images", "epochs", "test_accuracy")
+_ROW_CHECKS = (
+    ("model", lambda v: isinstance(v, str)),
+    ("side", lambda v: v in ("defaults", "tutorial")),
+    ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("train_images", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("epochs", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("test_accuracy", _is_number),
+)
 
 
-def _threads(part: dict[str, Any]) -> Any:
-    """A part's torch threads: its own record, else its machine's."""
-    return part.get("threads") or part["machine"].get("torch_threads")
+def _runs(path: Path, part: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a part holds: itself, or the runs it joined."""
+    if part.get("joined"):
+        return [{**entry, "threads": _threads(entry)} for entry in part["joined"]]
+    run = {"source": path.name, "machine": part["machine"], "threads": part.get("threads")}
+    return [{**run, "threads": _threads(run), "seconds": part["seconds_as_seen"]}]
+
+
+def _threads(run: dict[str, Any]) -> Any:
+    """A run's torch threads: its own record, else its machine's."""
+    threads = run.get("threads")
+    machine = run.get("machine")
+    if threads is None and isinstance(machine, dict):
+        return machine.get("torch_threads")
+    return threads
 
 
 def join(paths: list[Path]) -> dict[str, Any]:
@@ -336,6 +366,15 @@ def join(paths: list[Path]) -> dict[str, Any]:
     if len({path.resolve() for path in paths}) < len(paths):
         raise SystemExit("--join got the same file twice: name each part once")
     parts = [_read_part(path) for path in paths]
+    joined = [run for path, part in zip(paths, parts, strict=True) for run in _runs(path, part)]
+    sources = [run["source"] for run in joined]
+    twice = sorted({source for source in sources if sources.count(source) > 1})
+    contents = [json.dumps(part, sort_keys=True) for part in parts]
+    if twice or len(set(contents)) < len(contents):
+        raise SystemExit(
+            f"--join got a run twice ({', '.join(twice) or 'two files with the same content'}): "
+            "a joined result already holds the runs it joined; name each run once"
+        )
     first = parts[0]
     for path, part in zip(paths, parts, strict=True):
         for key in ("tutorial", "test_images"):
@@ -354,9 +393,7 @@ def join(paths: list[Path]) -> dict[str, Any]:
     rows = list(runs.values())
     return {
         **first,
-        "threads": sorted(
-            {threads for part in parts if isinstance(threads := _threads(part), int)}
-        ),
+        "threads": sorted({run["threads"] for run in joined if isinstance(run["threads"], int)}),
         "seeds": sorted({row["seed"] for row in rows}),
         "cells": [list(cell) for cell in sorted({(r["train_images"], r["epochs"]) for r in rows})],
         "rows": rows,
@@ -364,19 +401,7 @@ def join(paths: list[Path]) -> dict[str, Any]:
         "complete": all(part["complete"] for part in parts),
         "seconds_as_seen": round(sum(part["seconds_as_seen"] for part in parts), 1),
         # a part that is itself a join lists the runs it joined
-        "joined": [
-            entry
-            for path, part in zip(paths, parts, strict=True)
-            for entry in part.get("joined")
-            or [
-                {
-                    "source": path.name,
-                    "machine": part["machine"],
-                    "threads": part.get("threads"),
-                    "seconds": part["seconds_as_seen"],
-                }
-            ]
-        ],
+        "joined": joined,
     }
 
 

@@ -170,6 +170,21 @@ def test_parts_of_the_grid_join_into_one_result(tmp_path, monkeypatch):
     other.write_text(json.dumps({**data, "rows": [{"model": "a"}]}))
     with pytest.raises(SystemExit, match="has a row without"):
         budgets.main(["--join", str(first), str(other)])
+    for broken in ({"machine": None}, {"seconds_as_seen": "x"}, {"joined": 5}):
+        other.write_text(json.dumps({**data, **broken}))
+        with pytest.raises(SystemExit, match="broken machine, seconds_as_seen or joined"):
+            budgets.main(["--join", str(first), str(other)])
+    for row in ({**a_rows[0], "seed": [0]}, {**a_rows[0], "test_accuracy": "high"}):
+        other.write_text(json.dumps({**data, "rows": [row]}))
+        with pytest.raises(SystemExit, match="has a row without"):
+            budgets.main(["--join", str(first), str(other)])
+    # a joined result already holds its parts: joining it with one of them again is refused
+    with pytest.raises(SystemExit, match=r"a run twice \(one.json\)"):
+        budgets.main(["--join", str(tmp_path / "joined.json"), str(first)])
+    copy = tmp_path / "copy.json"
+    copy.write_text(first.read_text())
+    with pytest.raises(SystemExit, match="a run twice"):
+        budgets.main(["--join", str(first), str(copy)])
     with pytest.raises(SystemExit, match="cannot read"):
         budgets.main(["--join", str(first), str(tmp_path / "missing.json")])
     (tmp_path / "joined.json").unlink()

@@ -80,8 +80,9 @@ def test_export_calibrates_a_grey_checkpoint_on_a_folder(grey_folder, tmp_path, 
     assert "train images of" in capsys.readouterr().out
 
 
-def test_eval_matches_a_folders_class_names_to_the_checkpoints(tmp_path, capsys):
-    # Fashion-MNIST's "T-shirt/top" cannot name a folder, and a folder sorts its classes
+@pytest.fixture
+def fashion_folder(tmp_path):
+    """Two Fashion-MNIST classes as folders spell them: 4 dark "T-shirt_top", 2 light "Trouser"."""
     generator = torch.Generator().manual_seed(2)
     for label, level, count in (("T-shirt_top", 40, 4), ("Trouser", 200, 2)):
         for split in ("train", "test"):
@@ -90,20 +91,43 @@ def test_eval_matches_a_folders_class_names_to_the_checkpoints(tmp_path, capsys)
                 noise = torch.randint(-20, 21, (28, 28), generator=generator)
                 pixels = (level + noise).clamp(0, 255).to(torch.uint8).numpy()
                 Image.fromarray(pixels, "L").save(tmp_path / "data" / split / label / f"{i}.png")
-    torch.manual_seed(0)
+    return tmp_path / "data"
+
+
+def _always_first(label_names: tuple[str, str]) -> torch.nn.Module:
+    """A 2-class grey LeNet-5 that answers its class 0 for every image."""
     model = cnnzoo.get_model("lenet5", num_classes=2)
-    model.pretrained_cfg = model.pretrained_cfg.replace(label_names=("Trouser", "T-shirt/top"))
+    model.pretrained_cfg = model.pretrained_cfg.replace(label_names=label_names)
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():  # it answers "Trouser" (its class 0) for every image
+    with torch.no_grad():
         head.weight.zero_()
         head.bias.copy_(torch.tensor([5.0, 0.0]))
-    checkpoint = cnnzoo.save(model, tmp_path / "m.safetensors")
-    test = as_grey(load_dataset(tmp_path / "data", "test", in_memory=True, verbose=0))
-    swapped = 1 - test.labels  # the folder's 0 (T-shirt_top) is the checkpoint's 1
-    expected = cnnzoo.evaluate(model, (test.images, swapped))["accuracy"]
-    code = main(["eval", str(checkpoint), "--data", str(tmp_path / "data"), "--device", "cpu"])
+    return model
+
+
+def test_eval_matches_a_folders_class_names_to_the_checkpoints(fashion_folder, tmp_path, capsys):
+    # Fashion-MNIST's "T-shirt/top" cannot name a folder, and a folder sorts its classes; the
+    # model answers "Trouser" (its class 0): right on 2 of the 6 test images, and on 4 of them
+    # if the folder's labels were taken by position
+    checkpoint = cnnzoo.save(_always_first(("Trouser", "T-shirt/top")), tmp_path / "m.safetensors")
+    code = main(["eval", str(checkpoint), "--data", str(fashion_folder), "--device", "cpu"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    # 2 of the 6 test images are trousers; matched by position it would score 4 of 6
-    assert expected == pytest.approx(2 / 6)
-    assert "matched to" in out and f"test accuracy: {expected:.4f}" in out
+    assert "matched to" in out and f"test accuracy: {2 / 6:.4f}" in out
+
+
+def test_eval_refuses_other_classes_and_export_scores_matched_ones(
+    fashion_folder, tmp_path, capsys
+):
+    from argparse import Namespace
+
+    from cnnzoo.cli.export import _data
+
+    other = cnnzoo.save(_always_first(("cat", "dog")), tmp_path / "other.safetensors")
+    code = main(["eval", str(other), "--data", str(fashion_folder), "--device", "cpu"])
+    assert code == 2 and "not the same classes" in capsys.readouterr().err
+    model = _always_first(("Trouser", "T-shirt/top"))
+    args = Namespace(data_root=None, checkpoint=tmp_path / "m.safetensors")
+    test = _data(model, str(fashion_folder), "test", args)  # export --int8 --test scores this
+    assert test.classes == ["Trouser", "T-shirt/top"]
+    assert cnnzoo.evaluate(model, test)["accuracy"] == pytest.approx(2 / 6)

@@ -93,6 +93,8 @@ def test_a_short_run_recipe_must_be_valid():
     for min_steps, smallest in ((0, 16), (200, 0), (200, 256), (200, 16.0)):
         with pytest.raises(ValueError, match="must be an integer"):
             ShortRunRecipe(1e-3, min_steps, smallest, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="power of two"):
+        ShortRunRecipe(1e-3, 200, 20, "x")
     with pytest.raises(ValueError, match="needs its source"):
         ShortRunRecipe(1e-3, 200, 16, "")
     with pytest.raises(TypeError, match="ShortRunRecipe or None"):

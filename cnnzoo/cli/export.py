@@ -12,7 +12,13 @@ from typing import Any
 
 from .browse import positive_int
 from .errors import CommandError
-from .inference import CHECKPOINT_HELP, DATA_HELP, grey_for_a_grey_model, load_checkpoint
+from .inference import (
+    CHECKPOINT_HELP,
+    DATA_HELP,
+    as_the_checkpoint_reads,
+    grey_for_a_grey_model,
+    load_checkpoint,
+)
 
 __all__ = ["add_export_command"]
 
@@ -123,4 +129,6 @@ def _data(model: Any, name: str, split: str, args: argparse.Namespace) -> Any:
     config = getattr(model, "pretrained_cfg", None)
     size = getattr(config, "image_size", None) if Path(name).is_dir() else None
     data = load_dataset(name, split, args.data_root, image_size=size)
+    if split == "test":  # scored: its labels must mean the checkpoint's classes
+        return as_the_checkpoint_reads(model, data, args.checkpoint, name, split)
     return grey_for_a_grey_model(model, data, args.checkpoint, name, split)

@@ -180,17 +180,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         in_memory=in_memory_choice(args),
     )
     report_placement(data, args.split)
-    data = grey_for_a_grey_model(model, data, args.checkpoint, args.data, args.split)
-    names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
-    trained_on = list(names) if names else None
-    if trained_on is not None and trained_on != data.classes:
-        data = _classes_matched_by_name(data, trained_on, args)
-    if trained_on is not None and trained_on != data.classes:
-        raise ValueError(
-            f"{args.checkpoint} was trained on the classes {trained_on}, but {args.data} has "
-            f"{data.classes}: labels would be compared by position and mean other classes. "
-            "Evaluate on data with the same classes"
-        )
+    data = as_the_checkpoint_reads(model, data, args.checkpoint, args.data, args.split)
     metrics = evaluate(model, data, device=args.device)
     if len(metrics["per_class_accuracy"]) != len(data.classes):
         raise ValueError(
@@ -205,7 +195,37 @@ def _folder_form(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "", name.casefold())
 
 
-def _classes_matched_by_name(data: Any, trained_on: list[str], args: argparse.Namespace) -> Any:
+def as_the_checkpoint_reads(
+    model: torch.nn.Module, data: Any, checkpoint: Path, source: str, split: str
+) -> Any:
+    """Labelled data as a checkpoint reads it: grey for a grey model, its classes matched.
+
+    Raises:
+        ValueError: The data's classes are not the checkpoint's, even matched by name.
+    """
+    data = grey_for_a_grey_model(model, data, checkpoint, source, split)
+    names = getattr(getattr(model, "pretrained_cfg", None), "label_names", None)
+    trained_on = list(names) if names else None
+    if trained_on is None or trained_on == data.classes:
+        return data
+    data = _classes_matched_by_name(data, trained_on, checkpoint, source, split)
+    if trained_on != data.classes:
+        raise ValueError(
+            f"{checkpoint} was trained on the classes {trained_on}, but {source} has "
+            f"{data.classes}: not the same classes, even compared by name without case or "
+            "punctuation. Evaluate on data with its classes"
+        )
+    return data
+
+
+def _folder_form(name: str) -> str:
+    """A class name as a folder may spell it: "T-shirt/top" cannot be a folder's name."""
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def _classes_matched_by_name(
+    data: Any, trained_on: list[str], checkpoint: Path, source: str, split: str
+) -> Any:
     """The data with its labels renumbered to the checkpoint's classes, matched by name.
 
     A folder's classes come in alphabetical order, and a name with a slash (Fashion-MNIST's
@@ -220,12 +240,12 @@ def _classes_matched_by_name(data: Any, trained_on: list[str], args: argparse.Na
         return data
     if not isinstance(data, ImageTensorDataset):
         raise CommandError(
-            f"{args.data} names the classes of {args.checkpoint} in another order or spelling, "
-            "and its images are streamed from disk: pass --in-memory yes to hold them in memory, "
-            "where their labels are matched to the checkpoint's by name"
+            f"{source} names the classes of {checkpoint} in another order or spelling, and its "
+            "images are streamed from disk: pass --in-memory yes to hold them in memory, where "
+            "their labels are matched to the checkpoint's by name"
         )
     order = torch.tensor([wanted[name] for name in given])
-    print(f"{args.split} classes of {args.data} matched to {args.checkpoint}'s by name")
+    print(f"{split} classes of {source} matched to {checkpoint}'s by name")
     return ImageTensorDataset(
         data.images, order[data.labels], trained_on, list(data.mean), list(data.std)
     )

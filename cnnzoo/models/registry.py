@@ -67,7 +67,7 @@ class ShortRunRecipe:
     Attributes:
         lr: Peak AdamW rate of such a run (other named optimizers are scaled as for the recipe).
         min_steps: Optimizer steps the batch is halved towards.
-        smallest_batch: The smallest batch it is halved to (at least 1, at most 128).
+        smallest_batch: The smallest batch it is halved to: a power of two up to 128.
         source: The measurement behind it.
     """
 
@@ -84,6 +84,11 @@ class ShortRunRecipe:
                 raise ValueError(
                     f"a short-run recipe's {name} must be an integer in [1, {top}], got {value!r}"
                 )
+        if self.smallest_batch & (self.smallest_batch - 1):
+            raise ValueError(
+                f"a short-run recipe's smallest_batch must be a power of two (fit halves the "
+                f"batch from 128), got {self.smallest_batch}"
+            )
         _check_source(self.source, "a short-run recipe")
 
 

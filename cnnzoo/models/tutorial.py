@@ -237,9 +237,9 @@ _RECIPE_CIFAR = TrainingRecipe(
         "the best of 3e-4 to 2e-2 for cifar_cnn in the zoo benchmark (84 steps of "
         "Fashion-MNIST padded to 32x32): 0.81 test accuracy"
     ),
-    # At batch 64 and 32 with 3e-3 it lost to the tutorial's loop on 2,000 images x 4 epochs
-    # (0.790 against 0.798, 5 seeds) and tied on 500 x 5; no rate from 1e-3 to 5e-3 at
-    # batch 64 held on 2,000 x 4 (0.790-0.794). More and smaller steps at 1e-3 did.
+    # At batch 64 with 3e-3 it lost to the tutorial's loop on 2,000 images x 4 epochs (0.790
+    # against 0.798, 5 seeds) and tied on 500 x 5. In an exploratory grid (not kept as a
+    # result) no rate from 1e-3 to 5e-3 at batch 64 held there; more, smaller steps at 1e-3 did.
     short_runs=ShortRunRecipe(
         1e-3,
         min_steps=200,
