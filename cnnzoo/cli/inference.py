@@ -190,11 +190,6 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print_metrics(metrics, data.classes)
 
 
-def _folder_form(name: str) -> str:
-    """A class name as a folder may spell it: "T-shirt/top" cannot be a folder's name."""
-    return re.sub(r"[^0-9a-z]+", "", name.casefold())
-
-
 def as_the_checkpoint_reads(
     model: torch.nn.Module, data: Any, checkpoint: Path, source: str, split: str
 ) -> Any:
