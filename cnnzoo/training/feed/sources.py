@@ -148,15 +148,9 @@ def split(source: Source, fraction: float, seed: int) -> tuple[Source, Source]:
     total = len(source)
     num_val = round(total * fraction)
     if num_val < 1 or num_val >= total:
-        leaves = f"leaves {num_val} of {total} samples for validation"
-        raise for_cli(
-            ValueError(
-                f"val_data={fraction} {leaves}; use a fraction that keeps at least one sample "
-                "on each side"
-            ),
-            f"--val {fraction} {leaves}; give a fraction that keeps at least one sample on each "
-            "side",
-        )
+        keep = "a fraction that keeps at least one sample on each side"
+        leaves = f"{fraction} leaves {num_val} of {total} samples for validation"
+        raise for_cli(ValueError(f"val_data={leaves}; use {keep}"), f"--val {leaves}; give {keep}")
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:num_val], order[num_val:]
     if isinstance(source, InMemory):
