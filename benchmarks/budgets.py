@@ -329,13 +329,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 _PART_KEYS = ("tutorial", "test_images", "machine", "complete", "seconds_as_seen")
 _ROW_CHECKS = (
     ("model", lambda v: isinstance(v, str)),
     ("side", lambda v: v in ("defaults", "tutorial")),
-    ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    ("train_images", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    ("epochs", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    ("seed", _is_int),
+    ("train_images", _is_int),
+    ("epochs", _is_int),
     ("test_accuracy", _is_number),
 )
 

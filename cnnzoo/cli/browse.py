@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 from .errors import CommandError
 
-__all__ = ["add_browse_commands", "add_model_options", "positive_int"]
+__all__ = ["add_browse_commands", "add_model_options", "positive_int", "positive_number"]
 
 
 def positive_int(text: str) -> int:
@@ -18,6 +20,26 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
     return value
+
+
+def positive_number(what: str = "number", hint: str = "") -> Callable[[str], float]:
+    """An ``argparse`` type: a finite number above 0 (``--lr``, ``--time-budget``).
+
+    Args:
+        what: The number in words, for the error ("number of seconds").
+        hint: Said after a refused value, e.g. what leaving the option out does.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a finite {what} above 0, got {text}{hint}")
+        return value
+
+    return parse
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

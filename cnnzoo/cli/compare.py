@@ -11,23 +11,12 @@ import argparse
 from pathlib import Path
 
 from ..training.arguments import DEFAULT_EPOCHS
-from .browse import positive_int
+from .browse import positive_int, positive_number
 from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP
 from .options import add_in_memory_option, in_memory_choice, report_placement
 from .train import BATCH_SIZE_HELP, PRECISIONS, _share
 
 __all__ = ["add_compare_command"]
-
-
-def _seconds(text: str) -> float:
-    """An ``argparse`` type: a positive number of seconds (``--time-budget``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
 
 
 def add_compare_command(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +43,7 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
     )
     budget.add_argument(
         "--time-budget",
-        type=_seconds,
+        type=positive_number("number of seconds"),
         default=None,
         metavar="SECONDS",
         help="instead of --epochs: seconds of training per model (epochs planned per model "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..augmentation import AUGMENT_NAMES
 from ..training.alert_words import cli_wording
 from ..training.arguments import DEFAULT_EPOCHS
 from ..training.budget import DEFAULT_BATCH_SIZE, MIN_STEPS, SMALLEST_BATCH_SIZE
-from .browse import add_model_options, positive_int
+from .browse import add_model_options, positive_int, positive_number
 from .errors import CommandError
 from .inference import DATA_HELP, DATA_ROOT_HELP, DEVICE_HELP, METADATA_KEY, print_metrics
 from .options import add_in_memory_option, in_memory_choice, report_placement
@@ -66,7 +65,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accumulate", type=positive_int, default=1, help="batches per optimizer step")
     p.add_argument(
         "--lr",
-        type=_rate,
+        type=positive_number(hint=" (leave --lr out for the model's recipe)"),
         default=None,
         help="peak learning rate (None: the model's training recipe; see cnnzoo info NAME)",
     )
@@ -146,19 +145,6 @@ def _share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-def _rate(text: str) -> float:
-    """An ``argparse`` type: a learning rate, a finite number above 0 (``--lr``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number above 0, got {text} (leave --lr out for the model's recipe)"
-        )
     return value
 
 

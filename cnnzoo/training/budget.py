@@ -102,7 +102,7 @@ def choose(
         return BatchChoice(size, f"fit's default ({steps} optimizer steps)")
     wanted, smallest = MIN_STEPS, SMALLEST_BATCH_SIZE
     if short_runs is not None:
-        wanted, smallest = short_runs.min_steps, min(short_runs.smallest_batch, size)
+        wanted, smallest = short_runs.min_steps, short_runs.smallest_batch  # 128 at most
     while size > smallest and run_steps(samples, size, epochs, accumulate) < wanted:
         size //= 2
     whose = "the model's short-run recipe" if short_runs is not None else "fit's choice"

@@ -269,24 +269,25 @@ def _batch_size(
     A user's ``DataLoader`` keeps its own: a different ``batch_size`` is warned about, not used.
     """
     if isinstance(train, Streamed) and isinstance(train.data, DataLoader):
-        own = train.data.batch_size
-        if not isinstance(own, int):
-            own = getattr(train.data.batch_sampler, "batch_size", None)
-        if isinstance(own, int) and config.batch_size not in (None, own):
+        loader = train.data
+        sampled = getattr(loader.batch_sampler, "batch_size", None)
+        if isinstance(loader.batch_size, int):
+            own = BatchChoice(loader.batch_size, "the DataLoader's own")
+        elif isinstance(sampled, int):
+            own = BatchChoice(sampled, "the DataLoader's batch sampler")
+        else:
+            return BatchChoice(
+                config.batch_size or DEFAULT_BATCH_SIZE,
+                "not known: the DataLoader's batch sampler sizes its batches (a placeholder)",
+            )
+        if config.batch_size not in (None, own.size):
             warnings.warn(
                 f"fit: batch_size={config.batch_size} does not re-batch a DataLoader; it yields "
-                f"batches of {own}. Set the loader's batch_size, or pass its dataset",
+                f"batches of {own.size}. Set the loader's batch_size, or pass its dataset",
                 UserWarning,
                 stacklevel=4,
             )
-        if isinstance(train.data.batch_size, int):
-            return BatchChoice(train.data.batch_size, "the DataLoader's own")
-        if isinstance(own, int):
-            return BatchChoice(own, "the DataLoader's batch sampler")
-        return BatchChoice(
-            config.batch_size or DEFAULT_BATCH_SIZE,
-            "not known: the DataLoader's batch sampler sizes its batches (a placeholder)",
-        )
+        return own
     if config.batch_size is not None:
         return BatchChoice(config.batch_size, "given by batch_size=")
     if resumed is not None:

@@ -301,8 +301,8 @@ class CollapseWatch:
             return (
                 "collapse",
                 f"{_KIND_WORDS['collapse'][0]}: {which} accuracy fell to {accuracy:.4f}, back "
-                f"{_near(accuracy, chance, CHANCE_MARGIN).replace('no better than', 'to')} the "
-                f"chance level {chance:.4f}, after reaching {best:.4f}",
+                f"{_near(accuracy, chance, CHANCE_MARGIN, at='to')} the chance level "
+                f"{chance:.4f}, after reaching {best:.4f}",
                 accuracy,
                 chance,
             )
@@ -369,10 +369,10 @@ class CollapseWatch:
         )
 
 
-def _near(accuracy: float, chance: float, margin: float) -> str:
-    """How an accuracy judged no better than chance stands to it, in words."""
+def _near(accuracy: float, chance: float, margin: float, at: str = "no better than") -> str:
+    """How an accuracy judged no better than chance stands to it, in words (``at`` if level)."""
     if round(accuracy, 4) <= round(chance, 4):  # as the message prints them
-        return "no better than"
+        return at
     return f"within {margin * 100:.3g} points of"
 
 
