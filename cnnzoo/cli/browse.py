@@ -102,14 +102,15 @@ def _list_weights(found: list) -> None:
     if not found:
         print("no shipped weights match; 'cnnzoo list --weights' lists them all")
         return
+    width = max(len("name"), *(len(w.model) for w in found)) + 2  # a gap after the longest
     print(
-        f"{'name':<14}{'weights':<15}{'test acc':>9}{'epochs':>7}{'train':>9}"
+        f"{'name':<{width}}{'weights':<15}{'test acc':>9}{'epochs':>7}{'train':>9}"
         f"{'params':>10}{'MACs':>12}  sha256        recipe (fit arguments)"
     )
     for w in found:
         recipe = ", ".join(f"{k}={v!r}" for k, v in w.recipe.items())
         print(
-            f"{w.model:<14}{w.tag:<15}{w.test_accuracy:>9.4f}{w.epochs:>7}"
+            f"{w.model:<{width}}{w.tag:<15}{w.test_accuracy:>9.4f}{w.epochs:>7}"
             f"{w.train_seconds:>8.0f}s{w.num_params:>10,}{w.macs:>12,}  {w.sha256[:12]}  {recipe}"
         )
     print("accuracy on the whole test split; trained on:", found[0].machine)
