@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu_session.sh tests       # the CUDA test module + fit's CUDA paths (~4 min)
 #   bash benchmarks/gpu_session.sh speed       # model speed vs torchvision, fit vs loops (~8 min)
-#   bash benchmarks/gpu_session.sh reproduce   # the reproduction table, every row (~10 min)
+#   bash benchmarks/gpu_session.sh reproduce   # the reproduction table, every row, seed 0 (~10 min)
 #
 # The machine needs torch and torchvision with CUDA (the rest of cnnzoo's dependencies are pure
 # Python) and Fashion-MNIST's four IDX files in $CNNZOO_DATA (default: ./.data, copied there from
@@ -51,7 +51,7 @@ speed)
     newest throughput
     ;;
 reproduce)
-    timeout 580 "$python" benchmarks/reproduce.py --models all --device cuda 2>&1 \
+    timeout 580 "$python" benchmarks/reproduce.py --models all --seeds 0 --device cuda 2>&1 \
         | tee "$out/reproduce.txt"
     newest reproduce
     ;;

@@ -16,13 +16,15 @@ The docs mark each generated part with a pair of comments, ``<!-- bench:NAME -->
   (``benchmarks/compare_docs.py``), as ``Leaderboard.to_markdown`` prints it;
 * ``compare-overhead``: compare against the same models trained one by one, from
   ``compare_overhead-*.json``;
-* ``augmentation-table``: each augmentation and regularisation option of ``fit`` against none
-  on a small-data task, from ``augmentation-*.json``;
+* ``augmentation-table``: each augmentation and regularisation option of ``fit`` against none,
+  one table per task (the newest ``augmentation-*.json`` of each);
 * ``weights-table``: the weights shipped in the package, from ``cnnzoo/weights/index.json``;
 * ``streaming-table``: image folders streamed and in memory against the tutorial's pipeline,
   and their peak memory, from ``streaming-*.json``;
 * ``budgets-table``: fit's defaults against the tutorial loop on a grid of budgets, from
   ``budgets-*.json``;
+* ``reproduce-table``: every CPU-sized net trained on all of Fashion-MNIST, median and range
+  over the seeds, beside published figures, from ``reproduce-*.json``;
 * ``transfer-table``: the shipped weights fine-tuned on a new task against training from
   random, from ``transfer-*.json``;
 * ``newcomer-times``: what the README's main job and test suite cost (CPU-seconds, wall time),
@@ -779,12 +781,20 @@ def newcomer_times(result: dict[str, Any], source: Path) -> str:
     )
 
 
-def augmentation_table(result: dict[str, Any], source: Path) -> str:
+def augmentation_tables(results: list[tuple[Path, dict[str, Any]]]) -> str:
+    """One table per task (model, images, epochs), from the newest result of each."""
     sys.path.insert(0, str(ROOT))
     from benchmarks._augmentation_table import augmentation_table as table
 
-    header = f"`benchmarks/augmentation.py` → `{relative(source)}`; {machine_text(result)}."
-    return table(result, header)
+    newest_of_task: dict[tuple[Any, ...], tuple[Path, dict[str, Any]]] = {}
+    for path, result in sorted(results):  # stamps sort by time: a later result replaces
+        task = result["task"]
+        newest_of_task[(task["model"], task["train_images"], task["epochs"])] = (path, result)
+    tables = []
+    for path, result in sorted(newest_of_task.values(), key=lambda pair: pair[1]["task"]["epochs"]):
+        header = f"`benchmarks/augmentation.py` → `{relative(path)}`; {machine_text(result)}."
+        tables.append(table(result, header))
+    return "\n\n".join(tables)
 
 
 def transfer_table(result: dict[str, Any], source: Path) -> str:
@@ -793,6 +803,15 @@ def transfer_table(result: dict[str, Any], source: Path) -> str:
 
     return table(
         result, f"`benchmarks/transfer.py` → `{relative(source)}`; {machine_text(result)}."
+    )
+
+
+def reproduce_table(result: dict[str, Any], source: Path) -> str:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._reproduce_table import reproduce_table as table
+
+    return table(
+        result, f"`benchmarks/reproduce.py` → `{relative(source)}`; {machine_text(result)}."
     )
 
 
@@ -811,6 +830,11 @@ def weights_table(result: list[dict[str, Any]], source: Path) -> str:
             f"{w['epochs']} | {w['train_seconds']:.0f} s | {w['num_params']:,} | "
             f"{w['macs']:,} | `{w['sha256'][:16]}…` |"
         )
+    datasets = dict.fromkeys(w["dataset"] for w in result)
+    if len(datasets) > 1:  # say which net saw its images adapted, and how
+        lines += [""] + [f"- `{w['model']}`: {w['dataset']}." for w in result]
+    else:
+        lines += ["", f"Data: {next(iter(datasets), '-')}."]
     machines = sorted({w["machine"] for w in result})
     lines += ["", f"Trained on: {'; '.join(machines)} (a machine shared with other jobs)."]
     return "\n".join(lines)
@@ -830,8 +854,8 @@ def deploy_headline(result: dict[str, Any], source: Path) -> str:
 
 RENDERERS: dict[str, tuple[str, Callable[[Any, Path], str]]] = {
     "budgets-table": ("budgets", budgets_table),
-    "augmentation-table": ("augmentation", augmentation_table),
     "transfer-table": ("transfer", transfer_table),
+    "reproduce-table": ("reproduce", reproduce_table),
     "weights-table": ("weights_index", weights_table),
     "compare-table": ("compare", compare_table),
     "compare-overhead": ("compare_overhead", compare_overhead),
@@ -860,6 +884,7 @@ INLINE = {
 AGGREGATES: dict[str, tuple[str, Callable[[list[tuple[Path, dict[str, Any]]]], str]]] = {
     "sweep-table": ("sweep_defaults", sweep_table),
     "step-costs-table": ("step_costs", step_costs_table),
+    "augmentation-table": ("augmentation", augmentation_tables),
 }
 
 
@@ -921,8 +946,8 @@ def main(argv: list[str] | None = None) -> int:
         "streaming": newest("streaming"),
         "budgets": newest("budgets"),
         "newcomer_times": newest("newcomer_times"),
-        "augmentation": newest("augmentation"),
         "transfer": newest("transfer"),
+        "reproduce": newest("reproduce"),
         "weights_index": WEIGHTS_INDEX if WEIGHTS_INDEX.is_file() else None,
         "deploy": newest("deploy"),
     }

@@ -1,19 +1,23 @@
 """The reproduction table: every architecture trained on Fashion-MNIST with cnnzoo's recipe.
 
 Each model is trained on the 60,000 training images with ``cnnzoo.fit`` (its defaults plus the
-small per-model recipe in :data:`RECIPES`) and evaluated once on the 10,000 test images. The
-table printed at the end sets the test accuracy beside the published numbers that cnnzoo aims to
-beat: d2l's (Dive into Deep Learning), trained 10 epochs with SGD, and Zalando's Fashion-MNIST
-benchmark table.
+small per-model recipe in :data:`RECIPES`) once per seed and evaluated on the 10,000 test
+images. The nets with weights shipped in cnnzoo train the recipe of those weights
+(``benchmarks/train_weights.py``), so the table's seeds say how far another seed lands from the
+shipped file; ``--ship-weights`` saves the run at the recipe's own seed as those weights. The
+table sets the median test accuracy over the seeds beside the published numbers that cnnzoo
+aims to beat: d2l's (Dive into Deep Learning), trained 10 epochs with SGD, and Zalando's
+Fashion-MNIST benchmark table.
 
-Inputs are adapted once, up front, on the whole ``uint8`` tensor: the 28x28 images are padded
-with black (the background colour) to 32x32 for nets that need 32 pixels, and resized for the
-fixed 224/227-pixel nets. The normalisation statistics are recomputed on the adapted training
-images, so ``fit`` and ``evaluate`` see correctly normalised data.
+Inputs are adapted once, up front, on the whole ``uint8`` tensor: a net of fixed input size gets
+the 28x28 images resized as ``predict`` resizes a file for it; the normalisation statistics are
+measured again on the adapted training images.
 
 Usage::
 
-    python benchmarks/reproduce.py --models lenet5 mini_resnet mini_inception cifar_cnn
+    python benchmarks/reproduce.py                     # the CPU-sized rows, seeds 0, 1 and 2
+    python benchmarks/reproduce.py --models cifar_cnn --seeds 0 --ship-weights
+    python benchmarks/reproduce.py --join A.json B.json    # one table from runs of parts of it
     python benchmarks/reproduce.py --models all --device cuda        # the whole table, on a GPU
     python benchmarks/reproduce.py --models lenet5 --epochs 1 --max-train-images 512   # smoke run
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import json
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,21 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnnzoo
+from benchmarks import train_weights
+from benchmarks._fashion import adapted_splits, input_side
 from benchmarks._machine import machine_info, write_result
+from benchmarks._reproduce_table import reproduce_table
 from cnnzoo.data import ImageTensorDataset, load_dataset
 
 # The ImageNet families adapt their stem to small images with ``small_input=True``.
 SMALL_INPUT_FAMILIES = ("alexnet", "vgg", "googlenet", "resnet", "densenet")
-# The peak rate the table was measured with (fit's default then; fit now defaults to 2e-2,
-# tuned for time to accuracy on lenet5 and mini_resnet), pinned so the table reproduces.
-TABLE_LR = 1e-2
-# Nets without batch norm diverge at an AdamW peak rate of 1e-2; 1e-3 is safe.
-NO_BN_LR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -53,45 +56,40 @@ class Recipe:
 
     Attributes:
         epochs: Passes over the 60,000 training images.
-        batch_size: Images per step.
         fit_options: Further ``cnnzoo.fit`` arguments (``augment``, ``lr``, ...).
         model_options: Further ``cnnzoo.get_model`` arguments (``small_input``, ...).
     """
 
     epochs: int = 10
-    batch_size: int = 128
     fit_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _weights_recipe(name: str) -> Recipe:
+    """The recipe of the weights cnnzoo ships for ``name``, without its seed."""
+    options = {k: v for k, v in train_weights.RECIPES[name].items() if k not in ("epochs", "seed")}
+    return Recipe(epochs=train_weights.RECIPES[name]["epochs"], fit_options=options)
 
 
 _SMALL = {"small_input": True}
 _AUGMENT = {"augment": ["crop", "flip"]}
 RECIPES: dict[str, Recipe] = {
-    # The 28x28 nets: short runs that fit on two CPU cores.
-    "lenet5": Recipe(epochs=10),
-    "mini_resnet": Recipe(epochs=5),
-    "mini_inception": Recipe(epochs=5),
-    "cifar_cnn": Recipe(epochs=5),  # 28x28 padded to its fixed 32x32
+    # The 28x28 nets (cifar_cnn resized to its fixed 32x32): their shipped weights' recipes.
+    **{name: _weights_recipe(name) for name in train_weights.RECIPES},
     # The fixed-size nets at their own input size (resized once): GPU rows.
-    "alexnet_original": Recipe(epochs=10, fit_options={"lr": NO_BN_LR}),
+    "alexnet_original": Recipe(epochs=10),
     "network_bn": Recipe(epochs=10),
     "network_bn_v2": Recipe(epochs=10),
-    # The ImageNet families with the small-image stem, padded to 32x32: GPU rows.
-    "alexnet": Recipe(epochs=10, fit_options={"lr": NO_BN_LR, **_AUGMENT}, model_options=_SMALL),
-    "googlenet": Recipe(epochs=10, fit_options=_AUGMENT, model_options=_SMALL),
-    "densenet121": Recipe(epochs=10, fit_options=_AUGMENT, model_options=_SMALL),
+    # The ImageNet families with the small-image stem: GPU rows.
     **{
         name: Recipe(epochs=10, fit_options=_AUGMENT, model_options=_SMALL)
-        for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-    },
-    **{
-        f"vgg{depth}{bn}": Recipe(
-            epochs=10,
-            fit_options=_AUGMENT if bn else {"lr": NO_BN_LR, **_AUGMENT},
-            model_options=_SMALL,
+        for name in (
+            "alexnet",
+            "googlenet",
+            "densenet121",
+            *(f"resnet{depth}" for depth in (18, 34, 50, 101, 152)),
+            *(f"vgg{depth}{bn}" for depth in (11, 13, 16, 19) for bn in ("", "_bn")),
         )
-        for depth in (11, 13, 16, 19)
-        for bn in ("", "_bn")
     },
 }
 
@@ -133,62 +131,6 @@ def select_models(patterns: list[str]) -> list[str]:
     return chosen
 
 
-def input_side(name: str, model_options: dict[str, Any]) -> int:
-    """The image side a model is trained at: 28 when it takes it, else its smallest or fixed."""
-    with torch.device("meta"):
-        model = cnnzoo.get_model(name, num_classes=10, in_channels=1, **model_options)
-    if model.fixed_input_size:
-        return model.input_size[-1]
-    return max(28, *model.min_input_size)
-
-
-def adapt(dataset: ImageTensorDataset, side: int, chunk: int = 2000) -> torch.Tensor:
-    """The dataset's ``uint8`` images at ``side`` pixels: black padding up to 32, else resize.
-
-    Works in chunks so resizing 60,000 images to 227x227 never holds them all as floats.
-    """
-    images = dataset.images
-    height = images.shape[-1]
-    if side == height:
-        return images
-    if side <= 32:
-        before = (side - height) // 2
-        after = side - height - before
-        return F.pad(images, (before, after, before, after))
-    out = torch.empty((len(images), images.shape[1], side, side), dtype=torch.uint8)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk].float()
-        resized = F.interpolate(part, size=(side, side), mode="bilinear", antialias=False)
-        out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
-    return out
-
-
-def channel_stats(images: torch.Tensor, chunk: int = 2000) -> tuple[tuple, tuple]:
-    """Per-channel mean and std of ``uint8`` images, in [0, 1] units (chunked, in float64)."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk].double() / 255
-        total += part.sum((0, 2, 3))
-        squares += part.square().sum((0, 2, 3))
-    count = images.numel() / images.shape[1]
-    mean = total / count
-    std = (squares / count - mean.square()).sqrt()
-    return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
-
-
-def adapted_splits(
-    train: ImageTensorDataset, test: ImageTensorDataset, side: int
-) -> tuple[ImageTensorDataset, ImageTensorDataset]:
-    """Train and test at ``side`` pixels, both normalised with the adapted training statistics."""
-    train_images = adapt(train, side)
-    mean, std = channel_stats(train_images)
-    return (
-        ImageTensorDataset(train_images, train.labels, train.classes, mean, std),
-        ImageTensorDataset(adapt(test, side), test.labels, test.classes, mean, std),
-    )
-
-
 def run_one(
     name: str,
     recipe: Recipe,
@@ -196,27 +138,32 @@ def run_one(
     test: ImageTensorDataset,
     device: str,
     seed: int,
+    ship: bool = False,
 ) -> dict[str, Any]:
-    """Train ``name`` by its recipe and return its row of the table."""
-    side = input_side(name, recipe.model_options)
-    train_data, test_data = adapted_splits(train, test, side)
+    """Train ``name`` by its recipe from ``seed`` and return its row of the table.
+
+    With ``ship``, the run is saved as the shipped weights (``name`` must have a weights recipe,
+    and ``seed`` must be its seed).
+    """
     torch.manual_seed(seed)
-    model = cnnzoo.get_model(name, num_classes=10, in_channels=1, **recipe.model_options)
+    model = train_weights.build(name, **recipe.model_options)
+    train_data, test_data = adapted_splits(train, test, model)
     start = time.perf_counter()
     history = cnnzoo.fit(
         model,
         train_data,
         epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
         device=device,
         seed=seed,
         verbose=2,
-        **{"lr": TABLE_LR, **recipe.fit_options},
+        **recipe.fit_options,
     )
     train_seconds = time.perf_counter() - start
     metrics = cnnzoo.evaluate(model, test_data, device=device)
-    return {
+    side = input_side(model)
+    row = {
         "model": name,
+        "seed": seed,
         "test_accuracy": round(float(metrics["accuracy"]), 4),
         "test_loss": round(float(metrics["loss"]), 4),
         "epochs": recipe.epochs,
@@ -229,25 +176,77 @@ def run_one(
         "recipe": asdict(recipe),
         "fit_params": history.params,
     }
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The rows beside the published numbers, as a Markdown table."""
-    lines = [
-        "| model | params | input | epochs | train s | test acc | d2l (10 ep. SGD) | Zalando |",
-        "| --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
-    ]
-    for row in rows:
-        d2l = D2L.get(row["model"])
-        zalando = ZALANDO.get(row["model"])
-        side = row["input_size"][-1]
-        lines.append(
-            f"| {row['model']} | {row['parameters']:,} | {side}x{side} | {row['epochs']} "
-            f"| {row['train_seconds']:.0f} | **{row['test_accuracy']:.4f}** "
-            f"| {f'{d2l[1]:.3f} ({d2l[0]})' if d2l else '-'} "
-            f"| {f'{zalando[1]:.3f} ({zalando[0]})' if zalando else '-'} |"
+    if ship:
+        weights_recipe = {**recipe.fit_options, "epochs": recipe.epochs, "seed": seed}
+        if weights_recipe != train_weights.RECIPES.get(name):
+            raise SystemExit(f"--ship-weights: {name} seed {seed} is not its weights' recipe")
+        entry = train_weights.publish(
+            model,
+            name,
+            train_weights.RECIPES[name],
+            metrics["accuracy"],
+            train_seconds,
+            len(train_data),
         )
-    return "\n".join(lines)
+        row["shipped_sha256"] = entry["sha256"]
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model, in the rows' order: test accuracy median and range over the seeds, times."""
+    summary = []
+    for name in dict.fromkeys(row["model"] for row in rows):
+        runs = sorted((row for row in rows if row["model"] == name), key=lambda r: r["seed"])
+        accuracies = [row["test_accuracy"] for row in runs]
+        seconds = [row["train_seconds"] for row in runs]
+        first = runs[0]
+        summary.append(
+            {
+                "model": name,
+                "seeds": [row["seed"] for row in runs],
+                "test_accuracy": {
+                    "median": statistics.median(accuracies),
+                    "min": min(accuracies),
+                    "max": max(accuracies),
+                },
+                "train_seconds": {"median": statistics.median(seconds), "max": max(seconds)},
+                "epochs": first["epochs"],
+                "input_size": first["input_size"],
+                "parameters": first["parameters"],
+                "recipe": first["recipe"],
+            }
+        )
+    return summary
+
+
+def join(paths: list[Path]) -> dict[str, Any]:
+    """One result from parts of the table: of one machine, one recipe per model, each run once."""
+    parts = [json.loads(path.read_text()) for path in paths]
+    first = parts[0]
+    for path, part in zip(paths, parts, strict=True):
+        for key in ("cpu", "torch"):
+            if part["machine"].get(key) != first["machine"].get(key):
+                raise SystemExit(f"{path} ran on another machine: join the parts of one machine")
+    rows = [row for part in parts for row in part["rows"]]
+    for row in rows:
+        first_run = next(other for other in rows if other["model"] == row["model"])
+        if row["recipe"] != first_run["recipe"]:
+            raise SystemExit(
+                f"--join got {row['model']} trained by two recipes ({first_run['recipe']} and "
+                f"{row['recipe']}): join the runs of one recipe"
+            )
+    runs = [(row["model"], row["seed"]) for row in rows]
+    twice = sorted(
+        {f"{model} seed {seed}" for model, seed in runs if runs.count((model, seed)) > 1}
+    )
+    if twice:
+        raise SystemExit(f"--join got a run twice ({', '.join(twice)}): name each run once")
+    return {
+        **first,
+        "rows": rows,
+        "summary": summarise(rows),
+        "joined": [str(path.name) for path in paths],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -255,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=["lenet5", "mini_resnet", "mini_inception", "cifar_cnn"],
+        default=list(train_weights.RECIPES),
         help='registry names or fnmatch patterns, or "all" (default: the CPU-sized rows)',
     )
     parser.add_argument("--device", default="auto", help='"cpu", "cuda", ... (default: auto)')
@@ -263,10 +262,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--max-train-images", type=int, help="train on the first N images only (smoke runs)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--ship-weights",
+        action="store_true",
+        help="save each run at its weights recipe's seed as cnnzoo's shipped weights",
+    )
+    parser.add_argument("--join", type=Path, nargs="+", help="result files to join into one")
     parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
     args = parser.parse_args(argv)
 
+    if args.join:
+        result = join(args.join)
+        print(reproduce_table(result, "joined:"))
+        if not args.no_save:
+            print(f"written to {write_result('reproduce', result)}")
+        return result
     names = select_models(args.models)
     train = load_dataset("fashion-mnist", "train")
     test = load_dataset("fashion-mnist", "test")
@@ -278,15 +289,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             train.mean,
             train.std,
         )
+    if args.ship_weights and (args.epochs or args.max_train_images):
+        raise SystemExit(
+            "--ship-weights trains the weights' own recipe: drop --epochs and --max-train-images"
+        )
     rows = []
     for name in names:
         recipe = RECIPES[name]
         if args.epochs:
             recipe = dataclasses.replace(recipe, epochs=args.epochs)
-        print(f"== {name}: {recipe}", flush=True)
-        row = run_one(name, recipe, train, test, args.device, args.seed)
-        print(f"== {name}: test accuracy {row['test_accuracy']:.4f} in {row['train_seconds']}s")
-        rows.append(row)
+        for seed in args.seeds:
+            ship = args.ship_weights and train_weights.RECIPES.get(name, {}).get("seed") == seed
+            print(f"== {name} seed {seed}: {recipe}", flush=True)
+            row = run_one(name, recipe, train, test, args.device, seed, ship=ship)
+            print(
+                f"== {name} seed {seed}: test accuracy {row['test_accuracy']:.4f} in "
+                f"{row['train_seconds']}s",
+                flush=True,
+            )
+            rows.append(row)
 
     device = rows[0]["fit_params"].get("device", args.device) if rows else args.device
     result = {
@@ -294,9 +315,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dataset": "fashion-mnist",
         "published": {"d2l": D2L, "zalando": ZALANDO},
         "rows": rows,
+        "summary": summarise(rows),
         "machine": machine_info(str(device)),
     }
-    print(markdown_table(rows))
+    print(reproduce_table(result, "this run:"))
     if not args.no_save:
         print(f"written to {write_result('reproduce', result)}")
     return result

@@ -5,12 +5,14 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.data import ImageTensorDataset
+from cnnzoo.data import ImageTensorDataset, channel_stats
+from cnnzoo.data.images import resize_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +24,9 @@ def _load(name: str):
 
 
 reproduce = _load("reproduce")
+fashion = _load("_fashion")
+train_weights = _load("train_weights")
+reproduce_table = _load("_reproduce_table").reproduce_table
 model_speed = _load("model_speed")
 
 
@@ -59,40 +64,93 @@ def test_select_models_expands_patterns_and_rejects_unknown_names():
     ],
 )
 def test_input_side(name, options, side):
-    assert reproduce.input_side(name, options) == side
+    with torch.device("meta"):
+        model = cnnzoo.get_model(name, in_channels=1, **options)
+    assert fashion.input_side(model) == side
 
 
-def test_adapt_pads_with_black_and_keeps_the_image_centred():
+def test_adapt_pads_a_net_of_free_size_with_black_and_keeps_the_image_centred():
     data = _dataset()
-    padded = reproduce.adapt(data, 32)
+    net = SimpleNamespace(fixed_input_size=False, min_input_size=(32, 32))
+    padded = fashion.adapt(data.images, net)
     assert padded.shape == (6, 1, 32, 32) and padded.dtype == torch.uint8
     assert torch.equal(padded[:, :, 2:30, 2:30], data.images)
     assert padded[:, :, :2].sum() == 0 and padded[:, :, :, 30:].sum() == 0
 
 
-def test_adapt_resizes_as_uint8_like_float_interpolation():
+def test_adapt_resizes_a_fixed_size_net_as_predict_resizes_each_file():
     data = _dataset()
-    resized = reproduce.adapt(data, 56, chunk=4)  # chunks of unequal size
-    expected = torch.nn.functional.interpolate(data.images.float(), size=(56, 56), mode="bilinear")
-    assert resized.dtype == torch.uint8
-    assert (resized.float() - expected).abs().max() <= 0.5
+    model = cnnzoo.get_model("cifar_cnn", in_channels=1)
+    resized = fashion.adapt(data.images, model, chunk=4)  # chunks of unequal size
+    assert resized.shape == (6, 1, 32, 32) and resized.dtype == torch.uint8
+    for image, adapted in zip(data.images, resized, strict=True):
+        assert torch.equal(adapted, resize_pixels(image, (32, 32), "bilinear"))
 
 
-def test_channel_stats_match_torch():
-    images = _dataset(10).images
-    mean, std = reproduce.channel_stats(images, chunk=3)
-    pixels = images.double() / 255
-    assert mean[0] == pytest.approx(pixels.mean().item(), abs=1e-4)
-    assert std[0] == pytest.approx(pixels.std(unbiased=False).item(), abs=1e-4)
+def test_adapted_splits_measure_the_statistics_again_on_the_adapted_training_images():
+    data = _dataset()
+    model = cnnzoo.get_model("cifar_cnn", in_channels=1)
+    train, test = fashion.adapted_splits(data, data, model)
+    assert (train.mean, train.std) == (test.mean, test.std) == channel_stats(train.images)
+    lenet = cnnzoo.get_model("lenet5")
+    assert fashion.adapted_splits(data, data, lenet) == (data, data)  # 28x28 stays as it is
 
 
-def test_reproduce_smoke_run_writes_a_row():
-    options = "--models lenet5 --epochs 1 --max-train-images 256 --device cpu --no-save"
-    result = reproduce.main(options.split())
-    (row,) = result["rows"]
-    assert row["model"] == "lenet5" and row["train_images"] == 256
-    assert row["parameters"] == 61_706 and 0.0 <= row["test_accuracy"] <= 1.0
-    assert "| lenet5 | 61,706 |" in reproduce.markdown_table(result["rows"])
+def test_reproduce_smoke_run_writes_a_row_per_seed_and_a_summary():
+    options = "--models lenet5 --epochs 1 --max-train-images 256 --seeds 0 1 --no-save"
+    result = reproduce.main([*options.split(), "--device", "cpu"])
+    assert [(row["model"], row["seed"]) for row in result["rows"]] == [("lenet5", 0), ("lenet5", 1)]
+    assert result["rows"][0]["train_images"] == 256 and result["rows"][0]["parameters"] == 61_706
+    (summary,) = result["summary"]
+    accuracies = sorted(row["test_accuracy"] for row in result["rows"])
+    assert summary["test_accuracy"] == {
+        "median": sum(accuracies) / 2,
+        "min": accuracies[0],
+        "max": accuracies[1],
+    }
+    assert "| lenet5 | 61,706 | 28x28 | 1 | 0, 1 |" in reproduce_table(result, "header")
+
+
+def test_the_tables_cpu_rows_train_the_shipped_weights_recipes():
+    for name, recipe in train_weights.RECIPES.items():
+        row = reproduce.RECIPES[name]
+        assert {**row.fit_options, "epochs": row.epochs, "seed": recipe["seed"]} == recipe
+    with pytest.raises(SystemExit, match="--ship-weights trains the weights' own recipe"):
+        reproduce.main(["--models", "lenet5", "--epochs", "1", "--ship-weights", "--no-save"])
+
+
+def _part(tmp_path, name, rows, cpu="AMD EPYC"):
+    path = tmp_path / name
+    machine = {"cpu": cpu, "torch": torch.__version__}
+    path.write_text(json.dumps({"benchmark": "reproduce", "rows": rows, "machine": machine}))
+    return path
+
+
+def test_join_makes_one_table_of_parts_and_refuses_a_run_twice_or_another_machine(tmp_path):
+    def row(model, seed, accuracy):
+        return {
+            "model": model,
+            "seed": seed,
+            "test_accuracy": accuracy,
+            "train_seconds": 10.0,
+            "epochs": 1,
+            "input_size": [1, 28, 28],
+            "parameters": 1,
+            "recipe": {},
+        }
+
+    first = _part(tmp_path, "a.json", [row("lenet5", 0, 0.90), row("lenet5", 1, 0.92)])
+    second = _part(tmp_path, "b.json", [row("lenet5", 2, 0.91)])
+    joined = reproduce.join([first, second])
+    (summary,) = joined["summary"]
+    assert summary["seeds"] == [0, 1, 2] and summary["test_accuracy"]["median"] == 0.91
+    with pytest.raises(SystemExit, match="a run twice \\(lenet5 seed 2\\)"):
+        reproduce.join([second, _part(tmp_path, "c.json", [row("lenet5", 2, 0.5)])])
+    other_recipe = {**row("lenet5", 3, 0.9), "recipe": {"epochs": 2}}
+    with pytest.raises(SystemExit, match="lenet5 trained by two recipes"):
+        reproduce.join([first, _part(tmp_path, "e.json", [other_recipe])])
+    with pytest.raises(SystemExit, match="another machine"):
+        reproduce.join([first, _part(tmp_path, "d.json", [row("lenet5", 3, 0.9)], cpu="Intel")])
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg11_bn", "densenet121", "alexnet"])
