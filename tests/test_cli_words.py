@@ -83,8 +83,8 @@ def test_eval_on_images_of_another_size_names_the_image_size_flag(capsys, tmp_pa
     checkpoint = cnnzoo.save(model, tmp_path / "m.safetensors")
     code, _, err = run(capsys, "evaluate", str(checkpoint), "--data", str(folder))
     assert code == 2 and "--image-size 28" in err
-    assert "interpolate" not in err and "pretrained_cfg" not in err
-    with pytest.raises(ValueError, match=r"interpolate.*pretrained_cfg\.replace"):
+    assert "resize_pixels" not in err and "pretrained_cfg" not in err
+    with pytest.raises(ValueError, match=r"resize_pixels.*pretrained_cfg\.replace"):
         cnnzoo.evaluate(model, (torch.zeros(2, 3, 16, 16), torch.zeros(2, dtype=torch.long)))
 
 

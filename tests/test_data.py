@@ -93,6 +93,28 @@ def test_load_dataset_finds_both_layouts_in_root(tmp_path, no_default_places, la
     assert dataset.mean == (0.1307,) and dataset.std == (0.3081,)
 
 
+def test_a_named_dataset_at_another_image_size_is_resized_as_predict_resizes_a_file(
+    tmp_path, no_default_places, monkeypatch
+):
+    from cnnzoo.data import datasets
+    from cnnzoo.data.images import resize_pixels
+
+    fake_mnist(tmp_path / "data", n=5)
+    native = load_dataset("mnist", "test", root=tmp_path / "data", download=False)
+    monkeypatch.setattr(datasets, "_RESIZE_CHUNK", 2)  # chunks of unequal size
+    resized = load_dataset("mnist", "test", root=tmp_path / "data", download=False, image_size=32)
+    assert resized.images.shape == (5, 1, 32, 32) and resized.images.dtype == torch.uint8
+    for image, big in zip(native.images, resized.images, strict=True):
+        assert torch.equal(big, resize_pixels(image, (32, 32)))
+    assert (resized.mean, resized.std, resized.classes) == (native.mean, native.std, native.classes)
+    same = load_dataset("mnist", "test", root=tmp_path / "data", download=False, image_size=28)
+    assert torch.equal(same.images, native.images)
+    # a size that cannot fit is refused before anything is allocated, naming the size and fix
+    monkeypatch.setattr("cnnzoo.data.budget.memory_within_limits", lambda: (10_000, "host free"))
+    with pytest.raises(ValueError, match=r"mnist at 32x32 takes 5.1 kB.*pass a smaller image_size"):
+        load_dataset("mnist", "test", root=tmp_path / "data", download=False, image_size=32)
+
+
 def test_load_dataset_reads_cnnzoo_data_env(tmp_path, no_default_places, monkeypatch):
     fake_mnist(tmp_path / "env")
     monkeypatch.setenv("CNNZOO_DATA", str(tmp_path / "env"))

@@ -151,9 +151,17 @@ def test_tensors_of_another_size_than_files_would_get_are_refused_with_both_fixe
     model = cnnzoo.get_model("resnet18", num_classes=10, small_input=True)
     model.pretrained_cfg = model.pretrained_cfg.replace(input_size=(3, 32, 32))
     images = torch.rand(2, 3, 28, 28)
-    with pytest.raises(ValueError, match=r"28x28 but .* says 32x32.*interpolate.*replace") as e:
+    with pytest.raises(ValueError, match=r"28x28 but .* says 32x32.*resize_pixels.*replace") as e:
         cnnzoo.predict(model, images)
     assert "input_size=(3, 28, 28)" in str(e.value)
+    # the resize the message names gives the answers the same images give as PIL images
+    from PIL import Image
+
+    pixels = (images * 255).round().to(torch.uint8)
+    model.eval()
+    as_pil = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in pixels]
+    resized = cnnzoo.data.resize_pixels(pixels, (32, 32))
+    assert torch.allclose(cnnzoo.predict(model, resized), cnnzoo.predict(model, as_pil))
     model.pretrained_cfg = model.pretrained_cfg.replace(input_size=(3, 28, 28))
     assert cnnzoo.predict(model, images).shape == (2, 10)  # the size the user chose
 

@@ -56,6 +56,16 @@ def test_shipped_weights_load_with_their_data_contract_and_reach_their_accuracy(
     assert accuracy >= weights.test_accuracy - MARGIN
 
 
+def test_the_cli_scores_the_32_pixel_net_on_fashion_mnist_resized_by_image_size(capsys):
+    if not (FASHION / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST not installed at {FASHION}")
+    weights = find("cifar_cnn", "fashion-mnist")
+    args = ["eval", str(weights.file), "--data", "fashion-mnist", "--device", "cpu"]
+    assert main([*args, "--image-size", "32"]) in (0, None)
+    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", capsys.readouterr().out)[1])
+    assert accuracy == pytest.approx(weights.test_accuracy, abs=0.002)  # the whole test split
+
+
 def test_a_damaged_file_is_named_not_loaded(tmp_path):
     weights = find("lenet5", "fashion-mnist")
     copy = tmp_path / weights.file.name

@@ -31,7 +31,9 @@ def add_compare_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-root", default=None, help=DATA_ROOT_HELP)
-    p.add_argument("--image-size", type=positive_int, default=None, help="ImageFolder: resize")
+    p.add_argument(
+        "--image-size", type=positive_int, default=None, help="resize the images to this side"
+    )
     add_in_memory_option(p)
     p.add_argument("--out", required=True, type=Path, help="output directory")
     budget = p.add_mutually_exclusive_group()

@@ -123,11 +123,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _data(model: Any, name: str, split: str, args: argparse.Namespace) -> Any:
-    """A dataset split; an image folder is read at the model's input size."""
+    """A dataset split at the model's input size, resized as ``predict`` resizes a file."""
     from ..data import load_dataset
 
-    config = getattr(model, "pretrained_cfg", None)
-    size = getattr(config, "image_size", None) if Path(name).is_dir() else None
+    size = getattr(getattr(model, "pretrained_cfg", None), "image_size", None)
     data = load_dataset(name, split, args.data_root, image_size=size)
     if split == "test":  # scored: its labels must mean the checkpoint's classes
         return as_the_checkpoint_reads(model, data, args.checkpoint, name, split)

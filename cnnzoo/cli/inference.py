@@ -50,7 +50,10 @@ def add_inference_commands(sub: argparse._SubParsersAction) -> None:
         "--split", default="test", choices=["train", "test"], help="the split to evaluate on"
     )
     p.add_argument(
-        "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="resize the images to this side, as predict resizes a file",
     )
     add_in_memory_option(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -122,7 +122,10 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", type=_share, default=0.1, help="share of train held out (0 for none)")
     p.add_argument("--patience", type=positive_int, default=None, help="early-stopping patience")
     p.add_argument(
-        "--image-size", type=positive_int, default=None, help="ImageFolder: resize to this"
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="resize the images to this side, as predict resizes a file",
     )
     add_in_memory_option(p)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -140,9 +140,10 @@ def load_dataset(
         split: "train" or "test".
         root: Directory to look in first and to download into.
         download: Download with torchvision when the files are nowhere on disk.
-        image_size: ImageFolder only: resize every image to this size (needed when the images
-            differ in size). ``mean`` and ``std`` of an ImageFolder are measured on its
-            ``train`` split.
+        image_size: Resize every image to this size, as ``predict`` resizes an image file
+            (needed when a folder's images differ in size, or for a model of another fixed
+            size: ``cifar_cnn`` takes Fashion-MNIST at 32). ``mean`` and ``std`` of an
+            ImageFolder are measured on its ``train`` split; a named dataset keeps its own.
         in_memory: ImageFolder only: True (in memory), False (streamed from disk) or "auto".
             Named datasets are small and always in memory (False is refused).
         memory_budget: ImageFolder only: the budget of "auto", in bytes or as "2GB";
@@ -207,7 +208,7 @@ def load_dataset(
     for place in places:
         found = _read_from(spec, place, split)
         if found is not None:
-            return _as_dataset(spec, *found)
+            return _as_dataset(spec, *found, image_size=image_size)
     download_error = None
     if download:
         target = Path(root).expanduser() if root is not None else _cache_dir()
@@ -216,7 +217,7 @@ def load_dataset(
         except Exception as error:  # offline, proxy, disk full: report it with the places looked
             download_error = error
         else:
-            return _as_dataset(spec, *found)
+            return _as_dataset(spec, *found, image_size=image_size)
     raise FileNotFoundError(_missing_message(spec, split, places, download, download_error))
 
 
@@ -333,9 +334,48 @@ def _download(spec: DatasetSpec, target: Path, split: str) -> tuple[torch.Tensor
 
 
 def _as_dataset(
-    spec: DatasetSpec, images: torch.Tensor, labels: torch.Tensor
+    spec: DatasetSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    image_size: int | tuple[int, int] | None = None,
 ) -> ImageTensorDataset:
+    if image_size is not None:
+        images = _resized(spec.name, images, image_size)
     return ImageTensorDataset(images, labels, spec.classes, spec.mean, spec.std)
+
+
+_RESIZE_CHUNK = 2000  # images resized at a time: the float work stays small at any size
+
+
+def _resized(name: str, images: torch.Tensor, image_size: int | tuple[int, int]) -> torch.Tensor:
+    """``uint8`` images at ``image_size``, resized as ``predict`` resizes an image file.
+
+    Raises:
+        ValueError: The resized images would not fit in half the memory free to the process.
+    """
+    from .budget import _bytes, memory_within_limits
+    from .folder import checked_image_size
+    from .images import resize_pixels
+
+    height, width = checked_image_size(image_size)
+    if tuple(images.shape[-2:]) == (height, width):
+        return images
+    need = len(images) * images.shape[1] * height * width
+    room, bound = memory_within_limits()
+    if need > room // 2:
+        raise for_cli(
+            ValueError(
+                f"{name} at {height}x{width} takes {_bytes(need)}, more than half of the "
+                f"{_bytes(room)} {bound}: pass a smaller image_size"
+            ),
+            f"{name} at {height}x{width} takes {_bytes(need)}, more than half of the "
+            f"{_bytes(room)} {bound}: pass a smaller --image-size",
+        )
+    out = torch.empty((len(images), images.shape[1], height, width), dtype=torch.uint8)
+    for start in range(0, len(images), _RESIZE_CHUNK):
+        chunk = images[start : start + _RESIZE_CHUNK]
+        out[start : start + _RESIZE_CHUNK] = resize_pixels(chunk, (height, width))
+    return out
 
 
 def _missing_message(

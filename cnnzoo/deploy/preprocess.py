@@ -102,7 +102,7 @@ def transforms(model: nn.Module, train: bool = False) -> Any:
 
     Example:
         >>> preprocess = cnnzoo.transforms(model)  # doctest: +SKIP
-        >>> model(preprocess("boot.png")[None])  # doctest: +SKIP
+        >>> model.eval()(preprocess("boot.png")[None])  # doctest: +SKIP
     """
     from torchvision.transforms import v2
 

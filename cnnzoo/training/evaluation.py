@@ -198,9 +198,10 @@ def _check_size(config: Any, source: Source) -> None:
             f"data: the images are {seen[0]}x{seen[1]} but the model's data configuration says "
             f"{size[0]}x{size[1]} (model.pretrained_cfg.input_size), the size image files and "
             "PIL images are resized to, so the same images in another form would give other "
-            f"answers. Resize them to {size[0]}x{size[1]} (e.g. "
-            f"torch.nn.functional.interpolate(x, size={size}, mode='bilinear', antialias=True)), "
-            "or, if the model is meant for this size, set model.pretrained_cfg = "
+            f"answers. Resize them to {size[0]}x{size[1]} exactly as a file is resized: "
+            f"cnnzoo.data.resize_pixels(x, {size}) on the uint8 pixels (load_dataset(..., "
+            f"image_size={size}) for a named dataset); or, for a model that takes any size "
+            "and is meant for this one, set model.pretrained_cfg = "
             f"model.pretrained_cfg.replace(input_size=({channels}, {seen[0]}, {seen[1]})){hint}"
         )
         raise for_cli(
