@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+import cnnzoo
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the scripts live in benchmarks/, outside the package
     sys.path.insert(0, str(ROOT))
@@ -43,3 +45,14 @@ def test_the_table(tmp_path):
     result = transfer.main(["--quick"])
     table = render_docs.transfer_table(result, tmp_path / "t.json")
     assert "| `lenet5` | fine-tuned, lr/10 |" in table and "which way up" in table
+
+
+def test_a_grey_32_pixel_net_gets_a_grey_random_start_and_the_task_at_its_size():
+    torch.manual_seed(0)
+    scratch, _ = transfer.build("cifar_cnn", "random")
+    tuned, _ = transfer.build("cifar_cnn", "fine-tuned")
+    assert scratch.input_size == tuned.input_size == (1, 32, 32)
+    train, _ = transfer.turned_task(8, 4)
+    resized = transfer.at_size(train, scratch)
+    assert resized.images.shape == (8, 1, 32, 32) and torch.equal(resized.labels, train.labels)
+    assert transfer.at_size(train, cnnzoo.get_model("lenet5")) is train  # 28x28 stays as it is
