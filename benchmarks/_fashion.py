@@ -27,11 +27,8 @@ def input_side(model: nn.Module) -> int:
     return max(28, *model.min_input_size)
 
 
-def adapt(images: torch.Tensor, model: nn.Module, chunk: int = 2000) -> torch.Tensor:
-    """``uint8`` images ``(N, C, H, W)`` at ``model``'s side: resized as predict does, or padded.
-
-    Works in chunks, so resizing 60,000 images to 227x227 never holds them all as floats.
-    """
+def adapt(images: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """``uint8`` images ``(N, C, H, W)`` at ``model``'s side: resized as predict does, or padded."""
     side = input_side(model)
     if images.shape[-1] == side:
         return images
@@ -40,13 +37,7 @@ def adapt(images: torch.Tensor, model: nn.Module, chunk: int = 2000) -> torch.Te
         after = side - images.shape[-1] - before
         return F.pad(images, (before, after, before, after))
     config = model.pretrained_cfg
-    out = torch.empty((len(images), images.shape[1], side, side), dtype=torch.uint8)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk]
-        out[start : start + chunk] = resize_pixels(
-            part, (side, side), config.interpolation, config.crop_pct
-        )
-    return out
+    return resize_pixels(images, (side, side), config.interpolation, config.crop_pct)
 
 
 def adapted_splits(

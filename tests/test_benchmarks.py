@@ -78,10 +78,11 @@ def test_adapt_pads_a_net_of_free_size_with_black_and_keeps_the_image_centred():
     assert padded[:, :, :2].sum() == 0 and padded[:, :, :, 30:].sum() == 0
 
 
-def test_adapt_resizes_a_fixed_size_net_as_predict_resizes_each_file():
+def test_adapt_resizes_a_fixed_size_net_as_predict_resizes_each_file(monkeypatch):
     data = _dataset()
+    monkeypatch.setattr("cnnzoo.data.images.RESIZE_CHUNK", 4)
     model = cnnzoo.get_model("cifar_cnn", in_channels=1)
-    resized = fashion.adapt(data.images, model, chunk=4)  # chunks of unequal size
+    resized = fashion.adapt(data.images, model)  # chunks of unequal size
     assert resized.shape == (6, 1, 32, 32) and resized.dtype == torch.uint8
     for image, adapted in zip(data.images, resized, strict=True):
         assert torch.equal(adapted, resize_pixels(image, (32, 32), "bilinear"))

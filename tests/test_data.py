@@ -96,12 +96,12 @@ def test_load_dataset_finds_both_layouts_in_root(tmp_path, no_default_places, la
 def test_a_named_dataset_at_another_image_size_is_resized_as_predict_resizes_a_file(
     tmp_path, no_default_places, monkeypatch
 ):
-    from cnnzoo.data import datasets
+    from cnnzoo.data import images as image_module
     from cnnzoo.data.images import resize_pixels
 
     fake_mnist(tmp_path / "data", n=5)
     native = load_dataset("mnist", "test", root=tmp_path / "data", download=False)
-    monkeypatch.setattr(datasets, "_RESIZE_CHUNK", 2)  # chunks of unequal size
+    monkeypatch.setattr(image_module, "RESIZE_CHUNK", 2)  # chunks of unequal size
     resized = load_dataset("mnist", "test", root=tmp_path / "data", download=False, image_size=32)
     assert resized.images.shape == (5, 1, 32, 32) and resized.images.dtype == torch.uint8
     for image, big in zip(native.images, resized.images, strict=True):

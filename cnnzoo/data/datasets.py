@@ -344,9 +344,6 @@ def _as_dataset(
     return ImageTensorDataset(images, labels, spec.classes, spec.mean, spec.std)
 
 
-_RESIZE_CHUNK = 2000  # images resized at a time: the float work stays small at any size
-
-
 def _resized(name: str, images: torch.Tensor, image_size: int | tuple[int, int]) -> torch.Tensor:
     """``uint8`` images at ``image_size``, resized as ``predict`` resizes an image file.
 
@@ -358,11 +355,9 @@ def _resized(name: str, images: torch.Tensor, image_size: int | tuple[int, int])
     from .images import resize_pixels
 
     height, width = checked_image_size(image_size)
-    if tuple(images.shape[-2:]) == (height, width):
-        return images
     need = len(images) * images.shape[1] * height * width
     room, bound = memory_within_limits()
-    if need > room // 2:
+    if tuple(images.shape[-2:]) != (height, width) and need > room // 2:
         raise for_cli(
             ValueError(
                 f"{name} at {height}x{width} takes {_bytes(need)}, more than half of the "
@@ -371,11 +366,7 @@ def _resized(name: str, images: torch.Tensor, image_size: int | tuple[int, int])
             f"{name} at {height}x{width} takes {_bytes(need)}, more than half of the "
             f"{_bytes(room)} {bound}: pass a smaller --image-size",
         )
-    out = torch.empty((len(images), images.shape[1], height, width), dtype=torch.uint8)
-    for start in range(0, len(images), _RESIZE_CHUNK):
-        chunk = images[start : start + _RESIZE_CHUNK]
-        out[start : start + _RESIZE_CHUNK] = resize_pixels(chunk, (height, width))
-    return out
+    return resize_pixels(images, (height, width))
 
 
 def _missing_message(

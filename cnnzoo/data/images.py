@@ -111,6 +111,9 @@ def _opened(image: str | os.PathLike) -> Iterator[tuple[Any, Path]]:
         ) from None
 
 
+RESIZE_CHUNK = 2000  # images resized at a time in a batch: the float copies stay small
+
+
 def resize_pixels(
     pixels: torch.Tensor,
     size: Sequence[int],
@@ -118,6 +121,9 @@ def resize_pixels(
     crop_pct: float | None = None,
 ) -> torch.Tensor:
     """Bring ``(..., C, H, W)`` pixels to ``size`` ``(H, W)``; images of that size are kept as is.
+
+    A batch of more than :data:`RESIZE_CHUNK` images is resized a chunk at a time, so the
+    float copies the resize makes stay small whatever the dataset's size.
 
     Args:
         pixels: The image(s), ``uint8`` or float.
@@ -136,6 +142,12 @@ def resize_pixels(
     height, width = int(size[0]), int(size[1])
     if tuple(pixels.shape[-2:]) == (height, width):
         return pixels
+    if pixels.dim() == 4 and len(pixels) > RESIZE_CHUNK:  # a whole dataset: bounded float work
+        out = pixels.new_empty((len(pixels), pixels.shape[1], height, width))
+        for start in range(0, len(pixels), RESIZE_CHUNK):
+            part = pixels[start : start + RESIZE_CHUNK]
+            out[start : start + RESIZE_CHUNK] = resize_pixels(part, size, interpolation, crop_pct)
+        return out
     mode = InterpolationMode(interpolation)
     if crop_pct is None:
         return F.resize(pixels, [height, width], interpolation=mode, antialias=True)
